@@ -1,0 +1,199 @@
+//! The contract every architecture implements: a forward pass that returns the
+//! output together with the ordered, named layer representations ("taps") that
+//! guidance aligns, plus device selection and seeding.
+//!
+//! An architecture crate depends on this crate only; the trainer in
+//! `untrainable-guidance` works with any pair of [`Network`]s.
+
+pub use burn;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+/// One layer representation, flattened per example to `(batch, features)`.
+///
+/// Guidance compares representations example by example, so a conv map
+/// `(B, C, H, W)` or a sequence `(B, T, D)` becomes one row per example; the
+/// original shape is kept for reports and shape checks.
+#[derive(Debug, Clone)]
+pub struct Tap {
+    pub name: String,
+    pub value: Tensor<2>,
+    pub shape: Vec<usize>,
+}
+
+impl Tap {
+    /// Flattens any `(batch, ...)` tensor into a tap.
+    pub fn new<const D: usize>(name: impl Into<String>, value: Tensor<D>) -> Self {
+        let shape = value.dims().to_vec();
+        let batch = shape[0];
+        let features = shape[1..].iter().product::<usize>();
+        Self {
+            name: name.into(),
+            value: value.reshape([batch, features]),
+            shape,
+        }
+    }
+}
+
+/// What a forward pass returns: the network's output (logits) and its taps in
+/// forward order.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    pub output: Tensor<2>,
+    pub taps: Vec<Tap>,
+}
+
+/// A network that can be a guidance target or a guide.
+pub trait Network: Module + Clone + Send + 'static {
+    /// What the network consumes (an image batch, a token batch, ...). A guide
+    /// and its target share this type.
+    type Input: Clone;
+
+    /// Forward pass returning the output and every tap, in forward order.
+    fn forward(&self, input: Self::Input) -> Forward;
+
+    /// Names of the taps, in the order `forward` returns them.
+    fn tap_names(&self) -> Vec<String>;
+}
+
+/// A frozen guide: parameters take no gradient, batch norm uses its running
+/// statistics, dropout is off, and the forward pass runs without autodiff.
+///
+/// Construct it from a network built on any device; it is moved to the plain
+/// (non-autodiff) device of that backend, so its activations enter the guidance
+/// loss as constants.
+#[derive(Debug, Clone)]
+pub struct Guide<N: Network> {
+    network: N,
+}
+
+impl<N: Network> Guide<N> {
+    pub fn new(network: N) -> Self {
+        Self {
+            network: network.freeze().valid(),
+        }
+    }
+
+    pub fn network(&self) -> &N {
+        &self.network
+    }
+
+    /// Forward pass of the frozen guide; never records an autodiff graph.
+    pub fn forward(&self, input: N::Input) -> Forward
+    where
+        N::Input: WithoutAutodiff,
+    {
+        self.network.forward(input.without_autodiff())
+    }
+}
+
+/// Inputs that can be moved off the autodiff graph, for the guide's forward.
+pub trait WithoutAutodiff {
+    fn without_autodiff(self) -> Self;
+}
+
+impl<const D: usize> WithoutAutodiff for Tensor<D> {
+    fn without_autodiff(self) -> Self {
+        Tensor::without_autodiff(self)
+    }
+}
+
+impl<const D: usize> WithoutAutodiff for Tensor<D, burn::tensor::Int> {
+    fn without_autodiff(self) -> Self {
+        Tensor::without_autodiff(self)
+    }
+}
+
+/// The compute backends this build can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// burn's pure-Rust CPU backend (the default).
+    Flex,
+}
+
+impl Backend {
+    pub const ALL: &[Backend] = &[Backend::Flex];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+        }
+    }
+
+    /// The plain device of this backend (no autodiff).
+    pub fn device(self) -> Device {
+        match self {
+            Backend::Flex => Device::flex(),
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Backend::ALL
+            .iter()
+            .copied()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Backend::ALL.iter().map(|b| b.name()).collect();
+                format!(
+                    "unknown backend `{s}`; this build has: {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Seeds the device's random stream, so that weight initialisation and
+/// dropout masks are the same for the same seed.
+pub fn seed(device: &Device, seed: u64) {
+    device.seed(seed);
+}
+
+/// Copies a tensor to host memory as `f32`s (for logging and tests).
+pub fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("a float tensor converts to f32")
+}
+
+/// Every float tensor a module holds (weights and running statistics),
+/// flattened in visiting order: for checks that a module did or did not change.
+pub fn parameter_values<M: Module>(module: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.0.extend(to_vec(param.val()));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_flattens_every_axis_after_the_batch() {
+        let device = Device::flex();
+        let x = Tensor::<4>::ones([3, 2, 4, 5], &device);
+        let tap = Tap::new("conv", x);
+        assert_eq!(tap.value.dims(), [3, 40]);
+        assert_eq!(tap.shape, vec![3, 2, 4, 5]);
+    }
+
+    #[test]
+    fn backend_names_parse_and_unknown_names_are_refused() {
+        assert_eq!("flex".parse::<Backend>().unwrap(), Backend::Flex);
+        let err = "cuda".parse::<Backend>().unwrap_err();
+        assert!(err.contains("cuda") && err.contains("flex"), "{err}");
+    }
+}

@@ -1,0 +1,218 @@
+//! The paper's figures, drawn only from the experiments' parquet files, so
+//! that they regenerate in seconds without training.
+//!
+//! Each experiment registers a draw function in [`FIGURES`]; the
+//! `paper-figures` binary draws every experiment whose results exist.
+
+pub mod plot;
+pub mod stats;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::style::FontStyle;
+use untrainable_results::{MetricRow, ResultsError, Split};
+
+use crate::plot::{Curve, Figure, Panel, arm_color};
+use crate::stats::{StepBins, arms_in_order, binned_mean_sd, mean_sd_by_x, seeds_per_arm};
+
+/// The font family name every text style uses.
+pub(crate) const FONT: &str = "sans-serif";
+
+/// DejaVu Sans, compiled in so that drawing needs no system font library.
+static FONT_BYTES: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+
+/// Registers the bundled font once per process.
+pub(crate) fn ensure_font() -> Result<(), FigureError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(FigureError::Font("the bundled assets/fonts/DejaVuSans.ttf could not be parsed; restore it from git".into()))
+    }
+}
+
+/// Why a figure could not be drawn.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FigureError {
+    /// Reading the results (or writing the SVG through them) failed.
+    Results(ResultsError),
+    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    /// The plotting library refused to draw.
+    Draw { path: PathBuf, message: String },
+    Font(String),
+    /// The rows hold nothing this figure can show.
+    NoData { experiment: String, expected: String },
+}
+
+impl fmt::Display for FigureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Results(e) => e.fmt(f),
+            Self::Io { path, action, source } => {
+                write!(f, "cannot {action} {}: {source}; check that `--out` is writable", path.display())
+            }
+            Self::Draw { path, message } => write!(f, "cannot draw {}: {message}", path.display()),
+            Self::Font(message) => write!(f, "font: {message}"),
+            Self::NoData { experiment, expected } => write!(
+                f,
+                "no rows to draw for {experiment}: expected {expected}; run `cargo run -p exp-{experiment}` to write them"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FigureError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Results(e) => Some(e),
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<ResultsError> for FigureError {
+    fn from(e: ResultsError) -> Self {
+        Self::Results(e)
+    }
+}
+
+/// An experiment whose figure this crate draws.
+pub struct ExperimentFigure {
+    /// The directory name under `--results` and the stem of the figure.
+    pub experiment: &'static str,
+    /// The command that writes its `metrics.parquet`.
+    pub producer: &'static str,
+    pub draw: fn(&[MetricRow], &Path) -> Result<(), FigureError>,
+}
+
+/// Every figure the `paper-figures` binary knows how to draw.
+pub const FIGURES: &[ExperimentFigure] =
+    &[ExperimentFigure { experiment: "fcn-warmup", producer: "cargo run -p exp-fcn-warmup", draw: draw_fcn_warmup }];
+
+/// "3 seeds", or "2–3 seeds" when arms differ.
+fn seed_phrase(counts: &[usize]) -> String {
+    let lo = counts.iter().copied().min().unwrap_or(0);
+    let hi = counts.iter().copied().max().unwrap_or(0);
+    match (lo, hi) {
+        (1, 1) => "1 seed".to_string(),
+        (lo, hi) if lo == hi => format!("{lo} seeds"),
+        (lo, hi) => format!("{lo}–{hi} seeds"),
+    }
+}
+
+/// Bins across the run for per-step curves: enough to show the shape,
+/// few enough to average out minibatch noise.
+const STEP_BINS: u64 = 100;
+
+/// The per-step training metric: the task's cross-entropy where the rows
+/// have it, since `loss` of a guided arm also holds the guidance term.
+fn train_metric(rows: &[MetricRow]) -> &'static str {
+    if rows.iter().any(|r| r.metric == "task_loss" && r.split == Split::Train && r.epoch.is_none()) {
+        "task_loss"
+    } else {
+        "loss"
+    }
+}
+
+/// fcn-warmup (paper §2.4): (a) training cross-entropy per step, binned;
+/// (b) validation loss and (c) validation accuracy per epoch; one colour per
+/// arm, line = mean over seeds, band = ±1 sd. Writes `<out_stem>.png` and
+/// `<out_stem>.svg`.
+pub fn draw_fcn_warmup(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
+    let experiment = "fcn-warmup";
+    let train = train_metric(metrics);
+    let is_train = |r: &MetricRow| r.split == Split::Train && r.epoch.is_none() && r.metric == train;
+    let is_val = |metric: &'static str| move |r: &MetricRow| r.split == Split::Val && r.epoch.is_some() && r.metric == metric;
+    if !metrics.iter().any(|r| is_train(r) || is_val("loss")(r) || is_val("accuracy")(r)) {
+        return Err(FigureError::NoData {
+            experiment: experiment.into(),
+            expected: "per-step training `loss` or per-epoch validation `loss`/`accuracy` rows".into(),
+        });
+    }
+    let arms = arms_in_order(metrics);
+    let bins = StepBins::spanning(metrics, is_train, STEP_BINS);
+    let epoch = |r: &MetricRow| r.epoch.map(u64::from);
+    let curves = |bands: &dyn Fn(&str) -> Vec<stats::Band>| -> Vec<Curve> {
+        arms.iter()
+            .enumerate()
+            .map(|(i, arm)| Curve { label: arm.clone(), color: arm_color(i), bands: bands(arm) })
+            .collect()
+    };
+    let bin_note = match bins {
+        Some(b) if b.width > 1 => format!(" (means of {} steps)", b.width),
+        _ => String::new(),
+    };
+    let panels = vec![
+        Panel {
+            title: format!("(a) training loss{bin_note}"),
+            x_label: "step".into(),
+            y_label: "cross-entropy".into(),
+            curves: curves(&|arm| bins.map(|b| binned_mean_sd(metrics, arm, is_train, &b)).unwrap_or_default()),
+            y_bounds: (0.0, f64::INFINITY),
+            empty_note: "no per-step training loss rows".into(),
+        },
+        Panel {
+            title: "(b) validation loss".into(),
+            x_label: "epoch".into(),
+            y_label: "cross-entropy".into(),
+            curves: curves(&|arm| mean_sd_by_x(metrics, arm, is_val("loss"), epoch)),
+            y_bounds: (0.0, f64::INFINITY),
+            empty_note: "no validation loss rows".into(),
+        },
+        Panel {
+            title: "(c) validation accuracy".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            curves: curves(&|arm| mean_sd_by_x(metrics, arm, is_val("accuracy"), epoch)),
+            y_bounds: (0.0, 1.0),
+            empty_note: "no validation accuracy rows".into(),
+        },
+    ];
+    let figure = Figure {
+        caption: format!("{experiment}: mean over {}, band = ±1 sd", seed_phrase(&seeds_per_arm(metrics, &arms))),
+        legend: arms.iter().enumerate().map(|(i, a)| (a.clone(), arm_color(i))).collect(),
+        panels,
+        size: (1800, 600),
+    };
+    plot::render(&figure, out_stem)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_phrase_counts() {
+        assert_eq!(seed_phrase(&[1, 1]), "1 seed");
+        assert_eq!(seed_phrase(&[3, 3, 3]), "3 seeds");
+        assert_eq!(seed_phrase(&[2, 3]), "2–3 seeds");
+    }
+
+    #[test]
+    fn training_panel_prefers_the_task_loss() {
+        let row = |metric: &str, epoch| MetricRow {
+            experiment: "x".into(),
+            arm: "guided".into(),
+            seed: 0,
+            step: 0,
+            epoch,
+            split: Split::Train,
+            metric: metric.into(),
+            value: 1.0,
+        };
+        assert_eq!(train_metric(&[row("loss", None)]), "loss");
+        assert_eq!(train_metric(&[row("loss", None), row("task_loss", None)]), "task_loss");
+        assert_eq!(train_metric(&[row("loss", None), row("task_loss", Some(1))]), "loss");
+    }
+
+    #[test]
+    fn bundled_font_registers() {
+        ensure_font().unwrap();
+    }
+}

@@ -1,0 +1,311 @@
+//! A figure of panels side by side, each with one mean line and a
+//! translucent ±sd band per arm, a caption line and a shared legend.
+//! Experiments describe their panels with [`Figure`]; [`render`] writes the
+//! PNG and the SVG.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::stats::Band;
+use crate::{FONT, FigureError, ensure_font};
+
+/// One arm's curve in a panel.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    pub label: String,
+    pub color: RGBColor,
+    pub bands: Vec<Band>,
+}
+
+/// One set of axes.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub curves: Vec<Curve>,
+    /// Values the quantity cannot leave (0..1 for accuracy): the band and
+    /// the axis are cut there.
+    pub y_bounds: (f64, f64),
+    /// Shown in the middle of the panel when no curve has a point.
+    pub empty_note: String,
+}
+
+/// A row of panels under a caption line and a legend.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub caption: String,
+    pub legend: Vec<(String, RGBColor)>,
+    pub panels: Vec<Panel>,
+    pub size: (u32, u32),
+}
+
+/// Colour-blind-safe colours (Okabe and Ito), in the order arms are given.
+const PALETTE: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(213, 94, 0),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(120, 120, 120),
+];
+
+/// The colour of the `i`-th arm.
+pub fn arm_color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+const TEXT: RGBColor = RGBColor(30, 30, 30);
+const GRID: RGBColor = RGBColor(225, 225, 225);
+const BAND_OPACITY: f64 = 0.2;
+const CAPTION_PX: u32 = 26;
+const TITLE_PX: u32 = 22;
+const AXIS_LABEL_PX: u32 = 19;
+const TICK_PX: u32 = 16;
+const LEGEND_PX: u32 = 19;
+
+fn font(px: u32) -> TextStyle<'static> {
+    (FONT, px).into_font().color(&TEXT)
+}
+
+/// Writes `<out_stem>.png` and `<out_stem>.svg`, each through a temporary
+/// file and a rename, and returns their paths.
+pub fn render(figure: &Figure, out_stem: &Path) -> Result<[PathBuf; 2], FigureError> {
+    ensure_font()?;
+    let png = with_extension(out_stem, "png");
+    let svg = with_extension(out_stem, "svg");
+    let dir = match png.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |path: &Path, action: &'static str| {
+        let path = path.to_path_buf();
+        move |source| FigureError::Io { path, action, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir, "create the directory"))?;
+
+    // The bitmap encoder picks the format from the extension, so the
+    // temporary file ends in `.png` too.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".paper-figure.").suffix(".png");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let tmp = builder.tempfile_in(&dir).map_err(io(&png, "create a temporary file for"))?;
+    {
+        let root = BitMapBackend::new(tmp.path(), figure.size).into_drawing_area();
+        draw_figure(&root, figure).map_err(|message| FigureError::Draw { path: png.clone(), message })?;
+        root.present().map_err(|e| FigureError::Draw { path: png.clone(), message: e.to_string() })?;
+    }
+    tmp.persist(&png).map_err(|e| FigureError::Io { path: png.clone(), action: "rename onto", source: e.error })?;
+
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, figure.size).into_drawing_area();
+        draw_figure(&root, figure).map_err(|message| FigureError::Draw { path: svg.clone(), message })?;
+        root.present().map_err(|e| FigureError::Draw { path: svg.clone(), message: e.to_string() })?;
+    }
+    untrainable_results::write_atomic(&svg, text.as_bytes())?;
+    Ok([png, svg])
+}
+
+/// `stem` with `.ext` appended (a stem such as `fcn-warmup.v2` keeps its dot).
+fn with_extension(stem: &Path, ext: &str) -> PathBuf {
+    let mut name = stem.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+fn draw_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let (_, height) = root.dim_in_pixel();
+    let header_px = (CAPTION_PX + LEGEND_PX) as i32 + 34;
+    let (header, body) = root.split_vertically(header_px.min(height as i32 / 3));
+    let (width, _) = header.dim_in_pixel();
+    header
+        .draw(&Text::new(
+            figure.caption.clone(),
+            (width as i32 / 2, 6),
+            font(CAPTION_PX).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(err)?;
+    draw_legend(&header, &figure.legend, CAPTION_PX as i32 + 22).map_err(err)?;
+
+    let areas = body.split_evenly((1, figure.panels.len().max(1)));
+    for (panel, area) in figure.panels.iter().zip(&areas) {
+        draw_panel(&area.margin(0, 4, 6, 14), panel).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One line segment and name per entry, centred in a row at height `y`.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, RGBColor)],
+    y: i32,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    const SWATCH: i32 = 34;
+    const GAP: i32 = 8;
+    const SPACING: i32 = 36;
+    let style = font(LEGEND_PX);
+    let mut widths = Vec::with_capacity(entries.len());
+    for (label, _) in entries {
+        widths.push(area.estimate_text_size(label, &style)?.0 as i32);
+    }
+    let total: i32 = widths.iter().map(|w| SWATCH + GAP + w).sum::<i32>() + SPACING * (entries.len() as i32 - 1).max(0);
+    let (width, _) = area.dim_in_pixel();
+    let mut x = (width as i32 - total) / 2;
+    for ((label, color), w) in entries.iter().zip(widths) {
+        area.draw(&Rectangle::new([(x, y + 2), (x + SWATCH, y + LEGEND_PX as i32 - 2)], color.mix(BAND_OPACITY).filled()))?;
+        area.draw(&PathElement::new(
+            vec![(x, y + LEGEND_PX as i32 / 2), (x + SWATCH, y + LEGEND_PX as i32 / 2)],
+            color.stroke_width(3),
+        ))?;
+        area.draw(&Text::new(label.clone(), (x + SWATCH + GAP, y + LEGEND_PX as i32 / 2), style.pos(Pos::new(HPos::Left, VPos::Center))))?;
+        x += SWATCH + GAP + w + SPACING;
+    }
+    Ok(())
+}
+
+/// The y-band of a point, cut to the panel's bounds.
+fn band_limits(band: &Band, bounds: (f64, f64)) -> (f64, f64) {
+    ((band.mean - band.sd).max(bounds.0), (band.mean + band.sd).min(bounds.1))
+}
+
+/// Axis ranges covering every band, padded a little and kept inside the
+/// bounds; a single value gets a range of its own.
+fn ranges(panel: &Panel) -> Option<((f64, f64), (f64, f64))> {
+    let mut x = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut y = (f64::INFINITY, f64::NEG_INFINITY);
+    for band in panel.curves.iter().flat_map(|c| &c.bands) {
+        let (lo, hi) = band_limits(band, panel.y_bounds);
+        x = (x.0.min(band.x), x.1.max(band.x));
+        y = (y.0.min(lo), y.1.max(hi));
+    }
+    if !(x.0.is_finite() && y.0.is_finite() && x.1.is_finite() && y.1.is_finite()) {
+        return None;
+    }
+    let widen = |(lo, hi): (f64, f64), pad: f64| {
+        if hi > lo {
+            let p = (hi - lo) * pad;
+            (lo - p, hi + p)
+        } else {
+            let p = if lo == 0.0 { 0.5 } else { lo.abs() * 0.1 };
+            (lo - p, hi + p)
+        }
+    };
+    let x = if x.1 > x.0 { x } else { widen(x, 0.0) };
+    let y = widen(y, 0.05);
+    let y = (y.0.max(panel.y_bounds.0), y.1.min(panel.y_bounds.1));
+    Some((x, y))
+}
+
+/// A tick value with at most four significant decimals and no trailing zeros.
+fn tick_label(v: f64) -> String {
+    let digits = if v.abs() >= 1000.0 || v == 0.0 { 0 } else { (3 - v.abs().log10().floor() as i32).clamp(0, 4) as usize };
+    let text = format!("{v:.digits$}");
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+    if text == "-0" { "0".to_string() } else { text }
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (x_range, y_range) = ranges(panel).unwrap_or(((0.0, 1.0), (0.0, 1.0)));
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, font(TITLE_PX))
+        .margin(8)
+        .x_label_area_size(52)
+        .y_label_area_size(74)
+        .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
+    let formatter = |v: &f64| tick_label(*v);
+    chart
+        .configure_mesh()
+        .x_desc(&panel.x_label)
+        .y_desc(&panel.y_label)
+        .x_labels(7)
+        .y_labels(7)
+        .x_label_formatter(&formatter)
+        .y_label_formatter(&formatter)
+        .label_style(font(TICK_PX))
+        .axis_desc_style(font(AXIS_LABEL_PX))
+        .axis_style(RGBColor(90, 90, 90))
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .draw()?;
+
+    let mut any = false;
+    // Bands first, so that no band veils another arm's line.
+    for curve in &panel.curves {
+        if curve.bands.len() >= 2 && curve.bands.iter().any(|b| b.sd > 0.0) {
+            let upper = curve.bands.iter().map(|b| (b.x, band_limits(b, panel.y_bounds).1));
+            let lower = curve.bands.iter().rev().map(|b| (b.x, band_limits(b, panel.y_bounds).0));
+            chart.draw_series(std::iter::once(Polygon::new(
+                upper.chain(lower).collect::<Vec<_>>(),
+                curve.color.mix(BAND_OPACITY).filled(),
+            )))?;
+        }
+    }
+    for curve in &panel.curves {
+        any |= !curve.bands.is_empty();
+        let style = curve.color.stroke_width(2);
+        if curve.bands.len() == 1 {
+            let b = curve.bands[0];
+            let (lo, hi) = band_limits(&b, panel.y_bounds);
+            chart.draw_series(std::iter::once(PathElement::new(vec![(b.x, lo), (b.x, hi)], style)))?;
+            chart.draw_series(std::iter::once(Circle::new((b.x, b.mean), 4, curve.color.filled())))?;
+        } else {
+            chart.draw_series(LineSeries::new(curve.bands.iter().map(|b| (b.x, b.mean)), style))?;
+        }
+    }
+    if !any {
+        let (w, h) = chart.plotting_area().dim_in_pixel();
+        chart.plotting_area().draw(&Text::new(
+            panel.empty_note.clone(),
+            (w as i32 / 2, h as i32 / 2),
+            font(TICK_PX).pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick_label(0.0), "0");
+        assert_eq!(tick_label(2000.0), "2000");
+        assert_eq!(tick_label(0.25), "0.25");
+        assert_eq!(tick_label(1.5), "1.5");
+        assert_eq!(tick_label(3.0), "3");
+        assert_eq!(tick_label(-0.0), "0");
+        assert_eq!(tick_label(0.123456), "0.1235");
+    }
+
+    #[test]
+    fn ranges_respect_bounds_and_widen_single_values() {
+        let band = |x, mean, sd| Band { x, mean, sd, seeds: 2 };
+        let panel = Panel {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            curves: vec![Curve { label: "a".into(), color: arm_color(0), bands: vec![band(1.0, 0.9, 0.3)] }],
+            y_bounds: (0.0, 1.0),
+            empty_note: String::new(),
+        };
+        let ((x0, x1), (y0, y1)) = ranges(&panel).unwrap();
+        assert!(x0 < 1.0 && x1 > 1.0);
+        assert!(y0 < 0.6 && y0 > 0.5 && y1 == 1.0, "{y0} {y1}");
+    }
+}

@@ -1,0 +1,13 @@
+//! Training with guidance (Subramaniam et al., NeurIPS 2025): the target is
+//! trained on `task loss + α · Σ over pairs (1 − CKA(target tap, guide tap))`
+//! while the guide stays frozen (NOTES §1).
+
+pub mod data;
+pub mod loss;
+pub mod mapping;
+pub mod train;
+
+pub use data::InputSpec;
+pub use loss::{Reduction, guidance_loss};
+pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
+pub use train::{ArmConfig, ArmRun, ImageData, NoiseFor, Progress, TrainConfig, evaluate, train_image_arm};

@@ -1,0 +1,158 @@
+//! Which target tap is aligned with which guide tap (NOTES §1.4).
+
+use serde::{Deserialize, Serialize};
+
+/// One aligned pair of taps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pair {
+    pub target: usize,
+    pub guide: usize,
+    pub target_name: String,
+    pub guide_name: String,
+}
+
+/// How pairs are chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairsConfig {
+    /// Explicit `[target_tap, guide_tap]` names; empty means the uniform rule.
+    #[serde(default)]
+    pub explicit: Vec<[String; 2]>,
+    /// The released code keys its scores by target layer, so when the guide
+    /// has more taps than the target only the last guide tap mapped to each
+    /// target tap survives. Off by default: the paper sums every pair.
+    #[serde(default)]
+    pub last_guide_wins: bool,
+}
+
+impl Default for PairsConfig {
+    fn default() -> Self {
+        Self {
+            explicit: Vec::new(),
+            last_guide_wins: false,
+        }
+    }
+}
+
+/// The paper's rule: guide tap `i` of `n_guide` goes to target tap
+/// `round(i · (n_target − 1) / (n_guide − 1))`, rounding halves to even as
+/// Python's `round` does, so the first taps and the last taps are paired.
+/// Returns `(target, guide)` index pairs in guide order.
+pub fn uniform_pairs(n_target: usize, n_guide: usize) -> Vec<(usize, usize)> {
+    if n_target == 0 || n_guide == 0 {
+        return Vec::new();
+    }
+    let step = if n_guide == 1 {
+        1.0
+    } else {
+        (n_target - 1) as f64 / (n_guide - 1) as f64
+    };
+    (0..n_guide)
+        .map(|i| {
+            let t = ((i as f64) * step).round_ties_even() as usize;
+            (t.min(n_target - 1), i)
+        })
+        .collect()
+}
+
+/// Resolves the configured pairs against the two networks' tap names, or says
+/// which name does not exist and which names do.
+pub fn resolve_pairs(
+    config: &PairsConfig,
+    target_taps: &[String],
+    guide_taps: &[String],
+) -> Result<Vec<Pair>, String> {
+    let indices: Vec<(usize, usize)> = if config.explicit.is_empty() {
+        uniform_pairs(target_taps.len(), guide_taps.len())
+    } else {
+        let find = |names: &[String], name: &str, side: &str| {
+            names.iter().position(|n| n == name).ok_or_else(|| {
+                format!(
+                    "guidance.pairs.explicit names {side} tap `{name}`, which does not exist; \
+                     the {side} taps are: {}",
+                    names.join(", ")
+                )
+            })
+        };
+        config
+            .explicit
+            .iter()
+            .map(|[t, g]| Ok((find(target_taps, t, "target")?, find(guide_taps, g, "guide")?)))
+            .collect::<Result<_, String>>()?
+    };
+    let indices = if config.last_guide_wins {
+        let mut kept: Vec<(usize, usize)> = Vec::new();
+        for (t, g) in indices {
+            kept.retain(|(kt, _)| *kt != t);
+            kept.push((t, g));
+        }
+        kept.sort();
+        kept
+    } else {
+        indices
+    };
+    Ok(indices
+        .into_iter()
+        .map(|(target, guide)| Pair {
+            target,
+            guide,
+            target_name: target_taps[target].clone(),
+            guide_name: guide_taps[guide].clone(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn resnet18_to_deep_fcn_gives_the_target_indices_of_the_paper() {
+        // NOTES §1.4: 21 ResNet-18 taps onto 48 Linear taps.
+        let targets: Vec<usize> = uniform_pairs(48, 21).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(
+            targets,
+            [0, 2, 5, 7, 9, 12, 14, 16, 19, 21, 24, 26, 28, 31, 33, 35, 38, 40, 42, 45, 47]
+        );
+    }
+
+    #[test]
+    fn resnet18_to_wide_fcn_keeps_the_last_guide_tap_per_target_when_asked() {
+        // NOTES §1.4: Lin0←conv #5, Lin1←conv #14, Lin2←avgpool under the released code.
+        let config = PairsConfig {
+            last_guide_wins: true,
+            ..Default::default()
+        };
+        let pairs = resolve_pairs(&config, &names("lin", 3), &names("g", 21)).unwrap();
+        let got: Vec<(usize, usize)> = pairs.iter().map(|p| (p.target, p.guide)).collect();
+        assert_eq!(got, [(0, 5), (1, 14), (2, 20)]);
+        // By default every guide tap is kept.
+        let all = resolve_pairs(&PairsConfig::default(), &names("lin", 3), &names("g", 21)).unwrap();
+        assert_eq!(all.len(), 21);
+    }
+
+    #[test]
+    fn a_single_guide_tap_goes_to_the_first_target_tap() {
+        assert_eq!(uniform_pairs(5, 1), [(0, 0)]);
+    }
+
+    #[test]
+    fn explicit_pairs_are_resolved_by_name_and_unknown_names_are_refused() {
+        let config = PairsConfig {
+            explicit: vec![["lin2".into(), "g0".into()]],
+            last_guide_wins: false,
+        };
+        let pairs = resolve_pairs(&config, &names("lin", 3), &names("g", 2)).unwrap();
+        assert_eq!((pairs[0].target, pairs[0].guide), (2, 0));
+        let bad = PairsConfig {
+            explicit: vec![["lin9".into(), "g0".into()]],
+            last_guide_wins: false,
+        };
+        let err = resolve_pairs(&bad, &names("lin", 3), &names("g", 2)).unwrap_err();
+        assert!(err.contains("lin9") && err.contains("lin0, lin1, lin2"), "{err}");
+    }
+}

@@ -1,0 +1,390 @@
+//! The training loop shared by the image experiments: plain, guided, noise
+//! warm-up and early-disconnect arms are one loop with a schedule.
+
+use std::time::Instant;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use untrainable_core::{Guide, Network};
+use untrainable_results::{MetricRow, Split, Status, SummaryRow};
+use untrainable_tasks::fashion_mnist::{ImageSet, epoch_batches};
+
+use crate::data::{InputSpec, noise_images};
+use crate::loss::{Reduction, guidance_loss, pair_cka};
+use crate::mapping::Pair;
+
+/// Hyper-parameters of one training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: u32,
+    pub batch_size: usize,
+    /// Adam learning rate (no weight decay, default betas: NOTES §3).
+    pub learning_rate: f64,
+    /// Weight of the guidance term (the paper: 1).
+    pub alpha: f64,
+    #[serde(default)]
+    pub reduction: Reduction,
+    /// Stop after this many training steps, 0 for no limit (to check that a
+    /// large preset starts); the run is then evaluated where it stopped.
+    #[serde(default)]
+    pub max_steps: u64,
+    /// Examples per evaluation batch.
+    pub eval_batch_size: usize,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 {
+            return Err("train.epochs must be at least 1".into());
+        }
+        if self.batch_size < 2 || self.eval_batch_size < 2 {
+            return Err(format!(
+                "train.batch_size and train.eval_batch_size must be at least 2 (CKA compares examples \
+                 within a batch); got {} and {}",
+                self.batch_size, self.eval_batch_size
+            ));
+        }
+        if !(self.learning_rate > 0.0) {
+            return Err(format!("train.learning_rate must be positive, got {}", self.learning_rate));
+        }
+        if !(self.alpha >= 0.0) {
+            return Err(format!("train.alpha must be at least 0, got {}", self.alpha));
+        }
+        Ok(())
+    }
+}
+
+/// Which inputs the networks see during the noise warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseFor {
+    /// Target and guide see the same noise batch (NOTES §2.4, NeurIPS text).
+    #[default]
+    Both,
+    /// Only the guide sees noise; the target sees the real batch (the
+    /// released code's `--noise`).
+    GuideOnly,
+}
+
+/// What distinguishes one arm of an experiment from another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmConfig {
+    pub name: String,
+    /// Steps before training in which the target only minimises the
+    /// guidance term on noise inputs (no labels, no task loss).
+    #[serde(default)]
+    pub noise_warmup_steps: u64,
+    #[serde(default)]
+    pub noise_for: NoiseFor,
+    /// Add the guidance term to the task loss during training.
+    #[serde(default)]
+    pub guided: bool,
+    /// Guide only the first this-many training steps (early disconnect);
+    /// absent: the whole run.
+    #[serde(default)]
+    pub guided_steps: Option<u64>,
+}
+
+impl ArmConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() {
+            return Err("every arm needs a name".into());
+        }
+        if self.guided_steps.is_some() && !self.guided {
+            return Err(format!(
+                "arm `{}` sets guided_steps but not guided = true; set both to guide the first steps",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the guide is needed at all.
+    pub fn uses_guide(&self) -> bool {
+        self.guided || self.noise_warmup_steps > 0
+    }
+
+    fn guided_at(&self, step: u64) -> bool {
+        self.guided && self.guided_steps.is_none_or(|k| step < k)
+    }
+}
+
+/// The data an image run reads.
+pub struct ImageData<'a> {
+    pub train: &'a ImageSet,
+    pub val: &'a ImageSet,
+    pub input: &'a InputSpec,
+}
+
+/// Everything one (arm, seed) run produced.
+pub struct ArmRun {
+    pub rows: Vec<MetricRow>,
+    pub summary: SummaryRow,
+}
+
+/// Whether to draw progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Bar,
+    Quiet,
+}
+
+/// Trains `target` (built on a plain device; trained on its autodiff twin)
+/// under one arm's schedule, evaluating after every epoch.
+///
+/// Build `target` afresh for every arm (the same seed gives the same
+/// weights): clones of a burn module share batch-norm running statistics.
+#[allow(clippy::too_many_arguments)]
+pub fn train_image_arm<T, G>(
+    experiment: &str,
+    arm: &ArmConfig,
+    seed: u64,
+    target: T,
+    guide: &Guide<G>,
+    pairs: &[Pair],
+    data: &ImageData,
+    config: &TrainConfig,
+    device: &Device,
+    progress: Progress,
+) -> ArmRun
+where
+    T: Network<Input = Tensor<4>>,
+    G: Network<Input = Tensor<4>>,
+{
+    let started = Instant::now();
+    let train_device = device.clone().autodiff();
+    untrainable_core::seed(&train_device, seed);
+    let mut model = target.fork(&train_device).train();
+    let mut optim = AdamConfig::new().init();
+    let cross_entropy = CrossEntropyLossConfig::new().init(&train_device);
+    let mut log = Log::new(experiment, &arm.name, seed);
+
+    let steps_per_epoch = (data.train.len() / config.batch_size) as u64;
+    let planned = arm.noise_warmup_steps + steps_per_epoch * config.epochs as u64;
+    let total = match config.max_steps {
+        0 => planned,
+        m => planned.min(arm.noise_warmup_steps + m),
+    };
+    let bar = progress_bar(progress, total, &format!("{} seed {seed}", arm.name));
+
+    let guide_terms = |model: &T, target_input: Tensor<4>, guide_input: Tensor<4>| {
+        let target_out = model.forward(target_input);
+        let guide_out = guide.forward(guide_input);
+        let term = guidance_loss(&target_out.taps, &guide_out.taps, pairs, config.reduction);
+        (target_out.output, term)
+    };
+
+    // Noise warm-up: only the guidance term, on noise.
+    for w in 0..arm.noise_warmup_steps {
+        let shape = [config.batch_size, data.input.channels, data.input.image_size, data.input.image_size];
+        let noise = noise_images(shape, &train_device);
+        let target_input = match arm.noise_for {
+            NoiseFor::Both => noise.clone(),
+            NoiseFor::GuideOnly => {
+                // A fresh random batch per warm-up step, from a stream apart from the epochs'.
+                let idx = epoch_batches(data.train.len(), config.batch_size, !seed, w, true).swap_remove(0);
+                data.input.batch(data.train, &idx, &train_device).0
+            }
+        };
+        let (_, term) = guide_terms(&model, target_input, noise);
+        let value = term.clone().into_scalar::<f64>();
+        log.step(w, "warmup_guidance_loss", value);
+        if !value.is_finite() {
+            return log.finish(Status::Diverged, Some(w), 0, started);
+        }
+        let grads = GradientsParams::from_grads(term.backward(), &model);
+        model = optim.step(config.learning_rate, model, grads);
+        bar.inc(1);
+        bar.set_message(format!("warm-up 1-CKA sum {value:.3}"));
+    }
+
+    let eval_batch = fixed_eval_batch(data, config, device);
+    let mut step = 0u64;
+    let mut train_loss = f64::NAN;
+    'epochs: for epoch in 0..config.epochs {
+        for idx in epoch_batches(data.train.len(), config.batch_size, seed, epoch as u64, true) {
+            if config.max_steps > 0 && step >= config.max_steps {
+                log.epoch(&model, guide, pairs, data, config, epoch, step, &eval_batch, device);
+                break 'epochs;
+            }
+            let (images, labels) = data.input.batch(data.train, &idx, &train_device);
+            let guided = arm.guided_at(step);
+            let (output, term) = if guided {
+                let (output, term) = guide_terms(&model, images.clone(), images);
+                (output, Some(term))
+            } else {
+                (model.forward(images).output, None)
+            };
+            let task = cross_entropy.forward(output, labels);
+            let task_value = task.clone().into_scalar::<f64>();
+            let mut loss = task;
+            if let Some(term) = term {
+                log.step(step, "guidance_loss", term.clone().into_scalar::<f64>());
+                loss = loss + term.mul_scalar(config.alpha);
+            }
+            train_loss = loss.clone().into_scalar::<f64>();
+            log.step(step, "task_loss", task_value);
+            log.step(step, "loss", train_loss);
+            if !train_loss.is_finite() {
+                return log.finish(Status::Diverged, Some(step), step, started);
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.learning_rate, model, grads);
+            step += 1;
+            bar.inc(1);
+            bar.set_message(format!("epoch {epoch} loss {train_loss:.3} ce {task_value:.3}"));
+        }
+        log.epoch(&model, guide, pairs, data, config, epoch + 1, step, &eval_batch, device);
+    }
+    bar.finish_and_clear();
+    log.final_train_loss = train_loss;
+    log.finish(Status::Ok, None, step, started)
+}
+
+/// The validation batch on which per-pair CKA is measured every epoch: the
+/// first `batch_size` validation examples, so it is the same for every arm.
+fn fixed_eval_batch(data: &ImageData, config: &TrainConfig, device: &Device) -> Tensor<4> {
+    let n = config.batch_size.min(data.val.len());
+    let idx: Vec<usize> = (0..n).collect();
+    data.input.batch(data.val, &idx, device).0
+}
+
+fn progress_bar(progress: Progress, total: u64, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    match progress {
+        Progress::Quiet => bar.set_draw_target(ProgressDrawTarget::hidden()),
+        Progress::Bar => bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>24} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        ),
+    }
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+/// Collects the rows of one run and tracks the best epoch.
+struct Log {
+    experiment: String,
+    arm: String,
+    seed: u64,
+    rows: Vec<MetricRow>,
+    final_train_loss: f64,
+    final_val: (f64, f64),
+    best: (f64, f64, u32),
+}
+
+impl Log {
+    fn new(experiment: &str, arm: &str, seed: u64) -> Self {
+        Self {
+            experiment: experiment.into(),
+            arm: arm.into(),
+            seed,
+            rows: Vec::new(),
+            final_train_loss: f64::NAN,
+            final_val: (f64::NAN, f64::NAN),
+            best: (f64::INFINITY, f64::NAN, 0),
+        }
+    }
+
+    fn row(&mut self, step: u64, epoch: Option<u32>, split: Split, metric: &str, value: f64) {
+        self.rows.push(MetricRow {
+            experiment: self.experiment.clone(),
+            arm: self.arm.clone(),
+            seed: self.seed,
+            step,
+            epoch,
+            split,
+            metric: metric.into(),
+            value,
+        });
+    }
+
+    fn step(&mut self, step: u64, metric: &str, value: f64) {
+        self.row(step, None, Split::Train, metric, value);
+    }
+
+    /// Validation loss and accuracy over the whole validation set, and the
+    /// CKA of every pair on the fixed batch.
+    #[allow(clippy::too_many_arguments)]
+    fn epoch<T, G>(
+        &mut self,
+        model: &T,
+        guide: &Guide<G>,
+        pairs: &[Pair],
+        data: &ImageData,
+        config: &TrainConfig,
+        epoch: u32,
+        step: u64,
+        eval_batch: &Tensor<4>,
+        device: &Device,
+    ) where
+        T: Network<Input = Tensor<4>>,
+        G: Network<Input = Tensor<4>>,
+    {
+        let model = model.valid();
+        let (loss, accuracy) = evaluate(&model, data.val, data.input, config.eval_batch_size, device);
+        self.row(step, Some(epoch), Split::Val, "loss", loss);
+        self.row(step, Some(epoch), Split::Val, "accuracy", accuracy);
+        let target_taps = model.forward(eval_batch.clone()).taps;
+        let guide_taps = guide.forward(eval_batch.clone()).taps;
+        for (pair, cka) in pairs.iter().zip(pair_cka(&target_taps, &guide_taps, pairs)) {
+            self.row(step, Some(epoch), Split::Val, &format!("cka/{}", pair.target_name), cka);
+        }
+        self.final_val = (loss, accuracy);
+        if loss < self.best.0 {
+            self.best = (loss, accuracy, epoch);
+        }
+    }
+
+    fn finish(self, status: Status, status_step: Option<u64>, steps: u64, started: Instant) -> ArmRun {
+        let summary = SummaryRow {
+            experiment: self.experiment.clone(),
+            arm: self.arm.clone(),
+            seed: self.seed,
+            status,
+            status_step,
+            steps,
+            final_train_loss: self.final_train_loss,
+            final_val_loss: self.final_val.0,
+            best_val_loss: if self.best.0.is_finite() { self.best.0 } else { f64::NAN },
+            best_epoch: self.best.2,
+            final_val_accuracy: self.final_val.1,
+            best_val_accuracy: self.best.1,
+            wall_seconds: started.elapsed().as_secs_f64(),
+        };
+        ArmRun {
+            rows: self.rows,
+            summary,
+        }
+    }
+}
+
+/// Mean cross-entropy and top-1 accuracy of `model` (in evaluation mode) on
+/// every example of `set`.
+pub fn evaluate<T: Network<Input = Tensor<4>>>(
+    model: &T,
+    set: &ImageSet,
+    input: &InputSpec,
+    batch_size: usize,
+    device: &Device,
+) -> (f64, f64) {
+    let cross_entropy = CrossEntropyLossConfig::new().init(device);
+    let (mut loss_sum, mut correct) = (0.0, 0i64);
+    let all: Vec<usize> = (0..set.len()).collect();
+    for idx in all.chunks(batch_size) {
+        let (images, labels) = input.batch(set, idx, device);
+        let logits = model.forward(images).output;
+        let predicted: Tensor<1, Int> = logits.clone().argmax(1).flatten(0, 1);
+        correct += predicted.equal(labels.clone()).int().sum().into_scalar::<i64>();
+        loss_sum += cross_entropy.forward(logits, labels).into_scalar::<f64>() * idx.len() as f64;
+    }
+    (loss_sum / set.len() as f64, correct as f64 / set.len() as f64)
+}

@@ -1,0 +1,186 @@
+//! End-to-end properties of the guided training loop on tiny networks and
+//! generated images.
+
+use burn::tensor::Device;
+use untrainable_arch_cnn::{ResNetConfig, Stem};
+use untrainable_arch_fcn::FcnConfig;
+use untrainable_core::{Guide, Network, parameter_values, seed};
+use untrainable_guidance::{
+    ArmConfig, ImageData, InputSpec, NoiseFor, PairsConfig, Progress, Reduction, TrainConfig, resolve_pairs,
+    train_image_arm,
+};
+use untrainable_tasks::fashion_mnist::ImageSet;
+
+/// Ten classes of 8×8 images, each class a bright horizontal band at its own
+/// row plus deterministic speckle, so there is something to learn.
+fn images(n: usize, offset: usize) -> ImageSet {
+    let (rows, cols) = (8, 8);
+    let mut pixels = Vec::with_capacity(n * rows * cols);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let label = (i + offset) % 10;
+        for r in 0..rows {
+            for c in 0..cols {
+                let band = if r == label % rows { 0.8 } else { 0.1 };
+                let speckle = (((i * 31 + r * 7 + c * 13) % 17) as f32) / 170.0;
+                pixels.push(band + speckle + if label >= 8 && c < 4 { 0.3 } else { 0.0 });
+            }
+        }
+        labels.push(label as u8);
+    }
+    ImageSet { images: pixels, labels, rows, cols }
+}
+
+fn target_config() -> FcnConfig {
+    FcnConfig { input_features: 64, first_width: 24, width: 16, hidden_layers: 6, classes: 10, dropout: 0.1, batch_norm: true }
+}
+
+fn guide_config() -> ResNetConfig {
+    ResNetConfig { blocks: vec![1, 1], base_width: 2, in_channels: 1, classes: 10, stem: Stem::Small }
+}
+
+fn train_config(epochs: u32) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 16,
+        learning_rate: 1e-3,
+        alpha: 1.0,
+        reduction: Reduction::Sum,
+        max_steps: 0,
+        eval_batch_size: 32,
+    }
+}
+
+fn input() -> InputSpec {
+    InputSpec { image_size: 8, channels: 1, mean: 0.3, std: 0.3 }
+}
+
+fn arm(name: &str, guided: bool, warmup: u64) -> ArmConfig {
+    ArmConfig { name: name.into(), noise_warmup_steps: warmup, noise_for: NoiseFor::Both, guided, guided_steps: None }
+}
+
+struct Setup {
+    train: ImageSet,
+    val: ImageSet,
+    input: InputSpec,
+    device: Device,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Self { train: images(64, 0), val: images(32, 3), input: input(), device: Device::flex() }
+    }
+
+    fn run(&self, arm: &ArmConfig, guide: &Guide<untrainable_arch_cnn::ResNet>, epochs: u32) -> untrainable_guidance::ArmRun {
+        let data = ImageData { train: &self.train, val: &self.val, input: &self.input };
+        seed(&self.device, 7);
+        let target = target_config().init(&self.device);
+        let pairs = resolve_pairs(&PairsConfig::default(), &target.tap_names(), &guide.network().tap_names()).unwrap();
+        train_image_arm("test", arm, 7, target, guide, &pairs, &data, &train_config(epochs), &self.device, Progress::Quiet)
+    }
+
+    fn guide(&self) -> Guide<untrainable_arch_cnn::ResNet> {
+        seed(&self.device, 99);
+        Guide::new(guide_config().init(&self.device))
+    }
+}
+
+#[test]
+fn a_guided_run_leaves_every_guide_parameter_bit_identical() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let before = parameter_values(guide.network());
+    let run = setup.run(&arm("guided", true, 4), &guide, 2);
+    assert_eq!(run.summary.status.to_string(), "ok");
+    let after = parameter_values(guide.network());
+    assert_eq!(before.len(), after.len());
+    assert!(before.iter().zip(&after).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_initial_target_and_the_same_metrics() {
+    let setup = Setup::new();
+    let device = &setup.device;
+    seed(device, 5);
+    let a = parameter_values(&target_config().init(device));
+    seed(device, 5);
+    let b = parameter_values(&target_config().init(device));
+    seed(device, 6);
+    let c = parameter_values(&target_config().init(device));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+
+    let guide = setup.guide();
+    let first = setup.run(&arm("guided", true, 2), &guide, 1);
+    let second = setup.run(&arm("guided", true, 2), &guide, 1);
+    let values = |r: &untrainable_guidance::ArmRun| r.rows.iter().map(|m| m.value).collect::<Vec<_>>();
+    assert_eq!(values(&first), values(&second));
+}
+
+#[test]
+fn guided_training_raises_the_cka_of_the_aligned_pairs() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let mean_cka = |run: &untrainable_guidance::ArmRun| {
+        let last_epoch = run.rows.iter().filter_map(|r| r.epoch).max().unwrap();
+        let v: Vec<f64> = run
+            .rows
+            .iter()
+            .filter(|r| r.epoch == Some(last_epoch) && r.metric.starts_with("cka/"))
+            .map(|r| r.value)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let base = setup.run(&arm("base", false, 0), &guide, 3);
+    let guided = setup.run(&arm("guided", true, 0), &guide, 3);
+    assert!(
+        mean_cka(&guided) > mean_cka(&base) + 0.05,
+        "guided {} vs base {}",
+        mean_cka(&guided),
+        mean_cka(&base)
+    );
+}
+
+#[test]
+fn noise_warmup_lowers_the_guidance_term_on_noise() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let run = setup.run(&arm("noise-warmup", false, 40), &guide, 1);
+    let warmup: Vec<f64> = run.rows.iter().filter(|r| r.metric == "warmup_guidance_loss").map(|r| r.value).collect();
+    assert_eq!(warmup.len(), 40);
+    let head = warmup[..5].iter().sum::<f64>() / 5.0;
+    let tail = warmup[35..].iter().sum::<f64>() / 5.0;
+    assert!(tail < head - 0.1, "warm-up did not reduce Σ(1 − CKA): {head} → {tail}");
+    // Warm-up steps are not training steps: the task loss starts after them.
+    assert!(run.rows.iter().any(|r| r.metric == "task_loss" && r.step == 0));
+}
+
+#[test]
+fn early_disconnect_logs_the_guidance_term_only_for_its_first_steps() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let mut early = arm("early-disconnect", true, 0);
+    early.guided_steps = Some(3);
+    let run = setup.run(&early, &guide, 2);
+    let guided_steps: Vec<u64> = run.rows.iter().filter(|r| r.metric == "guidance_loss").map(|r| r.step).collect();
+    assert_eq!(guided_steps, [0, 1, 2]);
+    assert_eq!(run.summary.steps, 8);
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_arm_as_diverged() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    // One corrupt pixel makes every batch that holds it produce a NaN loss.
+    let mut train = setup.train.clone();
+    train.images[100] = f32::NAN;
+    let data = ImageData { train: &train, val: &setup.val, input: &setup.input };
+    seed(&setup.device, 7);
+    let target = target_config().init(&setup.device);
+    let pairs = resolve_pairs(&PairsConfig::default(), &target.tap_names(), &guide.network().tap_names()).unwrap();
+    let run = train_image_arm(
+        "test", &arm("base", false, 0), 7, target, &guide, &pairs, &data, &train_config(2), &setup.device, Progress::Quiet,
+    );
+    assert_eq!(run.summary.status.to_string(), "diverged");
+    assert!(run.summary.status_step.is_some());
+}

@@ -1,0 +1,129 @@
+//! What every experiment binary shares: the command line of DESIGN
+//! ("Conventions every experiment binary follows"), presets and overrides,
+//! and the results directory with per-run parts that make `--resume` work.
+
+pub mod overrides;
+pub mod run_dir;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use untrainable_core::Backend;
+
+pub use run_dir::RunDir;
+
+/// The scale a run is configured for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// Seconds, tiny data: for tests and CI.
+    Smoke,
+    /// Minutes on two CPU cores: the committed reproduction.
+    Cpu,
+    /// The paper's sizes and schedule, for a GPU backend.
+    Paper,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Smoke => "smoke",
+            Preset::Cpu => "cpu",
+            Preset::Paper => "paper",
+        }
+    }
+}
+
+/// The options every experiment binary takes.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Built-in configuration to start from.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub preset: Preset,
+    /// A TOML file used instead of the built-in preset.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one config value, e.g. `--set train.epochs=5` (repeatable;
+    /// values are TOML: numbers, booleans, "strings", [lists]).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Run seeds 0..N (overrides the config's `seeds`).
+    #[arg(long, value_name = "N", conflicts_with = "seed")]
+    pub seeds: Option<u64>,
+    /// Run this one seed only.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Results directory; the experiment writes into OUT/<experiment>/.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    /// Compute backend.
+    #[arg(long, default_value = "flex")]
+    pub backend: Backend,
+    /// Keep the (arm, seed) runs that a previous, interrupted invocation with
+    /// the same config finished, and run only the rest.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the resolved config and exit without training.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bars (for CI and logs).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl CommonArgs {
+    /// The seeds to run: `--seed`, else `--seeds`, else the config's count.
+    pub fn seeds(&self, configured: u64) -> Vec<u64> {
+        match (self.seed, self.seeds) {
+            (Some(s), _) => vec![s],
+            (None, Some(n)) => (0..n).collect(),
+            (None, None) => (0..configured).collect(),
+        }
+    }
+
+    /// Reads the preset (or `--config` file), applies every `--set`, and
+    /// deserialises into `C`, refusing unknown keys and wrong types. Returns
+    /// the config and its resolved TOML text.
+    pub fn resolve<C: DeserializeOwned + Serialize>(
+        &self,
+        presets: &[(Preset, &str)],
+    ) -> Result<(C, String), String> {
+        let (source, text) = match &self.config {
+            Some(path) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?,
+            ),
+            None => {
+                let text = presets
+                    .iter()
+                    .find(|(p, _)| *p == self.preset)
+                    .map(|(_, t)| t.to_string())
+                    .ok_or_else(|| format!("this experiment has no `{}` preset", self.preset.name()))?;
+                (format!("preset `{}`", self.preset.name()), text)
+            }
+        };
+        let mut value: toml::Table =
+            toml::from_str(&text).map_err(|e| format!("{source} is not valid TOML: {e}"))?;
+        for assignment in &self.overrides {
+            overrides::apply(&mut value, assignment)?;
+        }
+        let config: C = value
+            .clone()
+            .try_into()
+            .map_err(|e| format!("{source} (after --set overrides) does not fit the config: {e}"))?;
+        let resolved = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
+        Ok((config, resolved))
+    }
+
+    /// `OUT/<experiment>`.
+    pub fn experiment_dir(&self, experiment: &str) -> PathBuf {
+        self.out.join(experiment)
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
+    untrainable_results::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
+}

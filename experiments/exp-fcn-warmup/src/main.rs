@@ -1,0 +1,195 @@
+//! `exp-fcn-warmup`: is guidance only an initialisation? (paper NOTES §2.4)
+//!
+//! A deep plain FCN on Fashion-MNIST, four arms from the same initial weights
+//! for each seed: `base` (cross-entropy only), `noise-warmup` (first K steps
+//! align with an untrained ResNet-18 on noise, then plain training),
+//! `early-disconnect` (guided for the first K steps) and `guided` (guided
+//! throughout).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use untrainable_arch_cnn::ResNetConfig;
+use untrainable_arch_fcn::FcnConfig;
+use untrainable_core::{Guide, Network};
+use untrainable_guidance::{
+    ArmConfig, ImageData, InputSpec, PairsConfig, Progress, TrainConfig, resolve_pairs, train_image_arm,
+};
+use untrainable_runner::{CommonArgs, Preset, RunDir};
+use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
+
+const EXPERIMENT: &str = "fcn-warmup";
+
+const PRESETS: &[(Preset, &str)] = &[
+    (Preset::Smoke, include_str!("../presets/smoke.toml")),
+    (Preset::Cpu, include_str!("../presets/cpu.toml")),
+    (Preset::Paper, include_str!("../presets/paper.toml")),
+];
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early disconnect vs guided \
+(untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet and config.toml.")]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Directory with the Fashion-MNIST .gz files (default: $UNTRAINABLE_FASHION_MNIST,
+    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Number of seeds (0..seeds) unless --seed/--seeds say otherwise.
+    seeds: u64,
+    data: DataConfig,
+    input: InputSpec,
+    target: FcnConfig,
+    guide: ResNetConfig,
+    #[serde(default)]
+    pairs: PairsConfig,
+    train: TrainConfig,
+    arms: Vec<ArmConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataConfig {
+    /// Validation examples, held out from the 60k training images.
+    val_size: usize,
+    /// Training examples used, 0 for all the rest of the 60k; a small
+    /// training set is what makes the deep FCN overfit.
+    train_size: usize,
+    /// Seed of the train/validation split (fixed across training seeds).
+    split_seed: u64,
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), String> {
+        self.input.validate()?;
+        self.target.validate()?;
+        self.guide.validate()?;
+        self.train.validate()?;
+        if self.target.input_features != self.input.features() {
+            return Err(format!(
+                "target.input_features is {} but the input is {}×{}×{} = {}; set target.input_features = {}",
+                self.target.input_features,
+                self.input.channels,
+                self.input.image_size,
+                self.input.image_size,
+                self.input.features(),
+                self.input.features()
+            ));
+        }
+        if self.guide.in_channels != self.input.channels {
+            return Err(format!(
+                "guide.in_channels is {} but input.channels is {}; make them equal",
+                self.guide.in_channels, self.input.channels
+            ));
+        }
+        if self.target.classes != 10 || self.guide.classes != 10 {
+            return Err("target.classes and guide.classes must be 10 for Fashion-MNIST".into());
+        }
+        if self.arms.is_empty() {
+            return Err("the config lists no [[arms]]".into());
+        }
+        for (i, arm) in self.arms.iter().enumerate() {
+            arm.validate()?;
+            if self.arms[..i].iter().any(|a| a.name == arm.name) {
+                return Err(format!("two arms are named `{}`", arm.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("exp-fcn-warmup: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let args = &cli.common;
+    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
+    config.validate()?;
+    let seeds = args.seeds(config.seeds);
+    if args.dry_run {
+        print!("{resolved}");
+        println!("# seeds to run: {seeds:?}");
+        return Ok(());
+    }
+
+    let data = FashionMnist::load(cli.data.as_deref()).map_err(|e| e.to_string())?;
+    let (train, val) = split_train_val(&data.train, config.data.val_size, (config.data.train_size > 0).then_some(config.data.train_size), config.data.split_seed)
+        .map_err(|e| e.to_string())?;
+    let images = ImageData { train: &train, val: &val, input: &config.input };
+    let device = args.backend.device();
+    let progress = if args.quiet { Progress::Quiet } else { Progress::Bar };
+    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?;
+    eprintln!(
+        "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
+        train.len(),
+        val.len(),
+        config.arms.len(),
+        seeds.len(),
+        run_dir.path().display()
+    );
+
+    let (mut rows, mut summaries) = (Vec::new(), Vec::new());
+    for &seed in &seeds {
+        // The guide depends on the seed; every arm of a seed shares it.
+        untrainable_core::seed(&device, guide_seed(seed));
+        let guide = Guide::new(config.guide.init(&device));
+        let target_taps = config.target.init(&device).tap_names();
+        let pairs = resolve_pairs(&config.pairs, &target_taps, &guide.network().tap_names())?;
+        for arm in &config.arms {
+            let (arm_rows, summary) = match run_dir.finished(&arm.name, seed)? {
+                Some(done) if args.resume => {
+                    eprintln!("{} seed {seed}: kept from the earlier run", arm.name);
+                    done
+                }
+                _ => {
+                    // The same seed gives every arm the same initial target.
+                    untrainable_core::seed(&device, seed);
+                    let target = config.target.init(&device);
+                    let run = train_image_arm(
+                        EXPERIMENT, arm, seed, target, &guide, &pairs, &images, &config.train, &device, progress,
+                    );
+                    run_dir.save(&run.rows, &run.summary)?;
+                    (run.rows, run.summary)
+                }
+            };
+            eprintln!(
+                "{:>18} seed {seed}: {} after {} steps, val loss final {:.4} best {:.4} (epoch {}), val acc {:.4}, {:.0} s",
+                summary.arm,
+                summary.status,
+                summary.steps,
+                summary.final_val_loss,
+                summary.best_val_loss,
+                summary.best_epoch,
+                summary.final_val_accuracy,
+                summary.wall_seconds
+            );
+            rows.extend(arm_rows);
+            summaries.push(summary);
+        }
+    }
+    run_dir.write_results(&rows, &summaries)?;
+    println!("{}", untrainable_results::summary_table(&summaries));
+    println!("wrote {}", run_dir.path().display());
+    Ok(())
+}
+
+/// Guides are drawn from a stream apart from the targets' of the same seed.
+fn guide_seed(seed: u64) -> u64 {
+    seed ^ 0x9E37_79B9_7F4A_7C15
+}

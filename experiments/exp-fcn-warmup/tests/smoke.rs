@@ -1,0 +1,117 @@
+//! The binary end to end at the smoke preset, on the real Fashion-MNIST files
+//! (installed by `scripts/setup-data.sh`, which CI runs first).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use polars::prelude::*;
+
+fn exp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_exp-fcn-warmup")).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    let file = std::fs::File::open(path).unwrap();
+    ParquetReader::new(file).finish().unwrap()
+}
+
+#[test]
+fn smoke_preset_writes_results_in_the_design_schema_and_resumes() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let run = exp(&["--preset", "smoke", "--quiet", "--out", out_dir]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+
+    let dir = out.path().join("fcn-warmup");
+    let metrics = read_parquet(&dir.join("metrics.parquet"));
+    let schema = metrics.schema();
+    let expected = [
+        ("experiment", DataType::String),
+        ("arm", DataType::String),
+        ("seed", DataType::UInt64),
+        ("step", DataType::UInt64),
+        ("epoch", DataType::UInt32),
+        ("split", DataType::String),
+        ("metric", DataType::String),
+        ("value", DataType::Float64),
+    ];
+    for (name, dtype) in expected {
+        assert_eq!(schema.get(name), Some(&dtype), "column {name}");
+    }
+    let arms: Vec<String> = metrics
+        .column("arm")
+        .unwrap()
+        .str()
+        .unwrap()
+        .unique()
+        .unwrap()
+        .sort(Default::default())
+        .iter()
+        .map(|a| a.unwrap().to_string())
+        .collect();
+    assert_eq!(arms, ["base", "early-disconnect", "guided", "noise-warmup"]);
+    let metric_names: Vec<String> =
+        metrics.column("metric").unwrap().str().unwrap().iter().map(|m| m.unwrap().to_string()).collect();
+    for name in ["loss", "task_loss", "guidance_loss", "warmup_guidance_loss", "accuracy", "cka/linear0"] {
+        assert!(metric_names.iter().any(|m| m == name), "no `{name}` rows");
+    }
+
+    let summary = read_parquet(&dir.join("summary.parquet"));
+    assert_eq!(summary.height(), 4);
+    let status: Vec<_> = summary.column("status").unwrap().str().unwrap().iter().collect();
+    assert!(status.iter().all(|s| *s == Some("ok")), "{status:?}");
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(config.contains("hidden_layers = 6"));
+
+    // Every run is finished, so --resume reuses all of them and trains nothing.
+    let resumed = exp(&["--preset", "smoke", "--quiet", "--out", out_dir, "--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert_eq!(text(&resumed.stderr).matches("kept from the earlier run").count(), 4);
+    assert_eq!(read_parquet(&dir.join("metrics.parquet")), metrics);
+
+    // A different config cannot resume these runs.
+    let other = exp(&["--preset", "smoke", "--quiet", "--out", out_dir, "--resume", "--set", "train.epochs=3"]);
+    assert!(!other.status.success());
+    assert!(text(&other.stderr).contains("different config"), "{}", text(&other.stderr));
+}
+
+#[test]
+fn dry_run_prints_the_resolved_config_with_overrides() {
+    let run = exp(&["--preset", "smoke", "--dry-run", "--set", "train.epochs=7", "--seeds", "2"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(stdout.contains("epochs = 7"), "{stdout}");
+    assert!(stdout.contains("seeds to run: [0, 1]"), "{stdout}");
+}
+
+#[test]
+fn every_preset_resolves_and_validates() {
+    for preset in ["smoke", "cpu", "paper"] {
+        let run = exp(&["--preset", preset, "--dry-run"]);
+        assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
+    }
+}
+
+#[test]
+fn bad_input_gets_an_error_that_names_it() {
+    let unknown = exp(&["--preset", "smoke", "--dry-run", "--set", "train.epoch=3"]);
+    assert!(!unknown.status.success());
+    assert!(text(&unknown.stderr).contains("train.epoch"), "{}", text(&unknown.stderr));
+
+    let mismatch = exp(&["--preset", "smoke", "--dry-run", "--set", "input.image_size=32"]);
+    assert!(!mismatch.status.success());
+    assert!(text(&mismatch.stderr).contains("target.input_features = 1024"), "{}", text(&mismatch.stderr));
+
+    let negative = exp(&["--preset", "smoke", "--dry-run", "--set", "train.alpha=-1.0"]);
+    assert!(!negative.status.success());
+    assert!(text(&negative.stderr).contains("train.alpha"), "{}", text(&negative.stderr));
+
+    let missing = exp(&["--preset", "smoke", "--quiet", "--data", "/nonexistent/fmnist", "--out", "/tmp/unused"]);
+    assert!(!missing.status.success());
+    let err = text(&missing.stderr);
+    assert!(err.contains("/nonexistent/fmnist") && err.contains("setup-data.sh"), "{err}");
+}
