@@ -268,8 +268,9 @@ fn draw_panel<DB: DrawingBackend>(
         }
     }
     if !any {
-        let (w, h) = chart.plotting_area().dim_in_pixel();
-        chart.plotting_area().draw(&Text::new(
+        let area = chart.plotting_area().strip_coord_spec();
+        let (w, h) = area.dim_in_pixel();
+        area.draw(&Text::new(
             panel.empty_note.clone(),
             (w as i32 / 2, h as i32 / 2),
             font(TICK_PX).pos(Pos::new(HPos::Center, VPos::Center)),

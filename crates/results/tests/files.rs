@@ -142,7 +142,7 @@ fn written_files_have_the_design_column_types() {
     let want: Vec<(String, DataType)> = expected.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
     assert_eq!(got, want);
     assert_eq!(df.column("epoch").unwrap().null_count(), 2);
-    let splits: Vec<&str> = df.column("split").unwrap().str().unwrap().into_iter().flatten().collect();
+    let splits: Vec<&str> = df.column("split").unwrap().str().unwrap().iter().flatten().collect();
     assert_eq!(splits, ["train", "train", "val", "test"]);
 
     let summary_path = dir.path().join("summary.parquet");
@@ -167,7 +167,7 @@ fn written_files_have_the_design_column_types() {
         df.columns().iter().map(|c| (c.name().to_string(), c.dtype().clone())).collect();
     let want: Vec<(String, DataType)> = expected.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
     assert_eq!(got, want);
-    let status: Vec<&str> = df.column("status").unwrap().str().unwrap().into_iter().flatten().collect();
+    let status: Vec<&str> = df.column("status").unwrap().str().unwrap().iter().flatten().collect();
     assert_eq!(status, ["diverged"]);
 }
 
