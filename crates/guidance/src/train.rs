@@ -209,7 +209,7 @@ where
     'epochs: for epoch in 0..config.epochs {
         for idx in epoch_batches(data.train.len(), config.batch_size, seed, epoch as u64, true) {
             if config.max_steps > 0 && step >= config.max_steps {
-                log.epoch(&model, guide, pairs, data, config, epoch, step, &eval_batch, device);
+                let _ = log.epoch(&model, guide, pairs, data, config, epoch, step, &eval_batch, device);
                 break 'epochs;
             }
             let (images, labels) = data.input.batch(data.train, &idx, &train_device);
@@ -239,7 +239,18 @@ where
             bar.inc(1);
             bar.set_message(format!("epoch {epoch} loss {train_loss:.3} ce {task_value:.3}"));
         }
-        log.epoch(&model, guide, pairs, data, config, epoch + 1, step, &eval_batch, device);
+        let (val_loss, val_accuracy) =
+            log.epoch(&model, guide, pairs, data, config, epoch + 1, step, &eval_batch, device);
+        if progress == Progress::Bar {
+            bar.suspend(|| {
+                eprintln!(
+                    "{} seed {seed} epoch {}/{}: val loss {val_loss:.4}, val accuracy {val_accuracy:.4}",
+                    arm.name,
+                    epoch + 1,
+                    config.epochs
+                )
+            });
+        }
     }
     bar.finish_and_clear();
     log.final_train_loss = train_loss;
@@ -325,7 +336,8 @@ impl Log {
         step: u64,
         eval_batch: &Tensor<4>,
         device: &Device,
-    ) where
+    ) -> (f64, f64)
+    where
         T: Network<Input = Tensor<4>>,
         G: Network<Input = Tensor<4>>,
     {
@@ -342,6 +354,7 @@ impl Log {
         if loss < self.best.0 {
             self.best = (loss, accuracy, epoch);
         }
+        (loss, accuracy)
     }
 
     fn finish(self, status: Status, status_step: Option<u64>, steps: u64, started: Instant) -> ArmRun {
