@@ -30,7 +30,8 @@ const PRESETS: &[(Preset, &str)] = &[
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early disconnect vs guided \
-(untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet and config.toml.")]
+(untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet and config.toml, \
+then draws FIGURES/fcn-warmup.{png,svg}.")]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -38,6 +39,10 @@ struct Cli {
     /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Directory for the figure, drawn from the results once training ends
+    /// (FIGURES/fcn-warmup.png and .svg; `paper-figures` redraws it alone).
+    #[arg(long, value_name = "FIGURES", default_value = "paper-figures")]
+    figures: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +191,9 @@ fn run(cli: &Cli) -> Result<(), String> {
     run_dir.write_results(&rows, &summaries)?;
     println!("{}", untrainable_results::summary_table(&summaries));
     println!("wrote {}", run_dir.path().display());
+    let stem = cli.figures.join(EXPERIMENT);
+    paper_figures::draw_fcn_warmup(&rows, &stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
+    println!("drew {}.png and .svg", stem.display());
     Ok(())
 }
 

@@ -6,8 +6,16 @@ use std::process::{Command, Output};
 
 use polars::prelude::*;
 
+/// Runs the binary with `args`; figures go to a temporary directory unless
+/// `args` name one.
 fn exp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_exp-fcn-warmup")).args(args).output().unwrap()
+    let figures = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exp-fcn-warmup"));
+    command.args(args);
+    if !args.contains(&"--figures") {
+        command.arg("--figures").arg(figures.path());
+    }
+    command.output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -23,8 +31,13 @@ fn read_parquet(path: &Path) -> DataFrame {
 fn smoke_preset_writes_results_in_the_design_schema_and_resumes() {
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
-    let run = exp(&["--preset", "smoke", "--quiet", "--out", out_dir]);
+    let figures = out.path().join("figures");
+    let run = exp(&["--preset", "smoke", "--quiet", "--out", out_dir, "--figures", figures.to_str().unwrap()]);
     assert!(run.status.success(), "{}", text(&run.stderr));
+    for ext in ["png", "svg"] {
+        let figure = figures.join(format!("fcn-warmup.{ext}"));
+        assert!(std::fs::metadata(&figure).is_ok_and(|m| m.len() > 1000), "no figure at {}", figure.display());
+    }
 
     let dir = out.path().join("fcn-warmup");
     let metrics = read_parquet(&dir.join("metrics.parquet"));
