@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use untrainable_results::MetricRow;
+use untrainable_results::{MetricRow, mean_sd};
 
 /// The spread over seeds at one x.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,21 +19,6 @@ pub struct Band {
     pub sd: f64,
     /// How many seeds had a finite value at this x.
     pub seeds: usize,
-}
-
-/// Mean and sample standard deviation (n - 1) of `values`; sd is 0 for a
-/// single value, and both are NaN for none.
-pub fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len();
-    if n == 0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    if n == 1 {
-        return (mean, 0.0);
-    }
-    let squares: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
-    (mean, (squares / (n - 1) as f64).sqrt())
 }
 
 /// Groups the rows of `arm` that pass `filter` by the key `x` returns (rows
@@ -157,17 +142,6 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
-    }
-
-    #[test]
-    fn mean_sd_matches_hand_computation() {
-        // mean 2; squared deviations 1 + 0 + 1 = 2; sample variance 2 / 2 = 1.
-        assert_eq!(mean_sd(&[1.0, 2.0, 3.0]), (2.0, 1.0));
-        // mean 5; deviations -3, 3 → variance 18 / 1; sd = sqrt(18).
-        let (m, s) = mean_sd(&[2.0, 8.0]);
-        assert!(close(m, 5.0) && close(s, 18f64.sqrt()), "{m} {s}");
-        assert_eq!(mean_sd(&[4.5]), (4.5, 0.0));
-        assert!(mean_sd(&[]).0.is_nan());
     }
 
     #[test]

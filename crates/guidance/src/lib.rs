@@ -3,11 +3,13 @@
 //! while the guide stays frozen (NOTES §1).
 
 pub mod data;
+pub mod guide_table;
 pub mod loss;
 pub mod mapping;
 pub mod train;
 
 pub use data::InputSpec;
+pub use guide_table::GuideTapTable;
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
 pub use train::{ArmConfig, ArmRun, ImageData, NoiseFor, Progress, TrainConfig, evaluate, train_image_arm};

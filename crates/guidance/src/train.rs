@@ -8,11 +8,12 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Guide, Network};
+use untrainable_core::{Guide, Network, Tap};
 use untrainable_results::{MetricRow, Split, Status, SummaryRow};
 use untrainable_tasks::fashion_mnist::{ImageSet, epoch_batches};
 
 use crate::data::{InputSpec, noise_images};
+use crate::guide_table::GuideTapTable;
 use crate::loss::{Reduction, guidance_loss, pair_cka};
 use crate::mapping::Pair;
 
@@ -172,12 +173,14 @@ where
     };
     let bar = progress_bar(progress, total, &format!("{} seed {seed}", arm.name));
 
-    let guide_terms = |model: &T, target_input: Tensor<4>, guide_input: Tensor<4>| {
+    let guide_terms = |model: &T, target_input: Tensor<4>, guide_taps: &[Tap]| {
         let target_out = model.forward(target_input);
-        let guide_out = guide.forward(guide_input);
-        let term = guidance_loss(&target_out.taps, &guide_out.taps, pairs, config.reduction);
+        let term = guidance_loss(&target_out.taps, guide_taps, pairs, config.reduction);
         (target_out.output, term)
     };
+    // Guided steps on real batches read the guide's taps from a table.
+    let guide_table =
+        if arm.guided { GuideTapTable::build(guide, data.train, data.input, config.eval_batch_size, device) } else { None };
 
     // Noise warm-up: only the guidance term, on noise.
     for w in 0..arm.noise_warmup_steps {
@@ -191,7 +194,7 @@ where
                 data.input.batch(data.train, &idx, &train_device).0
             }
         };
-        let (_, term) = guide_terms(&model, target_input, noise);
+        let (_, term) = guide_terms(&model, target_input, &guide.forward(noise).taps);
         let value = term.clone().into_scalar::<f64>();
         log.step(w, "warmup_guidance_loss", value);
         if !value.is_finite() {
@@ -215,7 +218,11 @@ where
             let (images, labels) = data.input.batch(data.train, &idx, &train_device);
             let guided = arm.guided_at(step);
             let (output, term) = if guided {
-                let (output, term) = guide_terms(&model, images.clone(), images);
+                let guide_taps = match &guide_table {
+                    Some(table) => table.gather(&idx, device),
+                    None => guide.forward(images.clone()).taps,
+                };
+                let (output, term) = guide_terms(&model, images, &guide_taps);
                 (output, Some(term))
             } else {
                 (model.forward(images).output, None)

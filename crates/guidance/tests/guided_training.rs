@@ -6,9 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 use burn::tensor::Device;
 use untrainable_arch_cnn::{ResNetConfig, Stem};
 use untrainable_arch_fcn::FcnConfig;
-use untrainable_core::{Guide, Network, parameter_values, seed};
+use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, NoiseFor, PairsConfig, Progress, Reduction, TrainConfig, resolve_pairs,
+    ArmConfig, GuideTapTable, ImageData, InputSpec, NoiseFor, PairsConfig, Progress, Reduction, TrainConfig, resolve_pairs,
     train_image_arm,
 };
 use untrainable_tasks::fashion_mnist::ImageSet;
@@ -204,3 +204,21 @@ fn a_non_finite_loss_stops_the_arm_as_diverged() {
     assert!(run.summary.status_step.is_some());
 }
 
+
+#[test]
+fn the_guide_table_returns_the_taps_of_a_forward_pass_on_the_batch() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    // Built in batches of 10, read back in another order and batch size.
+    let table = GuideTapTable::build(&guide, &setup.train, &setup.input, 10, &setup.device).unwrap();
+    let indices = [5, 63, 0, 17, 17, 40];
+    let gathered = table.gather(&indices, &setup.device);
+    let direct = guide.forward(setup.input.batch(&setup.train, &indices, &setup.device).0).taps;
+    assert_eq!(gathered.len(), direct.len());
+    for (g, d) in gathered.iter().zip(&direct) {
+        assert_eq!((&g.name, &g.shape), (&d.name, &d.shape));
+        let (gv, dv) = (to_vec(g.value.clone()), to_vec(d.value.clone()));
+        let scale = dv.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        assert!(gv.iter().zip(&dv).all(|(a, b)| (a - b).abs() <= 1e-5 * scale), "tap {} differs", g.name);
+    }
+}

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use atomic::write_atomic;
 pub use error::ResultsError;
 pub use schema::{ColumnSpec, Dtype, FileKind, METRICS_SCHEMA, SUMMARY_SCHEMA};
-pub use table::summary_table;
+pub use table::{arm_table, mean_sd, summary_table};
 
 /// Which data a measurement was taken on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

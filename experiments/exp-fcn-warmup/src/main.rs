@@ -189,7 +189,8 @@ fn run(cli: &Cli) -> Result<(), String> {
         }
     }
     run_dir.write_results(&rows, &summaries)?;
-    println!("{}", untrainable_results::summary_table(&summaries));
+    println!("{}\n", untrainable_results::summary_table(&summaries));
+    println!("{}\n", untrainable_results::arm_table(&summaries));
     println!("wrote {}", run_dir.path().display());
     let stem = cli.figures.join(EXPERIMENT);
     paper_figures::draw_fcn_warmup(&rows, &stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
