@@ -160,14 +160,6 @@ impl ImageSet {
             / n;
         (mean, var.sqrt())
     }
-
-    /// Replaces every pixel `p` by `(p - mean) / std`. Apply it once: the set
-    /// does not record whether it has been normalised.
-    pub fn normalise(&mut self, mean: f32, std: f32) {
-        for p in &mut self.images {
-            *p = (*p - mean) / std;
-        }
-    }
 }
 
 /// Builds an [`ImageSet`] from raw IDX contents, checking the counts agree
@@ -344,13 +336,6 @@ impl FashionMnist {
             test: pair(2, 3)?,
             dir: dir.to_owned(),
         })
-    }
-
-    /// Standardises train and test with [`PIXEL_MEAN`] and [`PIXEL_STD`]
-    /// (training-set statistics, as usual). Apply it once.
-    pub fn normalise(&mut self) {
-        self.train.normalise(PIXEL_MEAN, PIXEL_STD);
-        self.test.normalise(PIXEL_MEAN, PIXEL_STD);
     }
 }
 
@@ -668,15 +653,12 @@ mod tests {
         assert_eq!(hist.len(), CLASSES);
         assert_eq!(hist[..6], [3, 3, 3, 3, 3, 2]);
 
-        let mut s = ImageSet {
+        let s = ImageSet {
             images: vec![0.0, 1.0, 0.0, 1.0],
             labels: vec![0],
             rows: 2,
             cols: 2,
         };
-        let (m, sd) = s.pixel_mean_std();
-        assert_eq!((m, sd), (0.5, 0.5));
-        s.normalise(m as f32, sd as f32);
-        assert_eq!(s.images, vec![-1.0, 1.0, -1.0, 1.0]);
+        assert_eq!(s.pixel_mean_std(), (0.5, 0.5));
     }
 }
