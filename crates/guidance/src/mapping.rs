@@ -11,6 +11,15 @@ pub struct Pair {
     pub guide_name: String,
 }
 
+impl Pair {
+    /// The metric under which the pair's CKA is logged:
+    /// `cka/<target tap>/<guide tap>`, unique even where one target tap is
+    /// aligned with two guide taps.
+    pub fn metric_name(&self) -> String {
+        format!("cka/{}/{}", self.target_name, self.guide_name)
+    }
+}
+
 /// How pairs are chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,6 +142,19 @@ mod tests {
         // By default every guide tap is kept.
         let all = resolve_pairs(&PairsConfig::default(), &names("lin", 3), &names("g", 21)).unwrap();
         assert_eq!(all.len(), 21);
+    }
+
+    #[test]
+    fn metric_names_stay_unique_where_a_target_tap_has_two_guide_taps() {
+        // 21 guide taps onto 20 target taps: one target tap gets two.
+        let pairs = resolve_pairs(&PairsConfig::default(), &names("lin", 20), &names("g", 21)).unwrap();
+        let mut targets: Vec<usize> = pairs.iter().map(|p| p.target).collect();
+        targets.dedup();
+        assert_eq!(targets.len(), 20);
+        let mut metrics: Vec<String> = pairs.iter().map(Pair::metric_name).collect();
+        metrics.sort();
+        metrics.dedup();
+        assert_eq!(metrics.len(), 21);
     }
 
     #[test]

@@ -355,7 +355,7 @@ impl Log {
         let target_taps = model.forward(eval_batch.clone()).taps;
         let guide_taps = guide.forward(eval_batch.clone()).taps;
         for (pair, cka) in pairs.iter().zip(pair_cka(&target_taps, &guide_taps, pairs)) {
-            self.row(step, Some(epoch), Split::Val, &format!("cka/{}", pair.target_name), cka);
+            self.row(step, Some(epoch), Split::Val, &pair.metric_name(), cka);
         }
         self.final_val = (loss, accuracy);
         if loss < self.best.0 {

@@ -120,7 +120,7 @@ pub struct MetricRow {
     /// `None` for per-step rows; the epoch just finished for per-epoch rows.
     pub epoch: Option<u32>,
     pub split: Split,
-    /// `loss`, `task_loss`, `guidance_loss`, `accuracy`, `cka/<tap>`, ...
+    /// `loss`, `task_loss`, `guidance_loss`, `accuracy`, `cka/<target tap>/<guide tap>`, ...
     pub metric: String,
     pub value: f64,
 }

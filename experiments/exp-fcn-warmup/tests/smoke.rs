@@ -69,7 +69,7 @@ fn smoke_preset_writes_results_in_the_design_schema_and_resumes() {
     assert_eq!(arms, ["base", "early-disconnect", "guided", "noise-warmup"]);
     let metric_names: Vec<String> =
         metrics.column("metric").unwrap().str().unwrap().iter().map(|m| m.unwrap().to_string()).collect();
-    for name in ["loss", "task_loss", "guidance_loss", "warmup_guidance_loss", "accuracy", "cka/linear0"] {
+    for name in ["loss", "task_loss", "guidance_loss", "warmup_guidance_loss", "accuracy", "cka/linear0/conv1"] {
         assert!(metric_names.iter().any(|m| m == name), "no `{name}` rows");
     }
 
