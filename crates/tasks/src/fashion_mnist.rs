@@ -644,7 +644,7 @@ mod tests {
     }
 
     #[test]
-    fn subset_histogram_and_normalise() {
+    fn subset_histogram_and_pixel_statistics() {
         let set = numbered_set(25);
         let sub = set.subset(&[3, 3, 24]);
         assert_eq!(ids(&sub), vec![3, 3, 24]);
