@@ -16,7 +16,7 @@
 
 pub mod host;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor, TensorData};
 
 /// Floor under quantities that are square-rooted or divided by: keeps constant
 /// representations (zero after centring) finite, with CKA 0 and a finite
@@ -70,6 +70,104 @@ pub fn linear_cka_feature_form(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
 /// `1 − linear CKA`: the guidance distance of the paper.
 pub fn linear_cka_distance(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
     linear_cka(x, y).neg().add_scalar(1.0)
+}
+
+/// Debiased linear CKA: CKA built on the unbiased HSIC estimator (Song et
+/// al., 2012), which removes the bias of [`linear_cka`] at small `n`
+/// (Kornblith et al., 2019; Nguyen et al., 2021):
+///
+/// ```text
+/// HSIC_u(K, L) = [tr(K̃L̃) + (1ᵀK̃1)(1ᵀL̃1) / ((n−1)(n−2)) − 2/(n−2) · 1ᵀK̃L̃1] / (n(n−3))
+/// ```
+///
+/// with `K̃`, `L̃` the Gram matrices with their diagonals set to zero. It can
+/// be slightly negative for unrelated representations. Differentiable.
+///
+/// # Panics
+/// If `n < 4` (the estimator divides by `n − 3`): check batch sizes where a
+/// config is read.
+pub fn debiased_linear_cka(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
+    check_rows(&x, &y);
+    let n = x.dims()[0];
+    assert!(n >= 4, "debiased CKA needs at least 4 examples, got {n}");
+    let (x, y) = (centre_and_scale(x), centre_and_scale(y));
+    let off_diagonal = Tensor::<2>::eye(n, &x.device()).cast(x.dtype()).neg().add_scalar(1.0);
+    let k = x.clone().matmul(x.transpose()) * off_diagonal.clone();
+    let l = y.clone().matmul(y.transpose()) * off_diagonal;
+    let kl = unbiased_hsic(k.clone(), l.clone(), n);
+    let kk = unbiased_hsic(k.clone(), k, n);
+    let ll = unbiased_hsic(l.clone(), l, n);
+    kl / (kk * ll).clamp_min(EPS).sqrt()
+}
+
+/// `HSIC_u` of two symmetric Gram matrices whose diagonals are zero.
+fn unbiased_hsic(k: Tensor<2>, l: Tensor<2>, n: usize) -> Tensor<1> {
+    let n = n as f64;
+    let trace = (k.clone() * l.clone()).sum();
+    let (k_rows, l_rows) = (k.clone().sum_dim(1), l.clone().sum_dim(1));
+    let totals = k.sum() * l.sum();
+    let cross = (k_rows * l_rows).sum();
+    (trace + totals.div_scalar((n - 1.0) * (n - 2.0)) - cross.mul_scalar(2.0 / (n - 2.0))).div_scalar(n * (n - 3.0))
+}
+
+/// CKA with Gaussian (RBF) kernels `k(a, b) = exp(−‖a − b‖² / (2σ²))`,
+/// where `σ = bandwidth_fraction × median pairwise distance` of each
+/// representation (Kornblith et al., 2019, §3). The bandwidth is held
+/// constant in the gradient (it is a statistic of the batch, not a
+/// function to optimise through). Biased HSIC, like [`linear_cka`].
+pub fn rbf_cka(x: Tensor<2>, y: Tensor<2>, bandwidth_fraction: f64) -> Tensor<1> {
+    check_rows(&x, &y);
+    assert!(bandwidth_fraction > 0.0, "the RBF bandwidth fraction must be positive, got {bandwidth_fraction}");
+    let sigma_x = bandwidth_fraction * median_pairwise_distance(x.clone());
+    let sigma_y = bandwidth_fraction * median_pairwise_distance(y.clone());
+    rbf_cka_with_bandwidths(x, y, sigma_x, sigma_y)
+}
+
+/// [`rbf_cka`] with fixed bandwidths `σx`, `σy` (in the units of `x` and `y`).
+pub fn rbf_cka_with_bandwidths(x: Tensor<2>, y: Tensor<2>, sigma_x: f64, sigma_y: f64) -> Tensor<1> {
+    check_rows(&x, &y);
+    // Each centred Gram is scaled to unit norm: for wide kernels its entries
+    // are tiny, and the floor in `cka_from_centred_grams` must not bite.
+    let gram = |z: Tensor<2>, sigma: f64| {
+        let two_sigma2 = (2.0 * sigma * sigma).max(EPS);
+        let centred = centre_gram(squared_distances(z).div_scalar(-two_sigma2).exp());
+        let norm = centred.clone().square().sum().sqrt().clamp_min(EPS).reshape([1, 1]);
+        centred / norm
+    };
+    cka_from_centred_grams(gram(x, sigma_x), gram(y, sigma_y))
+}
+
+/// Squared Euclidean distances between rows, `n × n`, from the Gram matrix.
+fn squared_distances(x: Tensor<2>) -> Tensor<2> {
+    let x = x.clone() - x.mean_dim(0);
+    let gram = x.clone().matmul(x.clone().transpose());
+    let norms = x.square().sum_dim(1);
+    (norms.clone() + norms.transpose() - gram.mul_scalar(2.0)).clamp_min(0.0)
+}
+
+/// The median Euclidean distance over pairs of rows `i < j` (a statistic, no
+/// gradient); 0 when there are fewer than two rows.
+pub fn median_pairwise_distance(x: Tensor<2>) -> f64 {
+    let n = x.dims()[0];
+    let upper: Vec<i64> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i * n + j) as i64)).collect();
+    let pairs = upper.len();
+    if pairs == 0 {
+        return 0.0;
+    }
+    let d2 = squared_distances(x.detach());
+    let index = Tensor::<1, Int>::from_data(TensorData::new(upper, [pairs]), &d2.device());
+    let sorted = d2.reshape([n * n]).select(0, index).sort(0);
+    let d2: Vec<f64> = sorted.into_data().convert::<f64>().try_into_vec::<f64>().expect("f64 values");
+    let d: Vec<f64> = d2.into_iter().map(f64::sqrt).collect();
+    if pairs % 2 == 1 { d[pairs / 2] } else { 0.5 * (d[pairs / 2 - 1] + d[pairs / 2]) }
+}
+
+/// `H K H`: subtracts row and column means and adds back the grand mean.
+fn centre_gram(k: Tensor<2>) -> Tensor<2> {
+    let rows = k.clone().mean_dim(1);
+    let cols = k.clone().mean_dim(0);
+    let all = k.clone().mean().reshape([1, 1]);
+    k - rows - cols + all
 }
 
 fn cka_from_centred_grams(k: Tensor<2>, l: Tensor<2>) -> Tensor<1> {

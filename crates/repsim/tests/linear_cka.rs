@@ -1,73 +1,14 @@
 //! Properties of linear CKA, each checked on the differentiable burn form and,
 //! where useful, against the f64 host form and an independent fixture.
 
+mod common;
+
 use burn::tensor::{DType, Device, Tensor, TensorData};
+use common::{gaussian, map, matmul, orthogonal, scalar, tensor, tensor_f64};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use untrainable_repsim::host::{self, Matrix};
 use untrainable_repsim::{linear_cka, linear_cka_distance, linear_cka_feature_form};
-
-fn gaussian(rng: &mut StdRng, rows: usize, cols: usize) -> Matrix {
-    // Box–Muller: enough for test inputs, no extra dependency.
-    let data = (0..rows * cols)
-        .map(|_| {
-            let u: f64 = rng.random::<f64>().max(1e-12);
-            let v: f64 = rng.random::<f64>();
-            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-        })
-        .collect();
-    Matrix::new(rows, cols, data)
-}
-
-fn matmul(a: &Matrix, b: &Matrix) -> Matrix {
-    let mut out = vec![0.0; a.rows * b.cols];
-    for i in 0..a.rows {
-        for k in 0..a.cols {
-            let aik = a.data[i * a.cols + k];
-            for j in 0..b.cols {
-                out[i * b.cols + j] += aik * b.data[k * b.cols + j];
-            }
-        }
-    }
-    Matrix::new(a.rows, b.cols, out)
-}
-
-/// A random orthogonal matrix by Gram–Schmidt on a Gaussian matrix.
-fn orthogonal(rng: &mut StdRng, d: usize) -> Matrix {
-    let g = gaussian(rng, d, d);
-    let mut cols: Vec<Vec<f64>> = Vec::new();
-    for j in 0..d {
-        let mut v: Vec<f64> = (0..d).map(|i| g.data[i * d + j]).collect();
-        for u in &cols {
-            let p: f64 = v.iter().zip(u).map(|(a, b)| a * b).sum();
-            v.iter_mut().zip(u).for_each(|(a, b)| *a -= p * b);
-        }
-        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        v.iter_mut().for_each(|a| *a /= norm);
-        cols.push(v);
-    }
-    Matrix::new(d, d, (0..d * d).map(|k| cols[k % d][k / d]).collect())
-}
-
-fn map(m: &Matrix, f: impl Fn(usize, f64) -> f64) -> Matrix {
-    let data = m.data.iter().enumerate().map(|(k, v)| f(k % m.cols, *v)).collect();
-    Matrix::new(m.rows, m.cols, data)
-}
-
-fn tensor(m: &Matrix) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(m.data.clone(), [m.rows, m.cols]), &Device::flex())
-}
-
-fn tensor_f64(m: &Matrix) -> Tensor<2> {
-    Tensor::from_data(
-        TensorData::new(m.data.clone(), [m.rows, m.cols]),
-        (&Device::flex(), DType::F64),
-    )
-}
-
-fn scalar(t: Tensor<1>) -> f64 {
-    t.into_data().convert::<f64>().try_into_vec::<f64>().unwrap()[0]
-}
 
 fn burn_cka(x: &Matrix, y: &Matrix) -> f64 {
     scalar(linear_cka(tensor(x), tensor(y)))
