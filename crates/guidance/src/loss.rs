@@ -4,7 +4,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use untrainable_core::Tap;
-use untrainable_repsim::{linear_cka, linear_cka_distance};
+use untrainable_repsim::{Distance, linear_cka};
 
 use crate::mapping::Pair;
 
@@ -19,13 +19,20 @@ pub enum Reduction {
     Mean,
 }
 
-/// `Σ (1 − CKA)` over `pairs` (or its mean), differentiable in the target taps.
-/// Guide taps enter as constants.
-pub fn guidance_loss(target: &[Tap], guide: &[Tap], pairs: &[Pair], reduction: Reduction) -> Tensor<1> {
+/// `Σ distance(target tap, guide tap)` over `pairs` (or its mean),
+/// differentiable in the target taps; with [`Distance::LinearCka`] the
+/// paper's `Σ (1 − CKA)`. Guide taps enter as constants.
+pub fn guidance_loss(
+    target: &[Tap],
+    guide: &[Tap],
+    pairs: &[Pair],
+    distance: Distance,
+    reduction: Reduction,
+) -> Tensor<1> {
     assert!(!pairs.is_empty(), "guidance needs at least one pair of taps");
     let sum = pairs
         .iter()
-        .map(|p| linear_cka_distance(target[p.target].value.clone(), guide[p.guide].value.clone()))
+        .map(|p| distance.between(target[p.target].value.clone(), guide[p.guide].value.clone()))
         .reduce(|a, b| a + b)
         .expect("at least one pair");
     match reduction {
@@ -34,7 +41,8 @@ pub fn guidance_loss(target: &[Tap], guide: &[Tap], pairs: &[Pair], reduction: R
     }
 }
 
-/// The CKA of every pair, for evaluation and logging.
+/// The linear CKA of every pair, for evaluation and logging (whatever
+/// distance the loss uses, so that arms compare on one scale).
 pub fn pair_cka(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<f64> {
     pairs
         .iter()

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use untrainable_core::{Guide, Network, Tap};
+use untrainable_repsim::Distance;
 use untrainable_results::{MetricRow, Split, Status, SummaryRow};
 use untrainable_tasks::fashion_mnist::{ImageSet, epoch_batches};
 
@@ -27,6 +28,9 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Weight of the guidance term (the paper: 1).
     pub alpha: f64,
+    /// The per-pair distance of the guidance term.
+    #[serde(default)]
+    pub distance: Distance,
     #[serde(default)]
     pub reduction: Reduction,
     /// Stop after this many training steps, 0 for no limit (to check that a
@@ -47,6 +51,14 @@ impl TrainConfig {
                 "train.batch_size and train.eval_batch_size must be at least 2 (CKA compares examples \
                  within a batch); got {} and {}",
                 self.batch_size, self.eval_batch_size
+            ));
+        }
+        if self.batch_size < self.distance.min_batch() {
+            return Err(format!(
+                "train.distance = \"{}\" needs batches of at least {} examples, but train.batch_size is {}",
+                self.distance.name(),
+                self.distance.min_batch(),
+                self.batch_size
             ));
         }
         if !(self.learning_rate > 0.0) {
@@ -175,7 +187,7 @@ where
 
     let guide_terms = |model: &T, target_input: Tensor<4>, guide_taps: &[Tap]| {
         let target_out = model.forward(target_input);
-        let term = guidance_loss(&target_out.taps, guide_taps, pairs, config.reduction);
+        let term = guidance_loss(&target_out.taps, guide_taps, pairs, config.distance, config.reduction);
         (target_out.output, term)
     };
     // Guided steps on real batches read the guide's taps from a table.

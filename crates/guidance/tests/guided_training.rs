@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use burn::tensor::Device;
 use untrainable_arch_cnn::{ResNetConfig, Stem};
 use untrainable_arch_fcn::FcnConfig;
+use untrainable_repsim::Distance;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::{
     ArmConfig, GuideTapTable, ImageData, InputSpec, NoiseFor, PairsConfig, Progress, Reduction, TrainConfig, resolve_pairs,
@@ -47,6 +48,7 @@ fn train_config(epochs: u32) -> TrainConfig {
         batch_size: 16,
         learning_rate: 1e-3,
         alpha: 1.0,
+        distance: Distance::LinearCka,
         reduction: Reduction::Sum,
         max_steps: 0,
         eval_batch_size: 32,
@@ -220,5 +222,34 @@ fn the_guide_table_returns_the_taps_of_a_forward_pass_on_the_batch() {
         let (gv, dv) = (to_vec(g.value.clone()), to_vec(d.value.clone()));
         let scale = dv.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
         assert!(gv.iter().zip(&dv).all(|(a, b)| (a - b).abs() <= 1e-5 * scale), "tap {} differs", g.name);
+    }
+}
+
+#[test]
+fn a_distance_that_needs_larger_batches_is_refused_by_name() {
+    let config = TrainConfig { batch_size: 3, distance: Distance::LinearCkaDebiased, ..train_config(1) };
+    let message = config.validate().unwrap_err();
+    assert!(message.contains("linear-cka-debiased") && message.contains("train.batch_size is 3"), "{message}");
+    assert!(TrainConfig { batch_size: 4, ..config }.validate().is_ok());
+}
+
+#[test]
+fn guided_training_lowers_the_guidance_term_with_every_distance() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    for distance in [Distance::LinearCka, Distance::LinearCkaDebiased, Distance::RbfCka] {
+        let data = ImageData { train: &setup.train, val: &setup.val, input: &setup.input };
+        seed(&setup.device, 7);
+        let target = target_config().init(&setup.device);
+        let pairs = resolve_pairs(&PairsConfig::default(), &target.tap_names(), &guide.network().tap_names()).unwrap();
+        let config = TrainConfig { distance, learning_rate: 1e-2, ..train_config(8) };
+        let run = train_image_arm(
+            "test", &arm("guided", true, 0), 7, target, &guide, &pairs, &data, &config, &setup.device, Progress::Quiet,
+        );
+        let term: Vec<f64> = run.rows.iter().filter(|r| r.metric == "guidance_loss").map(|r| r.value).collect();
+        assert_eq!(term.len(), 32, "{distance:?}");
+        let head = term[..4].iter().sum::<f64>() / 4.0;
+        let tail = term[28..].iter().sum::<f64>() / 4.0;
+        assert!(tail < head - 0.1, "{distance:?}: {head} → {tail}");
     }
 }

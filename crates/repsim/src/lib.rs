@@ -14,7 +14,10 @@
 //! Names say what a value is: `*_cka` is a similarity in [0, 1],
 //! `*_distance` is `1 − similarity`.
 
+pub mod distance;
 pub mod host;
+
+pub use distance::Distance;
 
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -65,11 +68,6 @@ pub fn linear_cka_feature_form(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
     let xx = x.clone().transpose().matmul(x).square().sum();
     let yy = y.clone().transpose().matmul(y).square().sum();
     cross / (xx * yy).clamp_min(EPS).sqrt()
-}
-
-/// `1 − linear CKA`: the guidance distance of the paper.
-pub fn linear_cka_distance(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
-    linear_cka(x, y).neg().add_scalar(1.0)
 }
 
 /// Debiased linear CKA: CKA built on the unbiased HSIC estimator (Song et

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use untrainable_repsim::host::{self, Matrix};
 use untrainable_repsim::{
-    debiased_linear_cka, linear_cka, median_pairwise_distance, rbf_cka, rbf_cka_with_bandwidths,
+    Distance, debiased_linear_cka, linear_cka, median_pairwise_distance, rbf_cka, rbf_cka_with_bandwidths,
 };
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -120,4 +120,32 @@ fn burn_forms_match_the_host_forms() {
     let rbf = scalar(rbf_cka(xt, yt, host::DEFAULT_RBF_THRESHOLD));
     let host_rbf = host::rbf_cka(&x, &y, host::DEFAULT_RBF_THRESHOLD).unwrap();
     assert!(close(rbf, host_rbf, 1e-9), "{rbf} vs {host_rbf}");
+}
+
+#[test]
+fn distance_names_are_the_config_names() {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        distance: Distance,
+    }
+    for distance in [Distance::LinearCka, Distance::LinearCkaDebiased, Distance::RbfCka] {
+        let parsed: Config = toml::from_str(&format!("distance = \"{}\"", distance.name())).unwrap();
+        assert_eq!(parsed.distance, distance);
+    }
+    assert!(toml::from_str::<Config>("distance = \"cka\"").is_err());
+}
+
+#[test]
+fn distances_are_one_minus_their_similarity() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let (x, y) = (gaussian(&mut rng, 10, 4), gaussian(&mut rng, 10, 3));
+    let pairs = [
+        (Distance::LinearCka, scalar(linear_cka(tensor(&x), tensor(&y)))),
+        (Distance::LinearCkaDebiased, scalar(debiased_linear_cka(tensor(&x), tensor(&y)))),
+        (Distance::RbfCka, scalar(rbf_cka(tensor(&x), tensor(&y), 0.5))),
+    ];
+    for (distance, similarity) in pairs {
+        let value = scalar(distance.between(tensor(&x), tensor(&y)));
+        assert!(close(value, 1.0 - similarity, 1e-6), "{distance:?}: {value} vs 1 − {similarity}");
+    }
 }

@@ -8,7 +8,7 @@ use common::{gaussian, map, matmul, orthogonal, scalar, tensor, tensor_f64};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use untrainable_repsim::host::{self, Matrix};
-use untrainable_repsim::{linear_cka, linear_cka_distance, linear_cka_feature_form};
+use untrainable_repsim::{Distance, linear_cka, linear_cka_feature_form};
 
 fn burn_cka(x: &Matrix, y: &Matrix) -> f64 {
     scalar(linear_cka(tensor(x), tensor(y)))
@@ -124,7 +124,7 @@ fn cka_matches_the_independent_python_fixture() {
 fn constant_representations_give_a_finite_value_and_gradient() {
     let x = Tensor::<2>::ones([8, 4], &Device::flex().autodiff()).require_grad();
     let y = tensor(&gaussian(&mut StdRng::seed_from_u64(7), 8, 3));
-    let distance = linear_cka_distance(x.clone(), y);
+    let distance = Distance::LinearCka.between(x.clone(), y);
     let value = scalar(distance.clone().inner());
     assert!(value.is_finite());
     let grads = distance.backward();
@@ -145,7 +145,7 @@ fn cka_distance_gradient_matches_central_finite_differences() {
         (&device, DType::F64),
     )
     .require_grad();
-    let distance = linear_cka_distance(xt.clone(), tensor_f64(&y));
+    let distance = Distance::LinearCka.between(xt.clone(), tensor_f64(&y));
     let grads = distance.backward();
     let analytic = xt.grad(&grads).unwrap().into_data().convert::<f64>().try_into_vec::<f64>().unwrap();
     let h = 1e-6;
