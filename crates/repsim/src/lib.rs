@@ -16,6 +16,7 @@
 
 pub mod distance;
 pub mod host;
+pub mod io;
 
 pub use distance::Distance;
 
