@@ -8,7 +8,7 @@
 pub use burn;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 /// One layer representation, flattened per example to `(batch, features)`.
 ///
@@ -38,6 +38,10 @@ impl Tap {
 
 /// What a forward pass returns: the network's output (logits) and its taps in
 /// forward order.
+///
+/// Classifiers return `(batch, classes)`. Sequence models that predict a token
+/// at every position return `(batch · time, vocab)`, row `b · time + t` for
+/// position `t` of sequence `b`, so that every task reads one 2-D layout.
 #[derive(Debug, Clone)]
 pub struct Forward {
     pub output: Tensor<2>,
@@ -88,6 +92,65 @@ impl<N: Network> Guide<N> {
     }
 }
 
+/// A batch of right-padded token sequences: the input of every sequence model,
+/// so that an RNN can guide a Transformer and the other way round.
+#[derive(Debug, Clone)]
+pub struct TokenBatch {
+    /// Token ids, `(batch, time)`; positions at or after a sequence's length
+    /// hold the task's pad id.
+    pub ids: Tensor<2, Int>,
+    /// Number of real tokens of each sequence, in `1..=time`.
+    pub lengths: Vec<usize>,
+}
+
+impl TokenBatch {
+    /// A batch from host token rows of possibly different lengths, padded on
+    /// the right with `pad` to the longest row.
+    pub fn from_rows(rows: &[Vec<i64>], pad: i64, device: &Device) -> Self {
+        let time = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows.len() * time);
+        for row in rows {
+            ids.extend_from_slice(row);
+            ids.extend(std::iter::repeat_n(pad, time - row.len()));
+        }
+        let data = burn::tensor::TensorData::new(ids, [rows.len(), time]);
+        Self {
+            ids: Tensor::from_data(data, device),
+            lengths: rows.iter().map(Vec::len).collect(),
+        }
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.lengths.len()
+    }
+
+    pub fn time(&self) -> usize {
+        self.ids.dims()[1]
+    }
+
+    /// `(batch, time)`, true at padding positions: burn's attention convention
+    /// (`MhaInput::mask_pad`), where true means "do not attend".
+    pub fn padding_mask(&self) -> Tensor<2, Bool> {
+        let time = self.time();
+        let flags: Vec<bool> = self
+            .lengths
+            .iter()
+            .flat_map(|&len| (0..time).map(move |t| t >= len))
+            .collect();
+        let data = burn::tensor::TensorData::new(flags, [self.batch_size(), time]);
+        Tensor::from_data(data, &self.ids.device())
+    }
+}
+
+impl WithoutAutodiff for TokenBatch {
+    fn without_autodiff(self) -> Self {
+        Self {
+            ids: self.ids.without_autodiff(),
+            lengths: self.lengths,
+        }
+    }
+}
+
 /// Inputs that can be moved off the autodiff graph, for the guide's forward.
 pub trait WithoutAutodiff {
     fn without_autodiff(self) -> Self;
@@ -99,7 +162,7 @@ impl<const D: usize> WithoutAutodiff for Tensor<D> {
     }
 }
 
-impl<const D: usize> WithoutAutodiff for Tensor<D, burn::tensor::Int> {
+impl<const D: usize> WithoutAutodiff for Tensor<D, Int> {
     fn without_autodiff(self) -> Self {
         Tensor::without_autodiff(self)
     }
@@ -188,6 +251,17 @@ mod tests {
         let tap = Tap::new("conv", x);
         assert_eq!(tap.value.dims(), [3, 40]);
         assert_eq!(tap.shape, vec![3, 2, 4, 5]);
+    }
+
+    #[test]
+    fn token_batch_pads_on_the_right_and_masks_the_padding() {
+        let device = Device::flex();
+        let batch = TokenBatch::from_rows(&[vec![5, 6, 7], vec![8]], 0, &device);
+        assert_eq!(batch.ids.dims(), [2, 3]);
+        let ids = batch.ids.clone().into_data().convert::<i64>().to_vec::<i64>().unwrap();
+        assert_eq!(ids, vec![5, 6, 7, 8, 0, 0]);
+        let mask = batch.padding_mask().into_data().to_vec::<bool>().unwrap();
+        assert_eq!(mask, vec![false, false, false, false, true, true]);
     }
 
     #[test]
