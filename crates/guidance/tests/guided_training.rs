@@ -6,12 +6,12 @@ use std::sync::{Mutex, MutexGuard};
 use burn::tensor::Device;
 use untrainable_arch_cnn::{ResNetConfig, Stem};
 use untrainable_arch_fcn::FcnConfig;
-use untrainable_repsim::Distance;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, GuideTapTable, ImageData, InputSpec, NoiseFor, PairsConfig, Progress, Reduction, TrainConfig, resolve_pairs,
-    train_image_arm,
+    ArmConfig, GuideTapTable, ImageData, InputSpec, NoiseFor, PairsConfig, Progress, Reduction,
+    TrainConfig, resolve_pairs, train_image_arm,
 };
+use untrainable_repsim::Distance;
 use untrainable_tasks::fashion_mnist::ImageSet;
 
 /// Ten classes of 8×8 images, each class a bright horizontal band at its own
@@ -31,15 +31,34 @@ fn images(n: usize, offset: usize) -> ImageSet {
         }
         labels.push(label as u8);
     }
-    ImageSet { images: pixels, labels, rows, cols }
+    ImageSet {
+        images: pixels,
+        labels,
+        rows,
+        cols,
+    }
 }
 
 fn target_config() -> FcnConfig {
-    FcnConfig { input_features: 64, first_width: 24, width: 16, hidden_layers: 6, classes: 10, dropout: 0.1, batch_norm: true }
+    FcnConfig {
+        input_features: 64,
+        first_width: 24,
+        width: 16,
+        hidden_layers: 6,
+        classes: 10,
+        dropout: 0.1,
+        batch_norm: true,
+    }
 }
 
 fn guide_config() -> ResNetConfig {
-    ResNetConfig { blocks: vec![1, 1], base_width: 2, in_channels: 1, classes: 10, stem: Stem::Small }
+    ResNetConfig {
+        blocks: vec![1, 1],
+        base_width: 2,
+        in_channels: 1,
+        classes: 10,
+        stem: Stem::Small,
+    }
 }
 
 fn train_config(epochs: u32) -> TrainConfig {
@@ -56,11 +75,22 @@ fn train_config(epochs: u32) -> TrainConfig {
 }
 
 fn input() -> InputSpec {
-    InputSpec { image_size: 8, channels: 1, mean: 0.3, std: 0.3 }
+    InputSpec {
+        image_size: 8,
+        channels: 1,
+        mean: 0.3,
+        std: 0.3,
+    }
 }
 
 fn arm(name: &str, guided: bool, warmup: u64) -> ArmConfig {
-    ArmConfig { name: name.into(), noise_warmup_steps: warmup, noise_for: NoiseFor::Both, guided, guided_steps: None }
+    ArmConfig {
+        name: name.into(),
+        noise_warmup_steps: warmup,
+        noise_for: NoiseFor::Both,
+        guided,
+        guided_steps: None,
+    }
 }
 
 /// The backend's random generator is one per process: tests that seed it
@@ -78,16 +108,49 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let seeded = SEEDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Self { _seeded: seeded, train: images(64, 0), val: images(32, 3), input: input(), device: Device::flex() }
+        let seeded = SEEDED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self {
+            _seeded: seeded,
+            train: images(64, 0),
+            val: images(32, 3),
+            input: input(),
+            device: Device::flex(),
+        }
     }
 
-    fn run(&self, arm: &ArmConfig, guide: &Guide<untrainable_arch_cnn::ResNet>, epochs: u32) -> untrainable_guidance::ArmRun {
-        let data = ImageData { train: &self.train, val: &self.val, input: &self.input };
+    fn run(
+        &self,
+        arm: &ArmConfig,
+        guide: &Guide<untrainable_arch_cnn::ResNet>,
+        epochs: u32,
+    ) -> untrainable_guidance::ArmRun {
+        let data = ImageData {
+            train: &self.train,
+            val: &self.val,
+            input: &self.input,
+        };
         seed(&self.device, 7);
         let target = target_config().init(&self.device);
-        let pairs = resolve_pairs(&PairsConfig::default(), &target.tap_names(), &guide.network().tap_names()).unwrap();
-        train_image_arm("test", arm, 7, target, guide, &pairs, &data, &train_config(epochs), &self.device, Progress::Quiet)
+        let pairs = resolve_pairs(
+            &PairsConfig::default(),
+            &target.tap_names(),
+            &guide.network().tap_names(),
+        )
+        .unwrap();
+        train_image_arm(
+            "test",
+            arm,
+            7,
+            target,
+            guide,
+            &pairs,
+            &data,
+            &train_config(epochs),
+            &self.device,
+            Progress::Quiet,
+        )
     }
 
     fn guide(&self) -> Guide<untrainable_arch_cnn::ResNet> {
@@ -105,7 +168,12 @@ fn a_guided_run_leaves_every_guide_parameter_bit_identical() {
     assert_eq!(run.summary.status.to_string(), "ok");
     let after = parameter_values(guide.network());
     assert_eq!(before.len(), after.len());
-    assert!(before.iter().zip(&after).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert!(
+        before
+            .iter()
+            .zip(&after)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
 }
 
 #[test]
@@ -124,7 +192,8 @@ fn the_same_seed_gives_the_same_initial_target_and_the_same_metrics() {
     let guide = setup.guide();
     let first = setup.run(&arm("guided", true, 2), &guide, 1);
     let second = setup.run(&arm("guided", true, 2), &guide, 1);
-    let values = |r: &untrainable_guidance::ArmRun| r.rows.iter().map(|m| m.value).collect::<Vec<_>>();
+    let values =
+        |r: &untrainable_guidance::ArmRun| r.rows.iter().map(|m| m.value).collect::<Vec<_>>();
     assert_eq!(values(&first), values(&second));
 }
 
@@ -156,24 +225,56 @@ fn guided_training_raises_the_cka_of_the_aligned_pairs() {
 fn noise_warmup_lowers_the_guidance_term_on_noise() {
     let setup = Setup::new();
     let guide = setup.guide();
-    let data = ImageData { train: &setup.train, val: &setup.val, input: &setup.input };
+    let data = ImageData {
+        train: &setup.train,
+        val: &setup.val,
+        input: &setup.input,
+    };
     seed(&setup.device, 7);
     let target = target_config().init(&setup.device);
-    let pairs = resolve_pairs(&PairsConfig::default(), &target.tap_names(), &guide.network().tap_names()).unwrap();
+    let pairs = resolve_pairs(
+        &PairsConfig::default(),
+        &target.tap_names(),
+        &guide.network().tap_names(),
+    )
+    .unwrap();
     // Each warm-up step draws fresh noise, so single steps are noisy: compare
     // the means of the first and last twenty.
-    let config = TrainConfig { learning_rate: 1e-2, ..train_config(1) };
+    let config = TrainConfig {
+        learning_rate: 1e-2,
+        ..train_config(1)
+    };
     let run = train_image_arm(
-        "test", &arm("noise-warmup", false, 120), 7, target, &guide, &pairs, &data, &config, &setup.device,
+        "test",
+        &arm("noise-warmup", false, 120),
+        7,
+        target,
+        &guide,
+        &pairs,
+        &data,
+        &config,
+        &setup.device,
         Progress::Quiet,
     );
-    let warmup: Vec<f64> = run.rows.iter().filter(|r| r.metric == "warmup_guidance_loss").map(|r| r.value).collect();
+    let warmup: Vec<f64> = run
+        .rows
+        .iter()
+        .filter(|r| r.metric == "warmup_guidance_loss")
+        .map(|r| r.value)
+        .collect();
     assert_eq!(warmup.len(), 120);
     let head = warmup[..20].iter().sum::<f64>() / 20.0;
     let tail = warmup[100..].iter().sum::<f64>() / 20.0;
-    assert!(tail < head - 0.2, "warm-up did not reduce Σ(1 − CKA): {head} → {tail}");
+    assert!(
+        tail < head - 0.2,
+        "warm-up did not reduce Σ(1 − CKA): {head} → {tail}"
+    );
     // Warm-up steps are not training steps: the task loss starts after them.
-    assert!(run.rows.iter().any(|r| r.metric == "task_loss" && r.step == 0));
+    assert!(
+        run.rows
+            .iter()
+            .any(|r| r.metric == "task_loss" && r.step == 0)
+    );
 }
 
 #[test]
@@ -183,7 +284,12 @@ fn early_disconnect_logs_the_guidance_term_only_for_its_first_steps() {
     let mut early = arm("early-disconnect", true, 0);
     early.guided_steps = Some(3);
     let run = setup.run(&early, &guide, 2);
-    let guided_steps: Vec<u64> = run.rows.iter().filter(|r| r.metric == "guidance_loss").map(|r| r.step).collect();
+    let guided_steps: Vec<u64> = run
+        .rows
+        .iter()
+        .filter(|r| r.metric == "guidance_loss")
+        .map(|r| r.step)
+        .collect();
     assert_eq!(guided_steps, [0, 1, 2]);
     assert_eq!(run.summary.steps, 8);
 }
@@ -195,58 +301,125 @@ fn a_non_finite_loss_stops_the_arm_as_diverged() {
     // One corrupt pixel makes every batch that holds it produce a NaN loss.
     let mut train = setup.train.clone();
     train.images[100] = f32::NAN;
-    let data = ImageData { train: &train, val: &setup.val, input: &setup.input };
+    let data = ImageData {
+        train: &train,
+        val: &setup.val,
+        input: &setup.input,
+    };
     seed(&setup.device, 7);
     let target = target_config().init(&setup.device);
-    let pairs = resolve_pairs(&PairsConfig::default(), &target.tap_names(), &guide.network().tap_names()).unwrap();
+    let pairs = resolve_pairs(
+        &PairsConfig::default(),
+        &target.tap_names(),
+        &guide.network().tap_names(),
+    )
+    .unwrap();
     let run = train_image_arm(
-        "test", &arm("base", false, 0), 7, target, &guide, &pairs, &data, &train_config(2), &setup.device, Progress::Quiet,
+        "test",
+        &arm("base", false, 0),
+        7,
+        target,
+        &guide,
+        &pairs,
+        &data,
+        &train_config(2),
+        &setup.device,
+        Progress::Quiet,
     );
     assert_eq!(run.summary.status.to_string(), "diverged");
     assert!(run.summary.status_step.is_some());
 }
-
 
 #[test]
 fn the_guide_table_returns_the_taps_of_a_forward_pass_on_the_batch() {
     let setup = Setup::new();
     let guide = setup.guide();
     // Built in batches of 10, read back in another order and batch size.
-    let table = GuideTapTable::build(&guide, &setup.train, &setup.input, 10, &setup.device).unwrap();
+    let table =
+        GuideTapTable::build(&guide, &setup.train, &setup.input, 10, &setup.device).unwrap();
     let indices = [5, 63, 0, 17, 17, 40];
     let gathered = table.gather(&indices, &setup.device);
-    let direct = guide.forward(setup.input.batch(&setup.train, &indices, &setup.device).0).taps;
+    let direct = guide
+        .forward(setup.input.batch(&setup.train, &indices, &setup.device).0)
+        .taps;
     assert_eq!(gathered.len(), direct.len());
     for (g, d) in gathered.iter().zip(&direct) {
         assert_eq!((&g.name, &g.shape), (&d.name, &d.shape));
         let (gv, dv) = (to_vec(g.value.clone()), to_vec(d.value.clone()));
         let scale = dv.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-        assert!(gv.iter().zip(&dv).all(|(a, b)| (a - b).abs() <= 1e-5 * scale), "tap {} differs", g.name);
+        assert!(
+            gv.iter()
+                .zip(&dv)
+                .all(|(a, b)| (a - b).abs() <= 1e-5 * scale),
+            "tap {} differs",
+            g.name
+        );
     }
 }
 
 #[test]
 fn a_distance_that_needs_larger_batches_is_refused_by_name() {
-    let config = TrainConfig { batch_size: 3, distance: Distance::LinearCkaDebiased, ..train_config(1) };
+    let config = TrainConfig {
+        batch_size: 3,
+        distance: Distance::LinearCkaDebiased,
+        ..train_config(1)
+    };
     let message = config.validate().unwrap_err();
-    assert!(message.contains("linear-cka-debiased") && message.contains("train.batch_size is 3"), "{message}");
-    assert!(TrainConfig { batch_size: 4, ..config }.validate().is_ok());
+    assert!(
+        message.contains("linear-cka-debiased") && message.contains("train.batch_size is 3"),
+        "{message}"
+    );
+    assert!(
+        TrainConfig {
+            batch_size: 4,
+            ..config
+        }
+        .validate()
+        .is_ok()
+    );
 }
 
 #[test]
 fn guided_training_lowers_the_guidance_term_with_every_distance() {
     let setup = Setup::new();
     let guide = setup.guide();
-    for distance in [Distance::LinearCka, Distance::LinearCkaDebiased, Distance::RbfCka] {
-        let data = ImageData { train: &setup.train, val: &setup.val, input: &setup.input };
+    for &distance in Distance::ALL {
+        let data = ImageData {
+            train: &setup.train,
+            val: &setup.val,
+            input: &setup.input,
+        };
         seed(&setup.device, 7);
         let target = target_config().init(&setup.device);
-        let pairs = resolve_pairs(&PairsConfig::default(), &target.tap_names(), &guide.network().tap_names()).unwrap();
-        let config = TrainConfig { distance, learning_rate: 1e-2, ..train_config(8) };
+        let pairs = resolve_pairs(
+            &PairsConfig::default(),
+            &target.tap_names(),
+            &guide.network().tap_names(),
+        )
+        .unwrap();
+        let config = TrainConfig {
+            distance,
+            learning_rate: 1e-2,
+            ..train_config(8)
+        };
         let run = train_image_arm(
-            "test", &arm("guided", true, 0), 7, target, &guide, &pairs, &data, &config, &setup.device, Progress::Quiet,
+            "test",
+            &arm("guided", true, 0),
+            7,
+            target,
+            &guide,
+            &pairs,
+            &data,
+            &config,
+            &setup.device,
+            Progress::Quiet,
         );
-        let term: Vec<f64> = run.rows.iter().filter(|r| r.metric == "guidance_loss").map(|r| r.value).collect();
+        let term: Vec<f64> = run
+            .rows
+            .iter()
+            .filter(|r| r.metric == "guidance_loss")
+            .map(|r| r.value)
+            .collect();
         assert_eq!(term.len(), 32, "{distance:?}");
         let head = term[..4].iter().sum::<f64>() / 4.0;
         let tail = term[28..].iter().sum::<f64>() / 4.0;

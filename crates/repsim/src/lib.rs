@@ -9,18 +9,27 @@
 //! CKA(X, Y) = ⟨K, L⟩_F / (‖K‖_F ‖L‖_F)
 //! ```
 //!
-//! Two forms are provided: [`linear_cka`] on burn tensors, differentiable, for
-//! losses; and [`host::linear_cka`] in `f64` for analysis and as a reference.
-//! Names say what a value is: `*_cka` is a similarity in [0, 1],
-//! `*_distance` is `1 − similarity`.
+//! Two forms are provided: on burn tensors, differentiable, for losses
+//! ([`linear_cka`], [`debiased_linear_cka`], [`rbf_cka`], [`rsa_similarity`],
+//! [`ridge_similarity`], [`procrustes_similarity`], each selectable by name as
+//! a guidance [`Distance`]); and in `f64` for analysis and as a reference
+//! ([`host`], every metric). Names say what a value is: `*_cka` and
+//! `*_similarity` are similarities, `*_distance` are distances.
 
 pub mod distance;
 pub mod host;
 pub mod io;
+mod procrustes;
+mod ridge;
+mod rsa;
 
 pub use distance::Distance;
+pub use procrustes::procrustes_similarity;
+pub use ridge::ridge_similarity;
+pub use rsa::rsa_similarity;
 
 use burn::tensor::{Int, Tensor, TensorData};
+use nalgebra::DMatrix;
 
 /// Floor under quantities that are square-rooted or divided by: keeps constant
 /// representations (zero after centring) finite, with CKA 0 and a finite
@@ -29,10 +38,9 @@ const EPS: f64 = 1e-12;
 
 /// Centres each column and scales the whole matrix to unit Frobenius norm.
 ///
-/// Centring by subtracting column means equals the `H·K·H` double centring of
-/// the Gram matrix without forming `H`. The scaling leaves CKA unchanged (it
-/// is scale invariant) but keeps Gram entries near 1 in `f32`, whatever the
-/// scale of the activations.
+/// The scaling leaves CKA unchanged (it is scale invariant) but keeps the
+/// `d × d` products of the feature form near 1 in `f32`, whatever the scale of
+/// the activations.
 fn centre_and_scale(x: Tensor<2>) -> Tensor<2> {
     let centred = x.clone() - x.mean_dim(0);
     let norm = centred
@@ -45,22 +53,64 @@ fn centre_and_scale(x: Tensor<2>) -> Tensor<2> {
     centred / norm
 }
 
-/// Linear CKA between `x: (n, p)` and `y: (n, q)`, Gram form (`n × n`), as a
-/// one-element tensor. Differentiable in both arguments.
+/// Linear CKA between `x: (n, p)` and `y: (n, q)`, as a one-element tensor.
+/// Differentiable in both arguments.
 ///
-/// The Gram form costs `O(n²(p + q))` and never materialises anything larger
-/// than `n × n`, which suits minibatches of flattened conv maps (`p ≫ n`).
+/// Computed in whichever of the Gram form ([`linear_cka_gram_form`], cost
+/// `O(n²(p + q))`) and the feature form ([`linear_cka_feature_form`], cost
+/// `O(n(pq + p² + q²))`) is cheaper: the Gram form for the usual minibatch
+/// of wide layers, the feature form for narrow layers over many examples.
 pub fn linear_cka(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
+    let (n, p, q) = (x.dims()[0], x.dims()[1], y.dims()[1]);
+    if feature_form_is_cheaper(n, p, q) {
+        linear_cka_feature_form(x, y)
+    } else {
+        linear_cka_gram_form(x, y)
+    }
+}
+
+/// Whether the `d × d` feature form of linear CKA needs fewer multiply-adds
+/// than the `n × n` Gram form.
+pub fn feature_form_is_cheaper(n: usize, p: usize, q: usize) -> bool {
+    let feature = n as f64 * (p as f64 * q as f64 + (p * p) as f64 + (q * q) as f64);
+    let gram = (n * n) as f64 * (p + q) as f64;
+    feature < gram
+}
+
+/// Linear CKA in Gram form:
+///
+/// ```text
+/// K = H X Xᵀ H,  L = H Y Yᵀ H      (H = I − 11ᵀ/n, applied as row and column means)
+/// CKA(X, Y) = ⟨K, L⟩_F / (‖K‖_F ‖L‖_F)
+/// ```
+///
+/// Nothing larger than `n × n` is materialised besides the inputs: the Gram
+/// matrix of the raw rows is centred, never a copy of `x`, so a minibatch of
+/// flattened conv maps (`n = 256`, `p = 64·112·112`) needs a few hundred KiB
+/// beyond its activations and their gradient.
+pub fn linear_cka_gram_form(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
     check_rows(&x, &y);
-    let x = centre_and_scale(x);
-    let y = centre_and_scale(y);
-    let k = x.clone().matmul(x.transpose());
-    let l = y.clone().matmul(y.transpose());
-    cka_from_centred_grams(k, l)
+    cka_from_centred_grams(centred_gram(x), centred_gram(y))
+}
+
+/// `H X Xᵀ H`, divided by its largest entry (a constant in the gradient:
+/// every use is scale invariant) so that sums of its squares stay far from
+/// `f32` overflow.
+pub(crate) fn centred_gram(x: Tensor<2>) -> Tensor<2> {
+    let k = centre_gram(x.clone().matmul(x.transpose()));
+    let scale = k
+        .clone()
+        .detach()
+        .abs()
+        .max()
+        .clamp_min(EPS)
+        .reshape([1, 1]);
+    k / scale
 }
 
 /// Linear CKA in feature form, `‖Ycᵀ Xc‖² / (‖Xcᵀ Xc‖ ‖Ycᵀ Yc‖)`: the same
-/// value as [`linear_cka`], cheaper when the feature counts are below `n`.
+/// value as [`linear_cka_gram_form`], cheaper when the feature counts are
+/// below `n`.
 pub fn linear_cka_feature_form(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
     check_rows(&x, &y);
     let x = centre_and_scale(x);
@@ -90,7 +140,10 @@ pub fn debiased_linear_cka(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
     let n = x.dims()[0];
     assert!(n >= 4, "debiased CKA needs at least 4 examples, got {n}");
     let (x, y) = (centre_and_scale(x), centre_and_scale(y));
-    let off_diagonal = Tensor::<2>::eye(n, &x.device()).cast(x.dtype()).neg().add_scalar(1.0);
+    let off_diagonal = Tensor::<2>::eye(n, &x.device())
+        .cast(x.dtype())
+        .neg()
+        .add_scalar(1.0);
     let k = x.clone().matmul(x.transpose()) * off_diagonal.clone();
     let l = y.clone().matmul(y.transpose()) * off_diagonal;
     let kl = unbiased_hsic(k.clone(), l.clone(), n);
@@ -106,7 +159,8 @@ fn unbiased_hsic(k: Tensor<2>, l: Tensor<2>, n: usize) -> Tensor<1> {
     let (k_rows, l_rows) = (k.clone().sum_dim(1), l.clone().sum_dim(1));
     let totals = k.sum() * l.sum();
     let cross = (k_rows * l_rows).sum();
-    (trace + totals.div_scalar((n - 1.0) * (n - 2.0)) - cross.mul_scalar(2.0 / (n - 2.0))).div_scalar(n * (n - 3.0))
+    (trace + totals.div_scalar((n - 1.0) * (n - 2.0)) - cross.mul_scalar(2.0 / (n - 2.0)))
+        .div_scalar(n * (n - 3.0))
 }
 
 /// CKA with Gaussian (RBF) kernels `k(a, b) = exp(−‖a − b‖² / (2σ²))`,
@@ -116,21 +170,35 @@ fn unbiased_hsic(k: Tensor<2>, l: Tensor<2>, n: usize) -> Tensor<1> {
 /// function to optimise through). Biased HSIC, like [`linear_cka`].
 pub fn rbf_cka(x: Tensor<2>, y: Tensor<2>, bandwidth_fraction: f64) -> Tensor<1> {
     check_rows(&x, &y);
-    assert!(bandwidth_fraction > 0.0, "the RBF bandwidth fraction must be positive, got {bandwidth_fraction}");
+    assert!(
+        bandwidth_fraction > 0.0,
+        "the RBF bandwidth fraction must be positive, got {bandwidth_fraction}"
+    );
     let sigma_x = bandwidth_fraction * median_pairwise_distance(x.clone());
     let sigma_y = bandwidth_fraction * median_pairwise_distance(y.clone());
     rbf_cka_with_bandwidths(x, y, sigma_x, sigma_y)
 }
 
 /// [`rbf_cka`] with fixed bandwidths `σx`, `σy` (in the units of `x` and `y`).
-pub fn rbf_cka_with_bandwidths(x: Tensor<2>, y: Tensor<2>, sigma_x: f64, sigma_y: f64) -> Tensor<1> {
+pub fn rbf_cka_with_bandwidths(
+    x: Tensor<2>,
+    y: Tensor<2>,
+    sigma_x: f64,
+    sigma_y: f64,
+) -> Tensor<1> {
     check_rows(&x, &y);
     // Each centred Gram is scaled to unit norm: for wide kernels its entries
     // are tiny, and the floor in `cka_from_centred_grams` must not bite.
     let gram = |z: Tensor<2>, sigma: f64| {
         let two_sigma2 = (2.0 * sigma * sigma).max(EPS);
         let centred = centre_gram(squared_distances(z).div_scalar(-two_sigma2).exp());
-        let norm = centred.clone().square().sum().sqrt().clamp_min(EPS).reshape([1, 1]);
+        let norm = centred
+            .clone()
+            .square()
+            .sum()
+            .sqrt()
+            .clamp_min(EPS)
+            .reshape([1, 1]);
         centred / norm
     };
     cka_from_centred_grams(gram(x, sigma_x), gram(y, sigma_y))
@@ -148,7 +216,9 @@ fn squared_distances(x: Tensor<2>) -> Tensor<2> {
 /// gradient); 0 when there are fewer than two rows.
 pub fn median_pairwise_distance(x: Tensor<2>) -> f64 {
     let n = x.dims()[0];
-    let upper: Vec<i64> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i * n + j) as i64)).collect();
+    let upper: Vec<i64> = (0..n)
+        .flat_map(|i| (i + 1..n).map(move |j| (i * n + j) as i64))
+        .collect();
     let pairs = upper.len();
     if pairs == 0 {
         return 0.0;
@@ -156,13 +226,21 @@ pub fn median_pairwise_distance(x: Tensor<2>) -> f64 {
     let d2 = squared_distances(x.detach());
     let index = Tensor::<1, Int>::from_data(TensorData::new(upper, [pairs]), &d2.device());
     let sorted = d2.reshape([n * n]).select(0, index).sort(0);
-    let d2: Vec<f64> = sorted.into_data().convert::<f64>().try_into_vec::<f64>().expect("f64 values");
+    let d2: Vec<f64> = sorted
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .expect("f64 values");
     let d: Vec<f64> = d2.into_iter().map(f64::sqrt).collect();
-    if pairs % 2 == 1 { d[pairs / 2] } else { 0.5 * (d[pairs / 2 - 1] + d[pairs / 2]) }
+    if pairs % 2 == 1 {
+        d[pairs / 2]
+    } else {
+        0.5 * (d[pairs / 2 - 1] + d[pairs / 2])
+    }
 }
 
 /// `H K H`: subtracts row and column means and adds back the grand mean.
-fn centre_gram(k: Tensor<2>) -> Tensor<2> {
+pub(crate) fn centre_gram(k: Tensor<2>) -> Tensor<2> {
     let rows = k.clone().mean_dim(1);
     let cols = k.clone().mean_dim(0);
     let all = k.clone().mean().reshape([1, 1]);
@@ -176,7 +254,38 @@ fn cka_from_centred_grams(k: Tensor<2>, l: Tensor<2>) -> Tensor<1> {
     kl / (kk * ll).clamp_min(EPS).sqrt()
 }
 
-fn check_rows(x: &Tensor<2>, y: &Tensor<2>) {
+/// `k / tr(k)`: a centred Gram matrix of a representation at unit Frobenius
+/// norm. The trace stays in the gradient (the metrics using it are scale
+/// invariant only through it).
+fn unit_trace(k: Tensor<2>) -> Tensor<2> {
+    let n = k.dims()[0];
+    let eye = Tensor::<2>::eye(n, &k.device()).cast(k.dtype());
+    let trace = (k.clone() * eye).sum().clamp_min(EPS).reshape([1, 1]);
+    k / trace
+}
+
+/// A matrix's values on the host in `f64`, for the factorisations burn has no
+/// differentiable form of; held constant in the gradient.
+fn to_host(t: &Tensor<2>) -> DMatrix<f64> {
+    let [rows, cols] = t.dims();
+    let values = t
+        .clone()
+        .detach()
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .expect("a float tensor");
+    DMatrix::from_row_slice(rows, cols, &values)
+}
+
+/// A host matrix as a constant tensor with `like`'s dtype and device.
+fn from_host(m: &DMatrix<f64>, like: &Tensor<2>) -> Tensor<2> {
+    let values: Vec<f64> = m.transpose().iter().copied().collect();
+    let data = TensorData::new(values, [m.nrows(), m.ncols()]);
+    Tensor::from_data(data, (&like.device(), like.dtype()))
+}
+
+pub(crate) fn check_rows(x: &Tensor<2>, y: &Tensor<2>) {
     let (nx, ny) = (x.dims()[0], y.dims()[0]);
     assert_eq!(
         nx, ny,

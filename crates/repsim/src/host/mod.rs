@@ -43,6 +43,7 @@ pub use cka::{
 };
 pub use error::{RepsimError, Result};
 pub use knn::{DEFAULT_KNN_K, mutual_knn_similarity};
+pub(crate) use procrustes::psd_power;
 pub use procrustes::{angular_procrustes_distance, procrustes_distance};
 pub use ridge::{DEFAULT_RIDGE_LAMBDA, ridge_similarity};
 pub use rsa::{RdmComparison, RdmDistance, pairwise_distances, rsa_similarity};
@@ -134,7 +135,12 @@ pub fn linear_cka(x: &Matrix, y: &Matrix) -> f64 {
 /// Whether `data` holds `rows × cols` values.
 fn check_shape(m: &Matrix, name: &'static str) -> Result<()> {
     if m.data.len() != m.rows * m.cols {
-        return Err(RepsimError::Shape { matrix: name, rows: m.rows, cols: m.cols, len: m.data.len() });
+        return Err(RepsimError::Shape {
+            matrix: name,
+            rows: m.rows,
+            cols: m.cols,
+            len: m.data.len(),
+        });
     }
     Ok(())
 }

@@ -6,21 +6,42 @@
 use nalgebra::DMatrix;
 
 use super::error::Result;
-use super::{Matrix, centred_unit, check_pair, sorted_svd};
+use super::{Matrix, centred_unit, check_pair};
 
 /// A matrix with the same Gram matrix as `m` (so the same `‖mᵀ·‖_*` against
-/// anything) and at most `rows` columns: `U·S` from the thin SVD when `m` is
-/// wider than tall, `m` itself otherwise.
-pub(crate) fn narrowed(m: DMatrix<f64>) -> DMatrix<f64> {
+/// anything) and at most `rows` columns: `U·S` of the thin SVD when `m` is
+/// wider than tall, from the symmetric eigendecomposition `m mᵀ = U S² Uᵀ`
+/// (an `n × n` problem, much cheaper than the SVD of the wide `m`); `m`
+/// itself otherwise.
+fn narrowed(m: DMatrix<f64>) -> DMatrix<f64> {
     if m.ncols() <= m.nrows() {
         return m;
     }
-    let svd = sorted_svd(m);
-    let mut us = svd.u;
-    for (k, s) in svd.s.iter().enumerate() {
-        us.column_mut(k).scale_mut(*s);
+    let eigen = (&m * m.transpose()).symmetric_eigen();
+    let mut us = eigen.eigenvectors;
+    for (k, s2) in eigen.eigenvalues.iter().enumerate() {
+        us.column_mut(k).scale_mut(s2.max(0.0).sqrt());
     }
     us
+}
+
+/// `m^power` of a symmetric positive semi-definite `m`, through its
+/// eigendecomposition; eigenvalues at or below `floor × the largest` count as
+/// zero (a pseudo-power for negative `power`). For the Gram-form Procrustes
+/// gradient in the crate root.
+pub(crate) fn psd_power(m: &DMatrix<f64>, power: f64, floor: f64) -> DMatrix<f64> {
+    let eigen = m.clone().symmetric_eigen();
+    let largest = eigen.eigenvalues.amax();
+    let mut scaled = eigen.eigenvectors.clone();
+    for (k, lambda) in eigen.eigenvalues.iter().enumerate() {
+        let factor = if *lambda > floor * largest {
+            lambda.powf(power)
+        } else {
+            0.0
+        };
+        scaled.column_mut(k).scale_mut(factor);
+    }
+    scaled * eigen.eigenvectors.transpose()
 }
 
 /// `‖XᵀY‖_*` of the centred, unit-Frobenius-norm representations, in [0, 1].

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use rand::RngExt;
+use rand::rngs::StdRng;
 use untrainable_repsim::host::Matrix;
 
 pub fn gaussian(rng: &mut StdRng, rows: usize, cols: usize) -> Matrix {
@@ -49,12 +49,20 @@ pub fn orthogonal(rng: &mut StdRng, d: usize) -> Matrix {
 }
 
 pub fn map(m: &Matrix, f: impl Fn(usize, f64) -> f64) -> Matrix {
-    let data = m.data.iter().enumerate().map(|(k, v)| f(k % m.cols, *v)).collect();
+    let data = m
+        .data
+        .iter()
+        .enumerate()
+        .map(|(k, v)| f(k % m.cols, *v))
+        .collect();
     Matrix::new(m.rows, m.cols, data)
 }
 
 pub fn tensor(m: &Matrix) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(m.data.clone(), [m.rows, m.cols]), &Device::flex())
+    Tensor::from_data(
+        TensorData::new(m.data.clone(), [m.rows, m.cols]),
+        &Device::flex(),
+    )
 }
 
 pub fn tensor_f64(m: &Matrix) -> Tensor<2> {
@@ -65,14 +73,19 @@ pub fn tensor_f64(m: &Matrix) -> Tensor<2> {
 }
 
 pub fn scalar(t: Tensor<1>) -> f64 {
-    t.into_data().convert::<f64>().try_into_vec::<f64>().unwrap()[0]
+    t.into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap()[0]
 }
-
 
 /// `m` as an f64 tensor on the autodiff device, tracking its gradient.
 pub fn tracked_f64(m: &Matrix) -> Tensor<2> {
-    Tensor::<2>::from_data(TensorData::new(m.data.clone(), [m.rows, m.cols]), (&Device::flex().autodiff(), DType::F64))
-        .require_grad()
+    Tensor::<2>::from_data(
+        TensorData::new(m.data.clone(), [m.rows, m.cols]),
+        (&Device::flex().autodiff(), DType::F64),
+    )
+    .require_grad()
 }
 
 /// Checks the autodiff gradient of `f` at `x` (with respect to `x`) against
@@ -80,7 +93,13 @@ pub fn tracked_f64(m: &Matrix) -> Tensor<2> {
 pub fn assert_gradient_matches_finite_differences(x: &Matrix, f: impl Fn(Tensor<2>) -> Tensor<1>) {
     let xt = tracked_f64(x);
     let grads = f(xt.clone()).backward();
-    let analytic = xt.grad(&grads).unwrap().into_data().convert::<f64>().try_into_vec::<f64>().unwrap();
+    let analytic = xt
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap();
     let h = 1e-6;
     for k in 0..x.data.len() {
         let at = |delta: f64| {
@@ -95,5 +114,8 @@ pub fn assert_gradient_matches_finite_differences(x: &Matrix, f: impl Fn(Tensor<
             analytic[k]
         );
     }
-    assert!(analytic.iter().any(|g| g.abs() > 1e-4), "the gradient must not vanish");
+    assert!(
+        analytic.iter().any(|g| g.abs() > 1e-4),
+        "the gradient must not vanish"
+    );
 }
