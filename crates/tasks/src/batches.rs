@@ -15,6 +15,10 @@ use rand::seq::SliceRandom;
 pub enum Purpose {
     Split,
     Batches,
+    /// Generated copy-paste examples, one stream per example index.
+    CopyPaste,
+    /// Generated parity examples, one stream per example index.
+    Parity,
     /// Free for other crates (e.g. generated sequence tasks), with their own tag.
     Other(u64),
 }
@@ -24,6 +28,8 @@ impl Purpose {
         match self {
             Purpose::Split => u64::from_le_bytes(*b"splitval"),
             Purpose::Batches => u64::from_le_bytes(*b"batchord"),
+            Purpose::CopyPaste => u64::from_le_bytes(*b"copypast"),
+            Purpose::Parity => u64::from_le_bytes(*b"paritybt"),
             Purpose::Other(t) => t,
         }
     }

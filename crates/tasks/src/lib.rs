@@ -1,13 +1,20 @@
 //! Data for the experiments, as plain Rust values: real image sets read from
-//! their standard files, and seeded orderings for splitting and batching.
+//! their standard files, generated sequence tasks (copy-paste, parity), and
+//! seeded orderings for splitting and batching.
 //! Turning them into tensors is the training crate's job, so this crate
 //! does not depend on burn.
 
 pub mod batches;
+pub mod copy_paste;
 pub mod error;
 pub mod fashion_mnist;
 pub mod idx;
+pub mod parity;
+pub mod sequence;
 
 pub use batches::epoch_batches;
+pub use copy_paste::CopyPaste;
 pub use error::{DataError, SETUP_COMMAND, SearchedPlace};
 pub use fashion_mnist::{FashionMnist, ImageSet, split_train_val};
+pub use parity::Parity;
+pub use sequence::{SequenceExample, Split, SplitSizes};
