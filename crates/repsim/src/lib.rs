@@ -97,7 +97,7 @@ pub fn linear_cka_gram_form(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
 /// every use is scale invariant) so that sums of its squares stay far from
 /// `f32` overflow.
 pub(crate) fn centred_gram(x: Tensor<2>) -> Tensor<2> {
-    let k = centre_gram(x.clone().matmul(x.transpose()));
+    let k = centre_gram(gram(x));
     let scale = k
         .clone()
         .detach()
@@ -144,8 +144,8 @@ pub fn debiased_linear_cka(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
         .cast(x.dtype())
         .neg()
         .add_scalar(1.0);
-    let k = x.clone().matmul(x.transpose()) * off_diagonal.clone();
-    let l = y.clone().matmul(y.transpose()) * off_diagonal;
+    let k = gram(x) * off_diagonal.clone();
+    let l = gram(y) * off_diagonal;
     let kl = unbiased_hsic(k.clone(), l.clone(), n);
     let kk = unbiased_hsic(k.clone(), k, n);
     let ll = unbiased_hsic(l.clone(), l, n);
@@ -207,9 +207,8 @@ pub fn rbf_cka_with_bandwidths(
 /// Squared Euclidean distances between rows, `n × n`, from the Gram matrix.
 fn squared_distances(x: Tensor<2>) -> Tensor<2> {
     let x = x.clone() - x.mean_dim(0);
-    let gram = x.clone().matmul(x.clone().transpose());
-    let norms = x.square().sum_dim(1);
-    (norms.clone() + norms.transpose() - gram.mul_scalar(2.0)).clamp_min(0.0)
+    let norms = x.clone().square().sum_dim(1);
+    (norms.clone() + norms.transpose() - gram(x).mul_scalar(2.0)).clamp_min(0.0)
 }
 
 /// The median Euclidean distance over pairs of rows `i < j` (a statistic, no
@@ -237,6 +236,19 @@ pub fn median_pairwise_distance(x: Tensor<2>) -> f64 {
     } else {
         0.5 * (d[pairs / 2 - 1] + d[pairs / 2])
     }
+}
+
+/// The Gram matrix `X Xᵀ` of the rows, with a backward pass of one product.
+///
+/// Autodiff of `x.matmul(x.transpose())` computes `Gᵀ X` and `G X` and adds
+/// them: two `n × n` by `n × d` products, the dominant cost for wide layers.
+/// Here the product is taken against a detached `x`, so autodiff computes
+/// only `G' X` with `G'` the gradient reaching this tensor; the returned
+/// `K + Kᵀ − K` (held: `K`) makes `G' = G + Gᵀ`, the exact gradient of a
+/// function of `X Xᵀ`, in `n × n` work.
+pub(crate) fn gram(x: Tensor<2>) -> Tensor<2> {
+    let k = x.clone().matmul(x.detach().transpose());
+    k.clone() + k.clone().transpose() - k.detach()
 }
 
 /// `H K H`: subtracts row and column means and adds back the grand mean.

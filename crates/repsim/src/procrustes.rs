@@ -3,7 +3,7 @@
 use burn::tensor::Tensor;
 
 use crate::host::psd_power;
-use crate::{centre_gram, check_rows, from_host, to_host, unit_trace};
+use crate::{centre_gram, check_rows, from_host, gram, to_host, unit_trace};
 
 /// Eigenvalues at or below this share of the largest count as zero in the
 /// pseudo-inverse square roots: well above the rounding of `f32` Gram
@@ -39,8 +39,8 @@ pub fn procrustes_similarity(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
         n >= 2,
         "Procrustes similarity needs at least 2 examples, got {n}"
     );
-    let k = unit_trace(centre_gram(x.clone().matmul(x.transpose())));
-    let l = unit_trace(centre_gram(y.clone().matmul(y.transpose())));
+    let k = unit_trace(centre_gram(gram(x)));
+    let l = unit_trace(centre_gram(gram(y)));
     let (kh, lh) = (to_host(&k), to_host(&l));
     let weight = |a: &nalgebra::DMatrix<f64>, b: &nalgebra::DMatrix<f64>| {
         let root = psd_power(b, 0.5, 0.0);

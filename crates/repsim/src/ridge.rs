@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::{centre_gram, check_rows, from_host, to_host, unit_trace};
+use crate::{centre_gram, check_rows, from_host, gram, to_host, unit_trace};
 
 /// In-sample R² of predicting `y` from `x` by ridge regression, on burn
 /// tensors and differentiable in both: the same value as
@@ -38,8 +38,8 @@ pub fn ridge_similarity(x: Tensor<2>, y: Tensor<2>, lambda: f64) -> Tensor<1> {
         "the ridge strength must be a finite number > 0, got {lambda}"
     );
     let ridge = lambda / n.min(dx) as f64;
-    let k = unit_trace(centre_gram(x.clone().matmul(x.transpose())));
-    let l = unit_trace(centre_gram(y.clone().matmul(y.transpose())));
+    let k = unit_trace(centre_gram(gram(x)));
+    let l = unit_trace(centre_gram(gram(y)));
     let eye = Tensor::<2>::eye(n, &k.device()).cast(k.dtype());
     let a = k + eye.clone().mul_scalar(ridge);
     let host = to_host(&a);

@@ -2,7 +2,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::{EPS, check_rows};
+use crate::{EPS, check_rows, gram};
 
 /// RSA with correlation RDMs compared by Pearson correlation, differentiable:
 ///
@@ -51,8 +51,7 @@ pub fn rsa_similarity(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
 fn correlations(x: Tensor<2>) -> Tensor<2> {
     let d = x.dims()[1] as f64;
     let means = x.clone().mean_dim(1);
-    let gram = x.clone().matmul(x.transpose());
-    let covariance = gram - means.clone().matmul(means.transpose()).mul_scalar(d);
+    let covariance = gram(x) - means.clone().matmul(means.transpose()).mul_scalar(d);
     let n = covariance.dims()[0];
     let eye = Tensor::<2>::eye(n, &covariance.device()).cast(covariance.dtype());
     let norms = (covariance.clone() * eye).sum_dim(1).clamp_min(EPS).sqrt();
