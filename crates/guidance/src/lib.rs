@@ -6,10 +6,14 @@ pub mod data;
 pub mod guide_table;
 pub mod loss;
 pub mod mapping;
+pub mod sequence;
+pub mod task;
 pub mod train;
 
 pub use data::InputSpec;
 pub use guide_table::GuideTapTable;
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
-pub use train::{ArmConfig, ArmRun, ImageData, NoiseFor, Progress, TrainConfig, evaluate, train_image_arm};
+pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
+pub use task::{ImageData, Part, Score, Task, evaluate};
+pub use train::{ArmConfig, ArmRun, NoiseFor, Progress, TrainConfig, train_arm};

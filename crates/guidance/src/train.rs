@@ -1,22 +1,21 @@
-//! The training loop shared by the image experiments: plain, guided, noise
-//! warm-up and early-disconnect arms are one loop with a schedule.
+//! The training loop shared by every experiment: plain, guided, noise
+//! warm-up and early-disconnect arms are one loop with a schedule, over any
+//! [`Task`].
 
 use std::time::Instant;
 
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use untrainable_core::{Guide, Network, Tap};
 use untrainable_repsim::Distance;
 use untrainable_results::{MetricRow, Split, Status, SummaryRow};
-use untrainable_tasks::fashion_mnist::{ImageSet, epoch_batches};
+use untrainable_tasks::fashion_mnist::epoch_batches;
 
-use crate::data::{InputSpec, noise_images};
-use crate::guide_table::GuideTapTable;
 use crate::loss::{Reduction, guidance_loss, pair_cka};
 use crate::mapping::Pair;
+use crate::task::{Part, Task, evaluate};
 
 /// Hyper-parameters of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,10 +61,16 @@ impl TrainConfig {
             ));
         }
         if !(self.learning_rate > 0.0) {
-            return Err(format!("train.learning_rate must be positive, got {}", self.learning_rate));
+            return Err(format!(
+                "train.learning_rate must be positive, got {}",
+                self.learning_rate
+            ));
         }
         if !(self.alpha >= 0.0) {
-            return Err(format!("train.alpha must be at least 0, got {}", self.alpha));
+            return Err(format!(
+                "train.alpha must be at least 0, got {}",
+                self.alpha
+            ));
         }
         Ok(())
     }
@@ -127,13 +132,6 @@ impl ArmConfig {
     }
 }
 
-/// The data an image run reads.
-pub struct ImageData<'a> {
-    pub train: &'a ImageSet,
-    pub val: &'a ImageSet,
-    pub input: &'a InputSpec,
-}
-
 /// Everything one (arm, seed) run produced.
 pub struct ArmRun {
     pub rows: Vec<MetricRow>,
@@ -153,31 +151,32 @@ pub enum Progress {
 /// Build `target` afresh for every arm (the same seed gives the same
 /// weights): clones of a burn module share batch-norm running statistics.
 #[allow(clippy::too_many_arguments)]
-pub fn train_image_arm<T, G>(
+pub fn train_arm<K, T, G>(
     experiment: &str,
     arm: &ArmConfig,
     seed: u64,
     target: T,
     guide: &Guide<G>,
     pairs: &[Pair],
-    data: &ImageData,
+    task: &K,
     config: &TrainConfig,
     device: &Device,
     progress: Progress,
 ) -> ArmRun
 where
-    T: Network<Input = Tensor<4>>,
-    G: Network<Input = Tensor<4>>,
+    K: Task,
+    T: Network<Input = K::Input>,
+    G: Network<Input = K::Input>,
 {
     let started = Instant::now();
     let train_device = device.clone().autodiff();
     untrainable_core::seed(&train_device, seed);
     let mut model = target.fork(&train_device).train();
     let mut optim = AdamConfig::new().init();
-    let cross_entropy = CrossEntropyLossConfig::new().init(&train_device);
     let mut log = Log::new(experiment, &arm.name, seed);
 
-    let steps_per_epoch = (data.train.len() / config.batch_size) as u64;
+    let train_len = task.len(Part::Train);
+    let steps_per_epoch = (train_len / config.batch_size) as u64;
     let planned = arm.noise_warmup_steps + steps_per_epoch * config.epochs as u64;
     let total = match config.max_steps {
         0 => planned,
@@ -185,25 +184,34 @@ where
     };
     let bar = progress_bar(progress, total, &format!("{} seed {seed}", arm.name));
 
-    let guide_terms = |model: &T, target_input: Tensor<4>, guide_taps: &[Tap]| {
+    let guide_terms = |model: &T, target_input: K::Input, guide_taps: &[Tap]| {
         let target_out = model.forward(target_input);
-        let term = guidance_loss(&target_out.taps, guide_taps, pairs, config.distance, config.reduction);
+        let term = guidance_loss(
+            &target_out.taps,
+            guide_taps,
+            pairs,
+            config.distance,
+            config.reduction,
+        );
         (target_out.output, term)
     };
     // Guided steps on real batches read the guide's taps from a table.
-    let guide_table =
-        if arm.guided { GuideTapTable::build(guide, data.train, data.input, config.eval_batch_size, device) } else { None };
+    let guide_table = if arm.guided {
+        task.guide_table(guide, config.eval_batch_size, device)
+    } else {
+        None
+    };
 
     // Noise warm-up: only the guidance term, on noise.
     for w in 0..arm.noise_warmup_steps {
-        let shape = [config.batch_size, data.input.channels, data.input.image_size, data.input.image_size];
-        let noise = noise_images(shape, &train_device);
+        let noise = task.noise(config.batch_size, &train_device);
         let target_input = match arm.noise_for {
             NoiseFor::Both => noise.clone(),
             NoiseFor::GuideOnly => {
                 // A fresh random batch per warm-up step, from a stream apart from the epochs'.
-                let idx = epoch_batches(data.train.len(), config.batch_size, !seed, w, true).swap_remove(0);
-                data.input.batch(data.train, &idx, &train_device).0
+                let idx =
+                    epoch_batches(train_len, config.batch_size, !seed, w, true).swap_remove(0);
+                task.batch(Part::Train, &idx, &train_device).0
             }
         };
         let (_, term) = guide_terms(&model, target_input, &guide.forward(noise).taps);
@@ -218,30 +226,40 @@ where
         bar.set_message(format!("warm-up 1-CKA sum {value:.3}"));
     }
 
-    let eval_batch = fixed_eval_batch(data, config, device);
+    let eval_batch = fixed_eval_batch(task, config, device);
     let mut step = 0u64;
     let mut train_loss = f64::NAN;
     'epochs: for epoch in 0..config.epochs {
-        for idx in epoch_batches(data.train.len(), config.batch_size, seed, epoch as u64, true) {
+        for idx in epoch_batches(train_len, config.batch_size, seed, epoch as u64, true) {
             if config.max_steps > 0 && step >= config.max_steps {
-                let _ = log.epoch(&model, guide, pairs, data, config, epoch, step, &eval_batch, device);
+                let _ = log.epoch(
+                    &model,
+                    guide,
+                    pairs,
+                    task,
+                    config,
+                    epoch,
+                    step,
+                    &eval_batch,
+                    device,
+                );
                 break 'epochs;
             }
-            let (images, labels) = data.input.batch(data.train, &idx, &train_device);
+            let (input, targets) = task.batch(Part::Train, &idx, &train_device);
             let guided = arm.guided_at(step);
             let (output, term) = if guided {
                 let guide_taps = match &guide_table {
                     Some(table) => table.gather(&idx, device),
-                    None => guide.forward(images.clone()).taps,
+                    None => guide.forward(input.clone()).taps,
                 };
-                let (output, term) = guide_terms(&model, images, &guide_taps);
+                let (output, term) = guide_terms(&model, input, &guide_taps);
                 (output, Some(term))
             } else {
-                (model.forward(images).output, None)
+                (model.forward(input).output, None)
             };
-            let task = cross_entropy.forward(output, labels);
-            let task_value = task.clone().into_scalar::<f64>();
-            let mut loss = task;
+            let task_loss = task.loss(output, &targets);
+            let task_value = task_loss.clone().into_scalar::<f64>();
+            let mut loss = task_loss;
             if let Some(term) = term {
                 log.step(step, "guidance_loss", term.clone().into_scalar::<f64>());
                 loss = loss + term.mul_scalar(config.alpha);
@@ -256,10 +274,21 @@ where
             model = optim.step(config.learning_rate, model, grads);
             step += 1;
             bar.inc(1);
-            bar.set_message(format!("epoch {epoch} loss {train_loss:.3} ce {task_value:.3}"));
+            bar.set_message(format!(
+                "epoch {epoch} loss {train_loss:.3} ce {task_value:.3}"
+            ));
         }
-        let (val_loss, val_accuracy) =
-            log.epoch(&model, guide, pairs, data, config, epoch + 1, step, &eval_batch, device);
+        let (val_loss, val_accuracy) = log.epoch(
+            &model,
+            guide,
+            pairs,
+            task,
+            config,
+            epoch + 1,
+            step,
+            &eval_batch,
+            device,
+        );
         if progress == Progress::Bar {
             bar.suspend(|| {
                 eprintln!(
@@ -278,10 +307,10 @@ where
 
 /// The validation batch on which per-pair CKA is measured every epoch: the
 /// first `batch_size` validation examples, so it is the same for every arm.
-fn fixed_eval_batch(data: &ImageData, config: &TrainConfig, device: &Device) -> Tensor<4> {
-    let n = config.batch_size.min(data.val.len());
+fn fixed_eval_batch<K: Task>(task: &K, config: &TrainConfig, device: &Device) -> K::Input {
+    let n = config.batch_size.min(task.len(Part::Val));
     let idx: Vec<usize> = (0..n).collect();
-    data.input.batch(data.val, &idx, device).0
+    task.batch(Part::Val, &idx, device).0
 }
 
 fn progress_bar(progress: Progress, total: u64, prefix: &str) -> ProgressBar {
@@ -344,24 +373,25 @@ impl Log {
     /// Validation loss and accuracy over the whole validation set, and the
     /// CKA of every pair on the fixed batch.
     #[allow(clippy::too_many_arguments)]
-    fn epoch<T, G>(
+    fn epoch<K, T, G>(
         &mut self,
         model: &T,
         guide: &Guide<G>,
         pairs: &[Pair],
-        data: &ImageData,
+        task: &K,
         config: &TrainConfig,
         epoch: u32,
         step: u64,
-        eval_batch: &Tensor<4>,
+        eval_batch: &K::Input,
         device: &Device,
     ) -> (f64, f64)
     where
-        T: Network<Input = Tensor<4>>,
-        G: Network<Input = Tensor<4>>,
+        K: Task,
+        T: Network<Input = K::Input>,
+        G: Network<Input = K::Input>,
     {
         let model = model.valid();
-        let (loss, accuracy) = evaluate(&model, data.val, data.input, config.eval_batch_size, device);
+        let (loss, accuracy) = evaluate(&model, task, Part::Val, config.eval_batch_size, device);
         self.row(step, Some(epoch), Split::Val, "loss", loss);
         self.row(step, Some(epoch), Split::Val, "accuracy", accuracy);
         let target_taps = model.forward(eval_batch.clone()).taps;
@@ -376,7 +406,13 @@ impl Log {
         (loss, accuracy)
     }
 
-    fn finish(self, status: Status, status_step: Option<u64>, steps: u64, started: Instant) -> ArmRun {
+    fn finish(
+        self,
+        status: Status,
+        status_step: Option<u64>,
+        steps: u64,
+        started: Instant,
+    ) -> ArmRun {
         let summary = SummaryRow {
             experiment: self.experiment.clone(),
             arm: self.arm.clone(),
@@ -386,7 +422,11 @@ impl Log {
             steps,
             final_train_loss: self.final_train_loss,
             final_val_loss: self.final_val.0,
-            best_val_loss: if self.best.0.is_finite() { self.best.0 } else { f64::NAN },
+            best_val_loss: if self.best.0.is_finite() {
+                self.best.0
+            } else {
+                f64::NAN
+            },
             best_epoch: self.best.2,
             final_val_accuracy: self.final_val.1,
             best_val_accuracy: self.best.1,
@@ -397,26 +437,4 @@ impl Log {
             summary,
         }
     }
-}
-
-/// Mean cross-entropy and top-1 accuracy of `model` (in evaluation mode) on
-/// every example of `set`.
-pub fn evaluate<T: Network<Input = Tensor<4>>>(
-    model: &T,
-    set: &ImageSet,
-    input: &InputSpec,
-    batch_size: usize,
-    device: &Device,
-) -> (f64, f64) {
-    let cross_entropy = CrossEntropyLossConfig::new().init(device);
-    let (mut loss_sum, mut correct) = (0.0, 0i64);
-    let all: Vec<usize> = (0..set.len()).collect();
-    for idx in all.chunks(batch_size) {
-        let (images, labels) = input.batch(set, idx, device);
-        let logits = model.forward(images).output;
-        let predicted: Tensor<1, Int> = logits.clone().argmax(1).flatten(0, 1);
-        correct += predicted.equal(labels.clone()).int().sum().into_scalar::<i64>();
-        loss_sum += cross_entropy.forward(logits, labels).into_scalar::<f64>() * idx.len() as f64;
-    }
-    (loss_sum / set.len() as f64, correct as f64 / set.len() as f64)
 }

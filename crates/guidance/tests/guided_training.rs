@@ -9,7 +9,7 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::{
     ArmConfig, GuideTapTable, ImageData, InputSpec, NoiseFor, PairsConfig, Progress, Reduction,
-    TrainConfig, resolve_pairs, train_image_arm,
+    TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::fashion_mnist::ImageSet;
@@ -139,7 +139,7 @@ impl Setup {
             &guide.network().tap_names(),
         )
         .unwrap();
-        train_image_arm(
+        train_arm(
             "test",
             arm,
             7,
@@ -244,7 +244,7 @@ fn noise_warmup_lowers_the_guidance_term_on_noise() {
         learning_rate: 1e-2,
         ..train_config(1)
     };
-    let run = train_image_arm(
+    let run = train_arm(
         "test",
         &arm("noise-warmup", false, 120),
         7,
@@ -314,7 +314,7 @@ fn a_non_finite_loss_stops_the_arm_as_diverged() {
         &guide.network().tap_names(),
     )
     .unwrap();
-    let run = train_image_arm(
+    let run = train_arm(
         "test",
         &arm("base", false, 0),
         7,
@@ -402,7 +402,7 @@ fn guided_training_lowers_the_guidance_term_with_every_distance() {
             learning_rate: 1e-2,
             ..train_config(8)
         };
-        let run = train_image_arm(
+        let run = train_arm(
             "test",
             &arm("guided", true, 0),
             7,

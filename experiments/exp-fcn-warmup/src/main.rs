@@ -15,7 +15,7 @@ use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network};
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, Progress, TrainConfig, resolve_pairs, train_image_arm,
+    ArmConfig, ImageData, InputSpec, PairsConfig, Progress, TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_runner::{CommonArgs, Preset, RunDir};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
@@ -166,7 +166,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     // The same seed gives every arm the same initial target.
                     untrainable_core::seed(&device, seed);
                     let target = config.target.init(&device);
-                    let run = train_image_arm(
+                    let run = train_arm(
                         EXPERIMENT, arm, seed, target, &guide, &pairs, &images, &config.train, &device, progress,
                     );
                     run_dir.save(&run.rows, &run.summary)?;

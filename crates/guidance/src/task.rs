@@ -1,0 +1,160 @@
+//! What the training loop needs to know about a task: its examples as
+//! batches, its loss and its score. Images and token sequences implement it,
+//! so one loop trains every arm of every experiment.
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, Int, Tensor};
+use untrainable_core::{Guide, Network, WithoutAutodiff};
+use untrainable_tasks::fashion_mnist::ImageSet;
+
+use crate::data::{InputSpec, noise_images};
+use crate::guide_table::GuideTapTable;
+
+/// The two splits the loop reads: it trains on one and selects and reports
+/// on the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Val,
+}
+
+/// Sums over the scored items of a batch (examples for a classifier, tokens
+/// for a sequence task), so that batches of any size add up exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Score {
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub counted: f64,
+}
+
+impl Score {
+    pub fn add(&mut self, other: Score) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+        self.counted += other.counted;
+    }
+
+    /// Mean loss and accuracy over everything added.
+    pub fn means(&self) -> (f64, f64) {
+        (self.loss_sum / self.counted, self.correct / self.counted)
+    }
+}
+
+/// A supervised task as the trainer sees it.
+pub trait Task {
+    /// What the networks consume; a guide and its target share it.
+    type Input: Clone + WithoutAutodiff;
+    /// What the loss compares the output with.
+    type Targets;
+
+    fn len(&self, part: Part) -> usize;
+
+    /// The examples `indices` of `part` as one batch.
+    fn batch(&self, part: Part, indices: &[usize], device: &Device)
+    -> (Self::Input, Self::Targets);
+
+    /// Inputs carrying no information about the task, for the noise warm-up
+    /// (NOTES §2.4): `batch_size` of them.
+    fn noise(&self, batch_size: usize, device: &Device) -> Self::Input;
+
+    /// The mean training loss of the batch, differentiable in `output`.
+    fn loss(&self, output: Tensor<2>, targets: &Self::Targets) -> Tensor<1>;
+
+    /// Summed loss, correct predictions and scored items of the batch.
+    fn score(&self, output: Tensor<2>, targets: &Self::Targets) -> Score;
+
+    /// The guide's taps for every training example, where the task's inputs
+    /// are fixed per example and the table fits in memory; `None` makes the
+    /// loop run the guide on each batch.
+    fn guide_table<G: Network<Input = Self::Input>>(
+        &self,
+        _guide: &Guide<G>,
+        _batch_size: usize,
+        _device: &Device,
+    ) -> Option<GuideTapTable> {
+        None
+    }
+}
+
+/// Image classification: the training and validation images and how they
+/// become inputs. Loss: cross-entropy; score: top-1 accuracy.
+pub struct ImageData<'a> {
+    pub train: &'a ImageSet,
+    pub val: &'a ImageSet,
+    pub input: &'a InputSpec,
+}
+
+impl ImageData<'_> {
+    fn set(&self, part: Part) -> &ImageSet {
+        match part {
+            Part::Train => self.train,
+            Part::Val => self.val,
+        }
+    }
+}
+
+impl Task for ImageData<'_> {
+    type Input = Tensor<4>;
+    type Targets = Tensor<1, Int>;
+
+    fn len(&self, part: Part) -> usize {
+        self.set(part).len()
+    }
+
+    fn batch(&self, part: Part, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        self.input.batch(self.set(part), indices, device)
+    }
+
+    fn noise(&self, batch_size: usize, device: &Device) -> Tensor<4> {
+        let side = self.input.image_size;
+        noise_images([batch_size, self.input.channels, side, side], device)
+    }
+
+    fn loss(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Tensor<1> {
+        CrossEntropyLossConfig::new()
+            .init(&output.device())
+            .forward(output, labels.clone())
+    }
+
+    fn score(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Score {
+        let n = labels.dims()[0] as f64;
+        let predicted: Tensor<1, Int> = output.clone().argmax(1).flatten(0, 1);
+        let correct = predicted
+            .equal(labels.clone())
+            .int()
+            .sum()
+            .into_scalar::<i64>() as f64;
+        Score {
+            loss_sum: self.loss(output, labels).into_scalar::<f64>() * n,
+            correct,
+            counted: n,
+        }
+    }
+
+    fn guide_table<G: Network<Input = Tensor<4>>>(
+        &self,
+        guide: &Guide<G>,
+        batch_size: usize,
+        device: &Device,
+    ) -> Option<GuideTapTable> {
+        GuideTapTable::build(guide, self.train, self.input, batch_size, device)
+    }
+}
+
+/// Mean loss and accuracy of `model` (in evaluation mode) over every example
+/// of `part`.
+pub fn evaluate<K: Task, T: Network<Input = K::Input>>(
+    model: &T,
+    task: &K,
+    part: Part,
+    batch_size: usize,
+    device: &Device,
+) -> (f64, f64) {
+    let mut score = Score::default();
+    let all: Vec<usize> = (0..task.len(part)).collect();
+    for indices in all.chunks(batch_size.max(1)) {
+        let (input, targets) = task.batch(part, indices, device);
+        score.add(task.score(model.forward(input).output, &targets));
+    }
+    score.means()
+}
