@@ -30,6 +30,38 @@ fn centred_svd(m: &Matrix, name: &'static str, metric: &'static str) -> Result<(
 }
 
 /// The SVD of the centred features, which must have full column rank.
+/// The left singular vectors of the centred `m` with non-zero singular
+/// values, and the squared singular values (variances), descending. A wide
+/// `m` (more features than examples) goes through the `n × n`
+/// eigendecomposition of `Xc Xcᵀ = U S² Uᵀ`, much cheaper than its SVD; the
+/// small singular values it resolves less precisely are the ones SVCCA
+/// drops.
+fn principal_directions(
+    m: &Matrix,
+    name: &'static str,
+    metric: &'static str,
+) -> Result<(DMatrix<f64>, Vec<f64>)> {
+    if m.cols <= m.rows {
+        let (svd, rank) = centred_svd(m, name, metric)?;
+        let variances = svd.s[..rank].iter().map(|s| s * s).collect();
+        return Ok((svd.u.columns(0, rank).into_owned(), variances));
+    }
+    let c = centred_unit(m, name, metric)?;
+    let eigen = (&c * c.transpose()).symmetric_eigen();
+    let mut order: Vec<usize> = (0..eigen.eigenvalues.len()).collect();
+    order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+    let largest = eigen.eigenvalues[order[0]];
+    let tol = rank_tolerance(m.rows, m.cols, largest.sqrt())
+        .powi(2)
+        .max(f64::EPSILON * largest * m.rows as f64);
+    let kept: Vec<usize> = order
+        .into_iter()
+        .filter(|&k| eigen.eigenvalues[k] > tol)
+        .collect();
+    let variances = kept.iter().map(|&k| eigen.eigenvalues[k]).collect();
+    Ok((eigen.eigenvectors.select_columns(&kept), variances))
+}
+
 fn full_rank_svd(m: &Matrix, name: &'static str, metric: &'static str) -> Result<SortedSvd> {
     if let Some(col) = (0..m.cols).find(|&j| column_is_constant(m, j)) {
         return Err(RepsimError::ConstantFeature {
@@ -116,19 +148,19 @@ pub fn svcca_similarity(x: &Matrix, y: &Matrix, variance_kept: f64) -> Result<f6
         });
     }
     let top = |m: &Matrix, name: &'static str| -> Result<DMatrix<f64>> {
-        let (svd, rank) = centred_svd(m, name, METRIC)?;
-        let total: f64 = svd.s.iter().map(|s| s * s).sum();
-        let mut kept = rank;
+        let (u, variances) = principal_directions(m, name, METRIC)?;
+        let total: f64 = variances.iter().sum();
+        let mut kept = variances.len();
         let mut running = 0.0;
-        for (k, s) in svd.s[..rank].iter().enumerate() {
-            running += s * s;
+        for (k, v) in variances.iter().enumerate() {
+            running += v;
             if running >= variance_kept * total {
                 kept = k + 1;
                 break;
             }
         }
         // The first `kept` left singular vectors are an orthonormal basis of X'.
-        Ok(svd.u.columns(0, kept).into_owned())
+        Ok(u.columns(0, kept).into_owned())
     };
     let (rho, _) = canonical(&top(x, "X")?, &top(y, "Y")?);
     Ok(rho.iter().sum::<f64>() / rho.len() as f64)
