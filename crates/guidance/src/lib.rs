@@ -3,6 +3,7 @@
 //! while the guide stays frozen (NOTES §1).
 
 pub mod data;
+pub mod guide_store;
 pub mod guide_table;
 pub mod loss;
 pub mod mapping;
@@ -11,6 +12,7 @@ pub mod task;
 pub mod train;
 
 pub use data::InputSpec;
+pub use guide_store::TrainedStore;
 pub use guide_table::GuideTapTable;
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};

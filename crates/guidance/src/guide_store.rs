@@ -1,0 +1,81 @@
+//! Trained networks on disk, keyed by everything that made them, so that a
+//! "trained guide" arm reuses a guide trained once instead of retraining it
+//! in every run and experiment.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use sha2::{Digest, Sha256};
+
+/// A directory of trained networks. Each is stored as
+/// `<name>-<key>.bpk` (a burn record) beside `<name>-<key>.toml`, the recipe
+/// it was trained from; the key is the first 16 hex digits of the recipe's
+/// sha256.
+#[derive(Debug, Clone)]
+pub struct TrainedStore {
+    dir: PathBuf,
+}
+
+impl TrainedStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The record's path for `name` trained from `recipe`: the recipe is the
+    /// TOML of everything that decides the weights (architecture, task,
+    /// training config, seed), so a change to any of them is a new key.
+    pub fn path(&self, name: &str, recipe: &str) -> PathBuf {
+        let digest = Sha256::digest(recipe.as_bytes());
+        let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("{name}-{key}.bpk"))
+    }
+
+    /// The stored network for `recipe`, loaded into `fresh` (a network of the
+    /// same architecture); `None` when none is stored.
+    ///
+    /// # Errors
+    /// A stored file that cannot be read or does not fit `fresh`, with the
+    /// path and the way out.
+    pub fn load<N: Module>(&self, name: &str, recipe: &str, fresh: N) -> Result<Option<N>, String> {
+        let path = self.path(name, recipe);
+        if !path.exists() {
+            return Ok(None);
+        }
+        fresh.try_load_file(&path).map(Some).map_err(|e| {
+            format!(
+                "cannot load the trained {name} from {}: {e}; delete the file to train it again",
+                path.display()
+            )
+        })
+    }
+
+    /// Stores `network` under `recipe`: the record is written to a temporary
+    /// file and renamed, so a killed process never leaves half a record; the
+    /// recipe is written beside it for people to read.
+    pub fn save<N: Module>(&self, name: &str, recipe: &str, network: N) -> Result<PathBuf, String> {
+        let path = self.path(name, recipe);
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create the directory {}: {e}", self.dir.display()))?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = self
+            .dir
+            .join(format!(".{file_name}.{}.tmp.bpk", std::process::id()));
+        network
+            .save_file(&tmp)
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot move {} to {}: {e}", tmp.display(), path.display())
+        })?;
+        untrainable_results::write_atomic(path.with_extension("toml"), recipe.as_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+}
