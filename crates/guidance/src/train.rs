@@ -133,9 +133,13 @@ impl ArmConfig {
 }
 
 /// Everything one (arm, seed) run produced.
-pub struct ArmRun {
+pub struct ArmRun<T> {
     pub rows: Vec<MetricRow>,
     pub summary: SummaryRow,
+    /// The network at its lowest validation loss (the paper's model
+    /// selection), in evaluation mode on the plain device; `None` if no
+    /// epoch finished.
+    pub best: Option<T>,
 }
 
 /// Whether to draw progress bars.
@@ -162,7 +166,7 @@ pub fn train_arm<K, T, G>(
     config: &TrainConfig,
     device: &Device,
     progress: Progress,
-) -> ArmRun
+) -> ArmRun<T>
 where
     K: Task,
     T: Network<Input = K::Input>,
@@ -218,7 +222,12 @@ where
         let value = term.clone().into_scalar::<f64>();
         log.step(w, "warmup_guidance_loss", value);
         if !value.is_finite() {
-            return log.finish(Status::Diverged, Some(w), 0, started);
+            let (rows, summary) = log.finish(Status::Diverged, Some(w), 0, started);
+            return ArmRun {
+                rows,
+                summary,
+                best: None,
+            };
         }
         let grads = GradientsParams::from_grads(term.backward(), &model);
         model = optim.step(config.learning_rate, model, grads);
@@ -227,11 +236,13 @@ where
     }
 
     let eval_batch = fixed_eval_batch(task, config, device);
+    let mut best_model: Option<T> = None;
     let mut step = 0u64;
     let mut train_loss = f64::NAN;
     'epochs: for epoch in 0..config.epochs {
         for idx in epoch_batches(train_len, config.batch_size, seed, epoch as u64, true) {
             if config.max_steps > 0 && step >= config.max_steps {
+                let best_before = log.best.0;
                 let _ = log.epoch(
                     &model,
                     guide,
@@ -243,6 +254,9 @@ where
                     &eval_batch,
                     device,
                 );
+                if log.best.0 < best_before {
+                    best_model = Some(model.valid());
+                }
                 break 'epochs;
             }
             let (input, targets) = task.batch(Part::Train, &idx, &train_device);
@@ -268,7 +282,12 @@ where
             log.step(step, "task_loss", task_value);
             log.step(step, "loss", train_loss);
             if !train_loss.is_finite() {
-                return log.finish(Status::Diverged, Some(step), step, started);
+                let (rows, summary) = log.finish(Status::Diverged, Some(step), step, started);
+                return ArmRun {
+                    rows,
+                    summary,
+                    best: best_model,
+                };
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.learning_rate, model, grads);
@@ -278,6 +297,7 @@ where
                 "epoch {epoch} loss {train_loss:.3} ce {task_value:.3}"
             ));
         }
+        let best_before = log.best.0;
         let (val_loss, val_accuracy) = log.epoch(
             &model,
             guide,
@@ -289,6 +309,9 @@ where
             &eval_batch,
             device,
         );
+        if log.best.0 < best_before {
+            best_model = Some(model.valid());
+        }
         if progress == Progress::Bar {
             bar.suspend(|| {
                 eprintln!(
@@ -302,7 +325,12 @@ where
     }
     bar.finish_and_clear();
     log.final_train_loss = train_loss;
-    log.finish(Status::Ok, None, step, started)
+    let (rows, summary) = log.finish(Status::Ok, None, step, started);
+    ArmRun {
+        rows,
+        summary,
+        best: best_model,
+    }
 }
 
 /// The validation batch on which per-pair CKA is measured every epoch: the
@@ -412,7 +440,7 @@ impl Log {
         status_step: Option<u64>,
         steps: u64,
         started: Instant,
-    ) -> ArmRun {
+    ) -> (Vec<MetricRow>, SummaryRow) {
         let summary = SummaryRow {
             experiment: self.experiment.clone(),
             arm: self.arm.clone(),
@@ -432,9 +460,6 @@ impl Log {
             best_val_accuracy: self.best.1,
             wall_seconds: started.elapsed().as_secs_f64(),
         };
-        ArmRun {
-            rows: self.rows,
-            summary,
-        }
+        (self.rows, summary)
     }
 }

@@ -125,7 +125,7 @@ impl Setup {
         arm: &ArmConfig,
         guide: &Guide<untrainable_arch_cnn::ResNet>,
         epochs: u32,
-    ) -> untrainable_guidance::ArmRun {
+    ) -> untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn> {
         let data = ImageData {
             train: &self.train,
             val: &self.val,
@@ -193,7 +193,7 @@ fn the_same_seed_gives_the_same_initial_target_and_the_same_metrics() {
     let first = setup.run(&arm("guided", true, 2), &guide, 1);
     let second = setup.run(&arm("guided", true, 2), &guide, 1);
     let values =
-        |r: &untrainable_guidance::ArmRun| r.rows.iter().map(|m| m.value).collect::<Vec<_>>();
+        |r: &untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn>| r.rows.iter().map(|m| m.value).collect::<Vec<_>>();
     assert_eq!(values(&first), values(&second));
 }
 
@@ -201,7 +201,7 @@ fn the_same_seed_gives_the_same_initial_target_and_the_same_metrics() {
 fn guided_training_raises_the_cka_of_the_aligned_pairs() {
     let setup = Setup::new();
     let guide = setup.guide();
-    let mean_cka = |run: &untrainable_guidance::ArmRun| {
+    let mean_cka = |run: &untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn>| {
         let last_epoch = run.rows.iter().filter_map(|r| r.epoch).max().unwrap();
         let v: Vec<f64> = run
             .rows

@@ -6,7 +6,7 @@ use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
     ArmConfig, CopyPasteTask, NoiseFor, PairsConfig, ParityTask, Part, Progress, Reduction, Task,
-    TokenTargets, TrainConfig, masked_cross_entropy, resolve_pairs, train_arm,
+    TokenTargets, TrainConfig, evaluate, masked_cross_entropy, resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
@@ -238,4 +238,13 @@ fn guided_training_runs_on_copy_paste() {
     let tail = term[28..].iter().sum::<f64>() / 4.0;
     assert!(tail < head - 0.05, "{head} → {tail}");
     assert!(run.summary.final_val_accuracy.is_finite() && run.summary.final_val_loss.is_finite());
+    // The kept network is the one at the lowest validation loss.
+    let best = run.best.expect("an epoch finished");
+    let (loss, accuracy) = evaluate(&best, &copy_paste(3, 6), Part::Val, 16, &device);
+    assert!(
+        (loss - run.summary.best_val_loss).abs() < 1e-5,
+        "{loss} vs {}",
+        run.summary.best_val_loss
+    );
+    assert!((accuracy - run.summary.best_val_accuracy).abs() < 1e-9);
 }
