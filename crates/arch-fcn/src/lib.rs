@@ -46,6 +46,47 @@ impl FcnConfig {
         }
     }
 
+    /// The paper's Wide FCN for ImageNet: 150,528 → 3 × 8192 → 1000, batch
+    /// norm after each hidden Linear and no dropout (the released code's
+    /// `ImageNetShallowMLP`).
+    pub fn wide_imagenet() -> Self {
+        Self {
+            first_width: 8192,
+            width: 8192,
+            hidden_layers: 3,
+            dropout: 0.0,
+            ..Self::deep_imagenet()
+        }
+    }
+
+    /// A Deep FCN for 28×28 grayscale images in 10 classes (Fashion-MNIST):
+    /// 784 → 20 × 256 → 10, the scale the fcn-warmup cpu preset trains on two
+    /// CPU cores.
+    pub fn deep_small() -> Self {
+        Self {
+            input_features: 28 * 28,
+            first_width: 256,
+            width: 256,
+            hidden_layers: 20,
+            classes: 10,
+            dropout: 0.1,
+            batch_norm: true,
+        }
+    }
+
+    /// A Wide FCN for 28×28 grayscale images in 10 classes: 784 → 3 × 2048 →
+    /// 10, eight times as wide as [`deep_small`](Self::deep_small), the
+    /// paper's ratio of the Wide to the Deep FCN's width (8192 / 1024).
+    pub fn wide_small() -> Self {
+        Self {
+            first_width: 2048,
+            width: 2048,
+            hidden_layers: 3,
+            dropout: 0.0,
+            ..Self::deep_small()
+        }
+    }
+
     /// Widths of the hidden layers, in order.
     pub fn widths(&self) -> Vec<usize> {
         (0..self.hidden_layers)
@@ -82,7 +123,10 @@ impl FcnConfig {
             }
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("fcn.dropout must be in [0, 1), got {}", self.dropout));
+            return Err(format!(
+                "fcn.dropout must be in [0, 1), got {}",
+                self.dropout
+            ));
         }
         Ok(())
     }
@@ -147,13 +191,35 @@ impl Network for Fcn {
     }
 
     fn tap_names(&self) -> Vec<String> {
-        (0..self.blocks.len()).map(|i| format!("linear{i}")).collect()
+        (0..self.blocks.len())
+            .map(|i| format!("linear{i}"))
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Mutex, MutexGuard};
+    use untrainable_core::{parameter_values, seed, to_vec};
+
+    /// The backend's random generator is one per process: every test that
+    /// draws weights takes this lock, so that a seeded test is not disturbed.
+    static GENERATOR: Mutex<()> = Mutex::new(());
+
+    fn generator() -> MutexGuard<'static, ()> {
+        GENERATOR
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Inputs of the small config whose examples differ.
+    fn inputs(batch: usize, device: &Device) -> Tensor<4> {
+        let values: Vec<f32> = (0..batch * 18)
+            .map(|i| ((i * 37) % 11) as f32 / 11.0)
+            .collect();
+        Tensor::<1>::from_floats(values.as_slice(), device).reshape([batch, 2, 3, 3])
+    }
 
     fn small() -> FcnConfig {
         FcnConfig {
@@ -169,6 +235,7 @@ mod tests {
 
     #[test]
     fn forward_gives_logits_and_one_pre_norm_tap_per_hidden_layer() {
+        let _g = generator();
         let device = Device::flex();
         let config = small();
         let net = config.init(&device);
@@ -182,17 +249,97 @@ mod tests {
 
     #[test]
     fn parameter_count_from_the_config_matches_the_built_network() {
+        let _g = generator();
         let config = small();
         // burn also counts batch norm's running mean and variance: 2 per unit.
         let running_stats = 2 * config.widths().iter().sum::<usize>();
-        assert_eq!(config.init(&Device::flex()).num_params(), config.num_params() + running_stats);
+        assert_eq!(
+            config.init(&Device::flex()).num_params(),
+            config.num_params() + running_stats
+        );
     }
 
     #[test]
     fn paper_deep_fcn_has_the_papers_parameter_count() {
-        // NOTES §3: 359.8 M parameters.
-        let millions = FcnConfig::deep_imagenet().num_params() as f64 / 1e6;
-        assert!((millions - 359.8).abs() < 0.05, "{millions}");
+        // NOTES §2.1 and §3: 359.8 M parameters. Exactly: 150,528·2048 + 2048
+        // + 2·2048 (first layer and its batch norm), 1024·(2048 + 3) (second),
+        // 46 · 1024·(1024 + 3) (the rest), 1024·1000 + 1000 (classifier).
+        let config = FcnConfig::deep_imagenet();
+        assert_eq!(config.num_params(), 359_788_520);
+        assert_eq!(config.hidden_layers + 1, 49, "49 Linear layers in all");
+    }
+
+    #[test]
+    fn paper_wide_fcn_has_the_papers_parameter_count() {
+        // NOTES §2.1 and §3: ≈ 1.376 B, with batch norm after each hidden
+        // Linear (the released `ImageNetShallowMLP` has `BatchNorm1d` there).
+        // Exactly: 150,528·8192 + 8192 + 2·8192, then 2 · 8192·(8192 + 3),
+        // then 8192·1000 + 1000. The batch norms add 49,152: without them
+        // the count would be 1,375,560,680.
+        let config = FcnConfig::wide_imagenet();
+        assert_eq!(config.num_params(), 1_375_609_832);
+        assert_eq!(config.dropout, 0.0);
+        let without_norm = FcnConfig {
+            batch_norm: false,
+            ..config
+        };
+        assert_eq!(without_norm.num_params(), 1_375_609_832 - 6 * 8192);
+    }
+
+    #[test]
+    fn small_configs_are_valid_and_keep_the_papers_shapes() {
+        for config in [FcnConfig::deep_small(), FcnConfig::wide_small()] {
+            config.validate().unwrap();
+            assert_eq!(config.input_features, 784);
+            assert_eq!(config.classes, 10);
+        }
+        assert_eq!(
+            FcnConfig::wide_small().width,
+            8 * FcnConfig::deep_small().width
+        );
+        // Each hidden layer: weights, bias and batch norm's scale and shift.
+        assert_eq!(
+            FcnConfig::deep_small().num_params(),
+            256 * (784 + 3) + 19 * 256 * (256 + 3) + 256 * 10 + 10
+        );
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_weights() {
+        let _g = generator();
+        let device = Device::flex();
+        let draw = |s| {
+            seed(&device, s);
+            parameter_values(&small().init(&device))
+        };
+        let first = draw(5);
+        assert_eq!(first, draw(5));
+        assert_ne!(first, draw(6));
+    }
+
+    #[test]
+    fn saved_weights_load_back_exactly() {
+        let _g = generator();
+        let dir = tempfile::tempdir().unwrap();
+        let train = Device::flex().autodiff();
+        let device = Device::flex();
+        let config = small();
+        seed(&train, 1);
+        let net = config.init(&train);
+        // A training-mode forward moves batch norm's running statistics, so
+        // that the check covers them too.
+        net.forward(inputs(6, &train));
+        let net = net.valid();
+        let path = dir.path().join("fcn.bpk");
+        net.clone().save_file(&path).unwrap();
+        seed(&device, 2);
+        let loaded = config.init(&device).load_file(&path);
+        assert_eq!(parameter_values(&loaded), parameter_values(&net));
+        let x = inputs(4, &device);
+        assert_eq!(
+            to_vec(loaded.forward(x.clone()).output),
+            to_vec(net.forward(x).output)
+        );
     }
 
     #[test]

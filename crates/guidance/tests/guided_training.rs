@@ -4,7 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use burn::tensor::Device;
-use untrainable_arch_cnn::{ResNetConfig, Stem};
+use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::{
@@ -54,10 +54,7 @@ fn target_config() -> FcnConfig {
 fn guide_config() -> ResNetConfig {
     ResNetConfig {
         blocks: vec![1, 1],
-        base_width: 2,
-        in_channels: 1,
-        classes: 10,
-        stem: Stem::Small,
+        ..ResNetConfig::resnet18_small(2)
     }
 }
 
