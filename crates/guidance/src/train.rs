@@ -88,6 +88,18 @@ pub enum NoiseFor {
     GuideOnly,
 }
 
+/// Which guide an arm is aligned with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuideState {
+    /// The guide as initialised (the paper's "untrained guide").
+    #[default]
+    Untrained,
+    /// The guide after plain training on the same task, at its lowest
+    /// validation loss.
+    Trained,
+}
+
 /// What distinguishes one arm of an experiment from another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +118,9 @@ pub struct ArmConfig {
     /// absent: the whole run.
     #[serde(default)]
     pub guided_steps: Option<u64>,
+    /// The guide of the guidance term and the noise warm-up.
+    #[serde(default)]
+    pub guide: GuideState,
 }
 
 impl ArmConfig {

@@ -8,8 +8,8 @@ use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, GuideTapTable, ImageData, InputSpec, NoiseFor, PairsConfig, Progress, Reduction,
-    TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, GuideState, GuideTapTable, ImageData, InputSpec, NoiseFor, PairsConfig, Progress,
+    Reduction, TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::fashion_mnist::ImageSet;
@@ -87,6 +87,7 @@ fn arm(name: &str, guided: bool, warmup: u64) -> ArmConfig {
         noise_for: NoiseFor::Both,
         guided,
         guided_steps: None,
+        guide: GuideState::Untrained,
     }
 }
 
@@ -189,8 +190,9 @@ fn the_same_seed_gives_the_same_initial_target_and_the_same_metrics() {
     let guide = setup.guide();
     let first = setup.run(&arm("guided", true, 2), &guide, 1);
     let second = setup.run(&arm("guided", true, 2), &guide, 1);
-    let values =
-        |r: &untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn>| r.rows.iter().map(|m| m.value).collect::<Vec<_>>();
+    let values = |r: &untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn>| {
+        r.rows.iter().map(|m| m.value).collect::<Vec<_>>()
+    };
     assert_eq!(values(&first), values(&second));
 }
 

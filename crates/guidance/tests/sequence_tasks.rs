@@ -5,8 +5,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, CopyPasteTask, NoiseFor, PairsConfig, ParityTask, Part, Progress, Reduction, Task,
-    TokenTargets, TrainConfig, evaluate, masked_cross_entropy, resolve_pairs, train_arm,
+    ArmConfig, CopyPasteTask, GuideState, NoiseFor, PairsConfig, ParityTask, Part, Progress,
+    Reduction, Task, TokenTargets, TrainConfig, evaluate, masked_cross_entropy, resolve_pairs,
+    train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
@@ -197,6 +198,7 @@ fn guided_training_runs_on_copy_paste() {
         noise_for: NoiseFor::Both,
         guided: true,
         guided_steps: None,
+        guide: GuideState::Untrained,
     };
     let config = TrainConfig {
         epochs: 4,

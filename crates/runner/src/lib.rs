@@ -2,6 +2,7 @@
 //! ("Conventions every experiment binary follows"), presets and overrides,
 //! and the results directory with per-run parts that make `--resume` work.
 
+pub mod guided;
 pub mod overrides;
 pub mod run_dir;
 
@@ -12,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use untrainable_core::Backend;
 
+pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed};
 pub use run_dir::RunDir;
 
 /// The scale a run is configured for.

@@ -13,11 +13,10 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
-use untrainable_core::{Guide, Network};
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, Progress, TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, ImageData, InputSpec, PairsConfig, Progress, TrainConfig, TrainedStore,
 };
-use untrainable_runner::{CommonArgs, Preset, RunDir};
+use untrainable_runner::{CommonArgs, GuidedExperiment, Preset, RunDir};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
 
 const EXPERIMENT: &str = "fcn-warmup";
@@ -29,9 +28,12 @@ const PRESETS: &[(Preset, &str)] = &[
 ];
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early disconnect vs guided \
+#[command(
+    version,
+    about = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early disconnect vs guided \
 (untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet and config.toml, \
-then draws FIGURES/fcn-warmup.{png,svg}.")]
+then draws FIGURES/fcn-warmup.{png,svg}."
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -134,11 +136,24 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
 
     let data = FashionMnist::load(cli.data.as_deref()).map_err(|e| e.to_string())?;
-    let (train, val) = split_train_val(&data.train, config.data.val_size, (config.data.train_size > 0).then_some(config.data.train_size), config.data.split_seed)
-        .map_err(|e| e.to_string())?;
-    let images = ImageData { train: &train, val: &val, input: &config.input };
+    let (train, val) = split_train_val(
+        &data.train,
+        config.data.val_size,
+        (config.data.train_size > 0).then_some(config.data.train_size),
+        config.data.split_seed,
+    )
+    .map_err(|e| e.to_string())?;
+    let images = ImageData {
+        train: &train,
+        val: &val,
+        input: &config.input,
+    };
     let device = args.backend.device();
-    let progress = if args.quiet { Progress::Quiet } else { Progress::Bar };
+    let progress = if args.quiet {
+        Progress::Quiet
+    } else {
+        Progress::Bar
+    };
     let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?;
     eprintln!(
         "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
@@ -149,56 +164,30 @@ fn run(cli: &Cli) -> Result<(), String> {
         run_dir.path().display()
     );
 
-    let (mut rows, mut summaries) = (Vec::new(), Vec::new());
-    for &seed in &seeds {
-        // The guide depends on the seed; every arm of a seed shares it.
-        untrainable_core::seed(&device, guide_seed(seed));
-        let guide = Guide::new(config.guide.init(&device));
-        let target_taps = config.target.init(&device).tap_names();
-        let pairs = resolve_pairs(&config.pairs, &target_taps, &guide.network().tap_names())?;
-        for arm in &config.arms {
-            let (arm_rows, summary) = match run_dir.finished(&arm.name, seed)? {
-                Some(done) if args.resume => {
-                    eprintln!("{} seed {seed}: kept from the earlier run", arm.name);
-                    done
-                }
-                _ => {
-                    // The same seed gives every arm the same initial target.
-                    untrainable_core::seed(&device, seed);
-                    let target = config.target.init(&device);
-                    let run = train_arm(
-                        EXPERIMENT, arm, seed, target, &guide, &pairs, &images, &config.train, &device, progress,
-                    );
-                    run_dir.save(&run.rows, &run.summary)?;
-                    (run.rows, run.summary)
-                }
-            };
-            eprintln!(
-                "{:>18} seed {seed}: {} after {} steps, val loss final {:.4} best {:.4} (epoch {}), val acc {:.4}, {:.0} s",
-                summary.arm,
-                summary.status,
-                summary.steps,
-                summary.final_val_loss,
-                summary.best_val_loss,
-                summary.best_epoch,
-                summary.final_val_accuracy,
-                summary.wall_seconds
-            );
-            rows.extend(arm_rows);
-            summaries.push(summary);
-        }
-    }
+    let experiment = GuidedExperiment {
+        name: EXPERIMENT,
+        task: &images,
+        target: &|device| config.target.init(device),
+        guide: &|device| config.guide.init(device),
+        pairs: &config.pairs,
+        train: &config.train,
+        guide_train: None,
+        guide_recipe: "",
+        arms: &config.arms,
+        store: &TrainedStore::new(args.out.join("trained")),
+        run_dir: &run_dir,
+        resume: args.resume,
+        device: &device,
+        progress,
+    };
+    let (rows, summaries) = experiment.run(&seeds)?;
     run_dir.write_results(&rows, &summaries)?;
     println!("{}\n", untrainable_results::summary_table(&summaries));
     println!("{}\n", untrainable_results::arm_table(&summaries));
     println!("wrote {}", run_dir.path().display());
     let stem = cli.figures.join(EXPERIMENT);
-    paper_figures::draw_fcn_warmup(&rows, &stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
+    paper_figures::draw_fcn_warmup(&rows, &stem)
+        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
     println!("drew {}.png and .svg", stem.display());
     Ok(())
-}
-
-/// Guides are drawn from a stream apart from the targets' of the same seed.
-fn guide_seed(seed: u64) -> u64 {
-    seed ^ 0x9E37_79B9_7F4A_7C15
 }

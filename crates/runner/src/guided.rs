@@ -1,0 +1,202 @@
+//! The arms of a guidance experiment, for every seed: the guide trained
+//! alone where an arm needs it (kept in a [`TrainedStore`]), then each arm
+//! from the same initial target. Every experiment binary calls this; what
+//! differs between them is the task, the two architectures and the config.
+
+use burn::tensor::Device;
+use untrainable_core::{Guide, Network};
+use untrainable_guidance::{
+    ArmConfig, GuideState, PairsConfig, Progress, Task, TrainConfig, TrainedStore, resolve_pairs,
+    train_arm,
+};
+use untrainable_results::{MetricRow, SummaryRow};
+
+use crate::RunDir;
+
+/// The name under which the guide's own training is logged.
+pub const GUIDE_ARM: &str = "guide";
+
+/// One experiment's fixed parts.
+pub struct GuidedExperiment<'a, K, T, G> {
+    pub name: &'a str,
+    pub task: &'a K,
+    /// Builds the target (called after seeding, once per arm).
+    pub target: &'a dyn Fn(&Device) -> T,
+    /// Builds the guide (called after seeding with [`guide_seed`]).
+    pub guide: &'a dyn Fn(&Device) -> G,
+    pub pairs: &'a PairsConfig,
+    pub train: &'a TrainConfig,
+    /// How the guide is trained for `trained` arms; `None` when no arm uses
+    /// a trained guide.
+    pub guide_train: Option<&'a TrainConfig>,
+    /// Everything that decides the trained guide's weights besides the seed
+    /// (its architecture, the task, `guide_train`), as TOML: its store key.
+    pub guide_recipe: &'a str,
+    pub arms: &'a [ArmConfig],
+    pub store: &'a TrainedStore,
+    pub run_dir: &'a RunDir,
+    pub resume: bool,
+    pub device: &'a Device,
+    pub progress: Progress,
+}
+
+/// Guides are drawn from a stream apart from the targets' of the same seed.
+pub fn guide_seed(seed: u64) -> u64 {
+    seed ^ 0x9E37_79B9_7F4A_7C15
+}
+
+impl<K, T, G> GuidedExperiment<'_, K, T, G>
+where
+    K: Task,
+    T: Network<Input = K::Input>,
+    G: Network<Input = K::Input>,
+{
+    /// Runs every arm for every seed (keeping runs an interrupted invocation
+    /// finished when resuming) and returns all rows and summaries, the
+    /// guide's training first for each seed where it ran.
+    pub fn run(&self, seeds: &[u64]) -> Result<(Vec<MetricRow>, Vec<SummaryRow>), String> {
+        let (mut rows, mut summaries) = (Vec::new(), Vec::new());
+        for &seed in seeds {
+            untrainable_core::seed(self.device, guide_seed(seed));
+            let untrained = Guide::new((self.guide)(self.device));
+            let trained = if self.arms.iter().any(|a| a.guide == GuideState::Trained) {
+                Some(self.trained_guide(seed, &untrained, &mut rows, &mut summaries)?)
+            } else {
+                None
+            };
+            let target_taps = (self.target)(self.device).tap_names();
+            let pairs = resolve_pairs(self.pairs, &target_taps, &untrained.network().tap_names())?;
+            for arm in self.arms {
+                let guide = match arm.guide {
+                    GuideState::Untrained => &untrained,
+                    GuideState::Trained => trained.as_ref().expect("trained when an arm needs it"),
+                };
+                let (arm_rows, summary) = self.arm(arm, seed, |device| {
+                    // The same seed gives every arm the same initial target.
+                    untrainable_core::seed(device, seed);
+                    let target = (self.target)(device);
+                    let run = train_arm(
+                        self.name,
+                        arm,
+                        seed,
+                        target,
+                        guide,
+                        &pairs,
+                        self.task,
+                        self.train,
+                        device,
+                        self.progress,
+                    );
+                    Ok((run.rows, run.summary))
+                })?;
+                rows.extend(arm_rows);
+                summaries.push(summary);
+            }
+        }
+        Ok((rows, summaries))
+    }
+
+    /// The guide trained alone on the task from its seed's initial weights:
+    /// from the store, or trained now, stored, and logged as [`GUIDE_ARM`].
+    fn trained_guide(
+        &self,
+        seed: u64,
+        untrained: &Guide<G>,
+        rows: &mut Vec<MetricRow>,
+        summaries: &mut Vec<SummaryRow>,
+    ) -> Result<Guide<G>, String> {
+        let train = self
+            .guide_train
+            .ok_or("an arm uses guide = \"trained\" but the config has no [guide_train]")?;
+        let recipe = format!("{}\nseed = {seed}\n", self.guide_recipe);
+        let fresh = || {
+            untrainable_core::seed(self.device, guide_seed(seed));
+            (self.guide)(self.device)
+        };
+        let stored = self.store.load(GUIDE_ARM, &recipe, fresh())?;
+        let logged = self
+            .run_dir
+            .finished(GUIDE_ARM, seed)?
+            .filter(|_| self.resume);
+        let network = match (stored, logged) {
+            (Some(network), Some((guide_rows, summary))) => {
+                eprintln!(
+                    "{GUIDE_ARM} seed {seed}: kept from the earlier run and {}",
+                    self.store.dir().display()
+                );
+                rows.extend(guide_rows);
+                summaries.push(summary);
+                network
+            }
+            _ => {
+                let arm = ArmConfig {
+                    name: GUIDE_ARM.into(),
+                    noise_warmup_steps: 0,
+                    noise_for: Default::default(),
+                    guided: false,
+                    guided_steps: None,
+                    guide: GuideState::Untrained,
+                };
+                // Plain training: the untrained guide is passed but never used.
+                let run = train_arm(
+                    self.name,
+                    &arm,
+                    seed,
+                    fresh(),
+                    untrained,
+                    &[],
+                    self.task,
+                    train,
+                    self.device,
+                    self.progress,
+                );
+                let best = run.best.ok_or_else(|| {
+                    format!("the guide's training (seed {seed}) stopped before its first evaluation: {}", run.summary.status)
+                })?;
+                let path = self.store.save(GUIDE_ARM, &recipe, best.clone())?;
+                eprintln!(
+                    "{GUIDE_ARM} seed {seed}: trained, kept in {}",
+                    path.display()
+                );
+                self.run_dir.save(&run.rows, &run.summary)?;
+                rows.extend(run.rows);
+                summaries.push(run.summary);
+                best
+            }
+        };
+        Ok(Guide::new(network))
+    }
+
+    /// One (arm, seed) run: kept from an earlier invocation when resuming,
+    /// otherwise run and saved; its summary line printed either way.
+    fn arm(
+        &self,
+        arm: &ArmConfig,
+        seed: u64,
+        run: impl FnOnce(&Device) -> Result<(Vec<MetricRow>, SummaryRow), String>,
+    ) -> Result<(Vec<MetricRow>, SummaryRow), String> {
+        let (rows, summary) = match self.run_dir.finished(&arm.name, seed)? {
+            Some(done) if self.resume => {
+                eprintln!("{} seed {seed}: kept from the earlier run", arm.name);
+                done
+            }
+            _ => {
+                let (rows, summary) = run(self.device)?;
+                self.run_dir.save(&rows, &summary)?;
+                (rows, summary)
+            }
+        };
+        eprintln!(
+            "{:>18} seed {seed}: {} after {} steps, val loss final {:.4} best {:.4} (epoch {}), val acc {:.4}, {:.0} s",
+            summary.arm,
+            summary.status,
+            summary.steps,
+            summary.final_val_loss,
+            summary.best_val_loss,
+            summary.best_epoch,
+            summary.final_val_accuracy,
+            summary.wall_seconds
+        );
+        Ok((rows, summary))
+    }
+}
