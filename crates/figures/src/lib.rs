@@ -26,11 +26,16 @@ static FONT_BYTES: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf"
 /// Registers the bundled font once per process.
 pub(crate) fn ensure_font() -> Result<(), FigureError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok());
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
+    });
     if ok {
         Ok(())
     } else {
-        Err(FigureError::Font("the bundled assets/fonts/DejaVuSans.ttf could not be parsed; restore it from git".into()))
+        Err(FigureError::Font(
+            "the bundled assets/fonts/DejaVuSans.ttf could not be parsed; restore it from git"
+                .into(),
+        ))
     }
 }
 
@@ -40,24 +45,45 @@ pub(crate) fn ensure_font() -> Result<(), FigureError> {
 pub enum FigureError {
     /// Reading the results (or writing the SVG through them) failed.
     Results(ResultsError),
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
     /// The plotting library refused to draw.
-    Draw { path: PathBuf, message: String },
+    Draw {
+        path: PathBuf,
+        message: String,
+    },
     Font(String),
     /// The rows hold nothing this figure can show.
-    NoData { experiment: String, expected: String },
+    NoData {
+        experiment: String,
+        expected: String,
+    },
 }
 
 impl fmt::Display for FigureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Results(e) => e.fmt(f),
-            Self::Io { path, action, source } => {
-                write!(f, "cannot {action} {}: {source}; check that `--out` is writable", path.display())
+            Self::Io {
+                path,
+                action,
+                source,
+            } => {
+                write!(
+                    f,
+                    "cannot {action} {}: {source}; check that `--out` is writable",
+                    path.display()
+                )
             }
             Self::Draw { path, message } => write!(f, "cannot draw {}: {message}", path.display()),
             Self::Font(message) => write!(f, "font: {message}"),
-            Self::NoData { experiment, expected } => write!(
+            Self::NoData {
+                experiment,
+                expected,
+            } => write!(
                 f,
                 "no rows to draw for {experiment}: expected {expected}; run `cargo run -p exp-{experiment}` to write them"
             ),
@@ -91,8 +117,23 @@ pub struct ExperimentFigure {
 }
 
 /// Every figure the `paper-figures` binary knows how to draw.
-pub const FIGURES: &[ExperimentFigure] =
-    &[ExperimentFigure { experiment: "fcn-warmup", producer: "cargo run -p exp-fcn-warmup", draw: draw_fcn_warmup }];
+pub const FIGURES: &[ExperimentFigure] = &[
+    ExperimentFigure {
+        experiment: "fcn-warmup",
+        producer: "cargo run -p exp-fcn-warmup",
+        draw: draw_fcn_warmup,
+    },
+    ExperimentFigure {
+        experiment: "copy-paste",
+        producer: "cargo run -p exp-copy-paste",
+        draw: draw_copy_paste,
+    },
+    ExperimentFigure {
+        experiment: "parity",
+        producer: "cargo run -p exp-parity",
+        draw: draw_parity,
+    },
+];
 
 /// "3 seeds", or "2–3 seeds" when arms differ.
 fn seed_phrase(counts: &[usize]) -> String {
@@ -112,26 +153,55 @@ const STEP_BINS: u64 = 100;
 /// The per-step training metric: the task's cross-entropy where the rows
 /// have it, since `loss` of a guided arm also holds the guidance term.
 fn train_metric(rows: &[MetricRow]) -> &'static str {
-    if rows.iter().any(|r| r.metric == "task_loss" && r.split == Split::Train && r.epoch.is_none()) {
+    if rows
+        .iter()
+        .any(|r| r.metric == "task_loss" && r.split == Split::Train && r.epoch.is_none())
+    {
         "task_loss"
     } else {
         "loss"
     }
 }
 
-/// fcn-warmup (paper §2.4): (a) training cross-entropy per step, binned;
-/// (b) validation loss and (c) validation accuracy per epoch; one colour per
-/// arm, line = mean over seeds, band = ±1 sd. Writes `<out_stem>.png` and
-/// `<out_stem>.svg`.
+/// fcn-warmup (paper §2.4): the training curves of [`draw_training_curves`].
 pub fn draw_fcn_warmup(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
-    let experiment = "fcn-warmup";
+    draw_training_curves("fcn-warmup", metrics, out_stem)
+}
+
+/// copy-paste (paper §2.2, Table 2): the training curves of
+/// [`draw_training_curves`]; accuracy is over the copied tokens.
+pub fn draw_copy_paste(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
+    draw_training_curves("copy-paste", metrics, out_stem)
+}
+
+/// parity (paper §2.2, Table 2): the training curves of [`draw_training_curves`].
+pub fn draw_parity(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
+    draw_training_curves("parity", metrics, out_stem)
+}
+
+/// The curves of the paper's training figure: (a) training loss per step
+/// (the task's loss where logged), binned; (b) validation loss and (c)
+/// validation accuracy per epoch; one colour per arm, line = mean over
+/// seeds, band = ±1 sd. Writes `<out_stem>.png` and `<out_stem>.svg`.
+pub fn draw_training_curves(
+    experiment: &str,
+    metrics: &[MetricRow],
+    out_stem: &Path,
+) -> Result<(), FigureError> {
     let train = train_metric(metrics);
-    let is_train = |r: &MetricRow| r.split == Split::Train && r.epoch.is_none() && r.metric == train;
-    let is_val = |metric: &'static str| move |r: &MetricRow| r.split == Split::Val && r.epoch.is_some() && r.metric == metric;
-    if !metrics.iter().any(|r| is_train(r) || is_val("loss")(r) || is_val("accuracy")(r)) {
+    let is_train =
+        |r: &MetricRow| r.split == Split::Train && r.epoch.is_none() && r.metric == train;
+    let is_val = |metric: &'static str| {
+        move |r: &MetricRow| r.split == Split::Val && r.epoch.is_some() && r.metric == metric
+    };
+    if !metrics
+        .iter()
+        .any(|r| is_train(r) || is_val("loss")(r) || is_val("accuracy")(r))
+    {
         return Err(FigureError::NoData {
             experiment: experiment.into(),
-            expected: "per-step training `loss` or per-epoch validation `loss`/`accuracy` rows".into(),
+            expected: "per-step training `loss` or per-epoch validation `loss`/`accuracy` rows"
+                .into(),
         });
     }
     let arms = arms_in_order(metrics);
@@ -140,7 +210,11 @@ pub fn draw_fcn_warmup(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Fig
     let curves = |bands: &dyn Fn(&str) -> Vec<stats::Band>| -> Vec<Curve> {
         arms.iter()
             .enumerate()
-            .map(|(i, arm)| Curve { label: arm.clone(), color: arm_color(i), bands: bands(arm) })
+            .map(|(i, arm)| Curve {
+                label: arm.clone(),
+                color: arm_color(i),
+                bands: bands(arm),
+            })
             .collect()
     };
     let bin_note = match bins {
@@ -151,15 +225,18 @@ pub fn draw_fcn_warmup(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Fig
         Panel {
             title: format!("(a) training loss{bin_note}"),
             x_label: "step".into(),
-            y_label: "cross-entropy".into(),
-            curves: curves(&|arm| bins.map(|b| binned_mean_sd(metrics, arm, is_train, &b)).unwrap_or_default()),
+            y_label: "task loss".into(),
+            curves: curves(&|arm| {
+                bins.map(|b| binned_mean_sd(metrics, arm, is_train, &b))
+                    .unwrap_or_default()
+            }),
             y_bounds: (0.0, f64::INFINITY),
             empty_note: "no per-step training loss rows".into(),
         },
         Panel {
             title: "(b) validation loss".into(),
             x_label: "epoch".into(),
-            y_label: "cross-entropy".into(),
+            y_label: "task loss".into(),
             curves: curves(&|arm| mean_sd_by_x(metrics, arm, is_val("loss"), epoch)),
             y_bounds: (0.0, f64::INFINITY),
             empty_note: "no validation loss rows".into(),
@@ -174,8 +251,15 @@ pub fn draw_fcn_warmup(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Fig
         },
     ];
     let figure = Figure {
-        caption: format!("{experiment}: mean over {}, band = ±1 sd", seed_phrase(&seeds_per_arm(metrics, &arms))),
-        legend: arms.iter().enumerate().map(|(i, a)| (a.clone(), arm_color(i))).collect(),
+        caption: format!(
+            "{experiment}: mean over {}, band = ±1 sd",
+            seed_phrase(&seeds_per_arm(metrics, &arms))
+        ),
+        legend: arms
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.clone(), arm_color(i)))
+            .collect(),
         panels,
         size: (1800, 600),
     };
@@ -207,8 +291,14 @@ mod tests {
             value: 1.0,
         };
         assert_eq!(train_metric(&[row("loss", None)]), "loss");
-        assert_eq!(train_metric(&[row("loss", None), row("task_loss", None)]), "task_loss");
-        assert_eq!(train_metric(&[row("loss", None), row("task_loss", Some(1))]), "loss");
+        assert_eq!(
+            train_metric(&[row("loss", None), row("task_loss", None)]),
+            "task_loss"
+        );
+        assert_eq!(
+            train_metric(&[row("loss", None), row("task_loss", Some(1))]),
+            "loss"
+        );
     }
 
     #[test]

@@ -84,7 +84,11 @@ pub fn render(figure: &Figure, out_stem: &Path) -> Result<[PathBuf; 2], FigureEr
     };
     let io = |path: &Path, action: &'static str| {
         let path = path.to_path_buf();
-        move |source| FigureError::Io { path, action, source }
+        move |source| FigureError::Io {
+            path,
+            action,
+            source,
+        }
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir, "create the directory"))?;
 
@@ -97,19 +101,37 @@ pub fn render(figure: &Figure, out_stem: &Path) -> Result<[PathBuf; 2], FigureEr
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    let tmp = builder.tempfile_in(&dir).map_err(io(&png, "create a temporary file for"))?;
+    let tmp = builder
+        .tempfile_in(&dir)
+        .map_err(io(&png, "create a temporary file for"))?;
     {
         let root = BitMapBackend::new(tmp.path(), figure.size).into_drawing_area();
-        draw_figure(&root, figure).map_err(|message| FigureError::Draw { path: png.clone(), message })?;
-        root.present().map_err(|e| FigureError::Draw { path: png.clone(), message: e.to_string() })?;
+        draw_figure(&root, figure).map_err(|message| FigureError::Draw {
+            path: png.clone(),
+            message,
+        })?;
+        root.present().map_err(|e| FigureError::Draw {
+            path: png.clone(),
+            message: e.to_string(),
+        })?;
     }
-    tmp.persist(&png).map_err(|e| FigureError::Io { path: png.clone(), action: "rename onto", source: e.error })?;
+    tmp.persist(&png).map_err(|e| FigureError::Io {
+        path: png.clone(),
+        action: "rename onto",
+        source: e.error,
+    })?;
 
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, figure.size).into_drawing_area();
-        draw_figure(&root, figure).map_err(|message| FigureError::Draw { path: svg.clone(), message })?;
-        root.present().map_err(|e| FigureError::Draw { path: svg.clone(), message: e.to_string() })?;
+        draw_figure(&root, figure).map_err(|message| FigureError::Draw {
+            path: svg.clone(),
+            message,
+        })?;
+        root.present().map_err(|e| FigureError::Draw {
+            path: svg.clone(),
+            message: e.to_string(),
+        })?;
     }
     untrainable_results::write_atomic(&svg, text.as_bytes())?;
     Ok([png, svg])
@@ -123,7 +145,10 @@ fn with_extension(stem: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn draw_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> Result<(), String> {
+fn draw_figure<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    figure: &Figure,
+) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let (_, height) = root.dim_in_pixel();
@@ -160,16 +185,27 @@ fn draw_legend<DB: DrawingBackend>(
     for (label, _) in entries {
         widths.push(area.estimate_text_size(label, &style)?.0 as i32);
     }
-    let total: i32 = widths.iter().map(|w| SWATCH + GAP + w).sum::<i32>() + SPACING * (entries.len() as i32 - 1).max(0);
+    let total: i32 = widths.iter().map(|w| SWATCH + GAP + w).sum::<i32>()
+        + SPACING * (entries.len() as i32 - 1).max(0);
     let (width, _) = area.dim_in_pixel();
     let mut x = (width as i32 - total) / 2;
     for ((label, color), w) in entries.iter().zip(widths) {
-        area.draw(&Rectangle::new([(x, y + 2), (x + SWATCH, y + LEGEND_PX as i32 - 2)], color.mix(BAND_OPACITY).filled()))?;
+        area.draw(&Rectangle::new(
+            [(x, y + 2), (x + SWATCH, y + LEGEND_PX as i32 - 2)],
+            color.mix(BAND_OPACITY).filled(),
+        ))?;
         area.draw(&PathElement::new(
-            vec![(x, y + LEGEND_PX as i32 / 2), (x + SWATCH, y + LEGEND_PX as i32 / 2)],
+            vec![
+                (x, y + LEGEND_PX as i32 / 2),
+                (x + SWATCH, y + LEGEND_PX as i32 / 2),
+            ],
             color.stroke_width(3),
         ))?;
-        area.draw(&Text::new(label.clone(), (x + SWATCH + GAP, y + LEGEND_PX as i32 / 2), style.pos(Pos::new(HPos::Left, VPos::Center))))?;
+        area.draw(&Text::new(
+            label.clone(),
+            (x + SWATCH + GAP, y + LEGEND_PX as i32 / 2),
+            style.pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
         x += SWATCH + GAP + w + SPACING;
     }
     Ok(())
@@ -177,7 +213,10 @@ fn draw_legend<DB: DrawingBackend>(
 
 /// The y-band of a point, cut to the panel's bounds.
 fn band_limits(band: &Band, bounds: (f64, f64)) -> (f64, f64) {
-    ((band.mean - band.sd).max(bounds.0), (band.mean + band.sd).min(bounds.1))
+    (
+        (band.mean - band.sd).max(bounds.0),
+        (band.mean + band.sd).min(bounds.1),
+    )
 }
 
 /// Axis ranges covering every band, padded a little and kept inside the
@@ -210,9 +249,17 @@ fn ranges(panel: &Panel) -> Option<((f64, f64), (f64, f64))> {
 
 /// A tick value with at most four significant decimals and no trailing zeros.
 fn tick_label(v: f64) -> String {
-    let digits = if v.abs() >= 1000.0 || v == 0.0 { 0 } else { (3 - v.abs().log10().floor() as i32).clamp(0, 4) as usize };
+    let digits = if v.abs() >= 1000.0 || v == 0.0 {
+        0
+    } else {
+        (3 - v.abs().log10().floor() as i32).clamp(0, 4) as usize
+    };
     let text = format!("{v:.digits$}");
-    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
     if text == "-0" { "0".to_string() } else { text }
 }
 
@@ -247,8 +294,15 @@ fn draw_panel<DB: DrawingBackend>(
     // Bands first, so that no band veils another arm's line.
     for curve in &panel.curves {
         if curve.bands.len() >= 2 && curve.bands.iter().any(|b| b.sd > 0.0) {
-            let upper = curve.bands.iter().map(|b| (b.x, band_limits(b, panel.y_bounds).1));
-            let lower = curve.bands.iter().rev().map(|b| (b.x, band_limits(b, panel.y_bounds).0));
+            let upper = curve
+                .bands
+                .iter()
+                .map(|b| (b.x, band_limits(b, panel.y_bounds).1));
+            let lower = curve
+                .bands
+                .iter()
+                .rev()
+                .map(|b| (b.x, band_limits(b, panel.y_bounds).0));
             chart.draw_series(std::iter::once(Polygon::new(
                 upper.chain(lower).collect::<Vec<_>>(),
                 curve.color.mix(BAND_OPACITY).filled(),
@@ -261,10 +315,20 @@ fn draw_panel<DB: DrawingBackend>(
         if curve.bands.len() == 1 {
             let b = curve.bands[0];
             let (lo, hi) = band_limits(&b, panel.y_bounds);
-            chart.draw_series(std::iter::once(PathElement::new(vec![(b.x, lo), (b.x, hi)], style)))?;
-            chart.draw_series(std::iter::once(Circle::new((b.x, b.mean), 4, curve.color.filled())))?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(b.x, lo), (b.x, hi)],
+                style,
+            )))?;
+            chart.draw_series(std::iter::once(Circle::new(
+                (b.x, b.mean),
+                4,
+                curve.color.filled(),
+            )))?;
         } else {
-            chart.draw_series(LineSeries::new(curve.bands.iter().map(|b| (b.x, b.mean)), style))?;
+            chart.draw_series(LineSeries::new(
+                curve.bands.iter().map(|b| (b.x, b.mean)),
+                style,
+            ))?;
         }
     }
     if !any {
@@ -296,12 +360,21 @@ mod tests {
 
     #[test]
     fn ranges_respect_bounds_and_widen_single_values() {
-        let band = |x, mean, sd| Band { x, mean, sd, seeds: 2 };
+        let band = |x, mean, sd| Band {
+            x,
+            mean,
+            sd,
+            seeds: 2,
+        };
         let panel = Panel {
             title: String::new(),
             x_label: String::new(),
             y_label: String::new(),
-            curves: vec![Curve { label: "a".into(), color: arm_color(0), bands: vec![band(1.0, 0.9, 0.3)] }],
+            curves: vec![Curve {
+                label: "a".into(),
+                color: arm_color(0),
+                bands: vec![band(1.0, 0.9, 0.3)],
+            }],
             y_bounds: (0.0, 1.0),
             empty_note: String::new(),
         };

@@ -32,9 +32,16 @@ pub fn mean_sd_by_x(
 ) -> Vec<Band> {
     // key -> seed -> (sum, count)
     let mut groups: BTreeMap<u64, BTreeMap<u64, (f64, usize)>> = BTreeMap::new();
-    for row in rows.iter().filter(|r| r.arm == arm && r.value.is_finite() && filter(r)) {
+    for row in rows
+        .iter()
+        .filter(|r| r.arm == arm && r.value.is_finite() && filter(r))
+    {
         if let Some(key) = x(row) {
-            let cell = groups.entry(key).or_default().entry(row.seed).or_insert((0.0, 0));
+            let cell = groups
+                .entry(key)
+                .or_default()
+                .entry(row.seed)
+                .or_insert((0.0, 0));
             cell.0 += row.value;
             cell.1 += 1;
         }
@@ -42,9 +49,17 @@ pub fn mean_sd_by_x(
     groups
         .into_iter()
         .map(|(key, seeds)| {
-            let per_seed: Vec<f64> = seeds.values().map(|(sum, count)| sum / *count as f64).collect();
+            let per_seed: Vec<f64> = seeds
+                .values()
+                .map(|(sum, count)| sum / *count as f64)
+                .collect();
             let (mean, sd) = mean_sd(&per_seed);
-            Band { x: key as f64, mean, sd, seeds: per_seed.len() }
+            Band {
+                x: key as f64,
+                mean,
+                sd,
+                seeds: per_seed.len(),
+            }
         })
         .collect()
 }
@@ -61,14 +76,22 @@ pub struct StepBins {
 impl StepBins {
     /// About `bins` bins over the steps of the rows that pass `filter`
     /// (every arm, so that all arms share the bins); `None` without rows.
-    pub fn spanning(rows: &[MetricRow], filter: impl Fn(&MetricRow) -> bool, bins: u64) -> Option<Self> {
+    pub fn spanning(
+        rows: &[MetricRow],
+        filter: impl Fn(&MetricRow) -> bool,
+        bins: u64,
+    ) -> Option<Self> {
         let steps = rows.iter().filter(|r| filter(r)).map(|r| r.step);
         let (first, last) = steps.fold(None, |acc: Option<(u64, u64)>, s| match acc {
             None => Some((s, s)),
             Some((lo, hi)) => Some((lo.min(s), hi.max(s))),
         })?;
         let span = last - first + 1;
-        Some(Self { first, last, width: span.div_ceil(bins.max(1)) })
+        Some(Self {
+            first,
+            last,
+            width: span.div_ceil(bins.max(1)),
+        })
     }
 
     /// The bin of `step`.
@@ -94,7 +117,10 @@ pub fn binned_mean_sd(
 ) -> Vec<Band> {
     mean_sd_by_x(rows, arm, filter, |r| Some(bins.key(r.step)))
         .into_iter()
-        .map(|b| Band { x: bins.centre(b.x as u64), ..b })
+        .map(|b| Band {
+            x: bins.centre(b.x as u64),
+            ..b
+        })
         .collect()
 }
 
@@ -114,7 +140,11 @@ pub fn arms_in_order(rows: &[MetricRow]) -> Vec<String> {
 pub fn seeds_per_arm(rows: &[MetricRow], arms: &[String]) -> Vec<usize> {
     arms.iter()
         .map(|arm| {
-            let mut seeds: Vec<u64> = rows.iter().filter(|r| r.arm == *arm).map(|r| r.seed).collect();
+            let mut seeds: Vec<u64> = rows
+                .iter()
+                .filter(|r| r.arm == *arm)
+                .map(|r| r.seed)
+                .collect();
             seeds.sort_unstable();
             seeds.dedup();
             seeds.len()
@@ -162,16 +192,36 @@ mod tests {
         assert_eq!(bands.len(), 2);
         // Seed means 1.0 and 3.0: mean 2, sample sd sqrt(((1)^2 + (1)^2) / 1) = sqrt 2.
         assert_eq!(bands[0].x, 1.0);
-        assert!(close(bands[0].mean, 2.0) && close(bands[0].sd, 2f64.sqrt()), "{:?}", bands[0]);
+        assert!(
+            close(bands[0].mean, 2.0) && close(bands[0].sd, 2f64.sqrt()),
+            "{:?}",
+            bands[0]
+        );
         assert_eq!(bands[0].seeds, 2);
-        assert_eq!(bands[1], Band { x: 2.0, mean: 7.0, sd: 0.0, seeds: 1 });
+        assert_eq!(
+            bands[1],
+            Band {
+                x: 2.0,
+                mean: 7.0,
+                sd: 0.0,
+                seeds: 1
+            }
+        );
     }
 
     #[test]
     fn filter_selects_rows() {
         let rows = vec![row("a", 0, 1, Some(1), 1.0), row("a", 0, 1, Some(1), 5.0)];
         let bands = mean_sd_by_x(&rows, "a", |r| r.value > 2.0, |r| r.epoch.map(u64::from));
-        assert_eq!(bands, vec![Band { x: 1.0, mean: 5.0, sd: 0.0, seeds: 1 }]);
+        assert_eq!(
+            bands,
+            vec![Band {
+                x: 1.0,
+                mean: 5.0,
+                sd: 0.0,
+                seeds: 1
+            }]
+        );
     }
 
     #[test]
@@ -179,7 +229,14 @@ mod tests {
         let rows: Vec<MetricRow> = (0..=9).map(|s| row("a", 0, s, None, s as f64)).collect();
         let bins = StepBins::spanning(&rows, |_| true, 4).unwrap();
         // 10 steps in 4 bins → width 3: [0,2] [3,5] [6,8] [9].
-        assert_eq!(bins, StepBins { first: 0, last: 9, width: 3 });
+        assert_eq!(
+            bins,
+            StepBins {
+                first: 0,
+                last: 9,
+                width: 3
+            }
+        );
         assert_eq!((bins.key(0), bins.key(5), bins.key(9)), (0, 1, 3));
         assert_eq!((bins.centre(0), bins.centre(3)), (1.0, 9.0));
         let bands = binned_mean_sd(&rows, "a", |_| true, &bins);
@@ -192,7 +249,12 @@ mod tests {
 
     #[test]
     fn arms_keep_first_appearance_order_and_count_seeds() {
-        let rows = vec![row("z", 0, 0, None, 0.0), row("a", 1, 0, None, 0.0), row("z", 2, 0, None, 0.0), row("a", 1, 1, None, 0.0)];
+        let rows = vec![
+            row("z", 0, 0, None, 0.0),
+            row("a", 1, 0, None, 0.0),
+            row("z", 2, 0, None, 0.0),
+            row("a", 1, 1, None, 0.0),
+        ];
         let arms = arms_in_order(&rows);
         assert_eq!(arms, ["z", "a"]);
         assert_eq!(seeds_per_arm(&rows, &arms), [2, 1]);
