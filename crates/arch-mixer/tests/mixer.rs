@@ -151,6 +151,8 @@ where
         reduction: Reduction::Sum,
         max_steps: 0,
         eval_batch_size: 32,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
     };
     let run: ArmRun<T> = train_arm(
         "test",

@@ -68,6 +68,8 @@ fn train_config(epochs: u32) -> TrainConfig {
         reduction: Reduction::Sum,
         max_steps: 0,
         eval_batch_size: 32,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
     }
 }
 

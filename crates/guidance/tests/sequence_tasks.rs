@@ -209,6 +209,8 @@ fn guided_training_runs_on_copy_paste() {
         reduction: Reduction::Sum,
         max_steps: 0,
         eval_batch_size: 16,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
     };
     let run = train_arm(
         "test",
@@ -249,4 +251,94 @@ fn guided_training_runs_on_copy_paste() {
         run.summary.best_val_loss
     );
     assert!((accuracy - run.summary.best_val_accuracy).abs() < 1e-9);
+}
+
+/// AdamW's decoupled decay pulls the weights towards zero: the same run with
+/// a large decay ends with a smaller parameter norm; and bad values are
+/// refused by name.
+#[test]
+fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
+    let device = Device::flex();
+    let config = RnnLmConfig {
+        embedding: 8,
+        hidden: 16,
+        layers: 2,
+        ..RnnLmConfig::copy_paste_cpu()
+    };
+    let train = |weight_decay: f64| {
+        seed(&device, 6);
+        let guide = Guide::new(config.init(&device));
+        let target = config.init(&device);
+        let arm = ArmConfig {
+            name: "base".into(),
+            noise_warmup_steps: 0,
+            noise_for: NoiseFor::Both,
+            guided: false,
+            guided_steps: None,
+            guide: GuideState::Untrained,
+        };
+        let train_config = TrainConfig {
+            epochs: 2,
+            batch_size: 8,
+            learning_rate: 1e-2,
+            alpha: 0.0,
+            distance: Distance::LinearCka,
+            reduction: Reduction::Sum,
+            max_steps: 0,
+            eval_batch_size: 16,
+            weight_decay,
+            grad_clip_norm: Some(1.0),
+        };
+        assert!(train_config.validate().is_ok());
+        let run = train_arm(
+            "test",
+            &arm,
+            2,
+            target,
+            &guide,
+            &[],
+            &copy_paste(3, 6),
+            &train_config,
+            &device,
+            Progress::Quiet,
+        );
+        let values = untrainable_core::parameter_values(&run.best.expect("trained"));
+        values
+            .iter()
+            .map(|v| (*v as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let (plain, decayed) = (train(0.0), train(5.0));
+    assert!(
+        decayed < 0.9 * plain,
+        "norm with decay {decayed}, without {plain}"
+    );
+
+    let base = TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        learning_rate: 1e-3,
+        alpha: 1.0,
+        distance: Distance::LinearCka,
+        reduction: Reduction::Sum,
+        max_steps: 0,
+        eval_batch_size: 8,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
+    };
+    let message = TrainConfig {
+        weight_decay: -0.1,
+        ..base.clone()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(message.contains("train.weight_decay"), "{message}");
+    let message = TrainConfig {
+        grad_clip_norm: Some(0.0),
+        ..base
+    }
+    .validate()
+    .unwrap_err();
+    assert!(message.contains("train.grad_clip_norm"), "{message}");
 }
