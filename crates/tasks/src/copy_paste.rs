@@ -19,6 +19,7 @@
 //! Fresh examples per epoch are a different seed per epoch.
 
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 
 use crate::batches::{Purpose, seeded_rng};
 use crate::sequence::{SequenceExample, SplitSizes};
@@ -33,7 +34,8 @@ pub const DISTINCT_PAD: i64 = 10;
 pub const PAPER_SAMPLES: usize = 100_000;
 
 /// Which id pads, and so which positions are scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Padding {
     /// Pad with id 10, which no digit uses; exactly the `L` copied positions
     /// are scored. The default.
@@ -46,7 +48,8 @@ pub enum Padding {
 }
 
 /// The copy-paste task's parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CopyPaste {
     pub min_len: usize,
     pub max_len: usize,

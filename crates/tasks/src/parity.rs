@@ -7,6 +7,7 @@
 //! released code draws afresh at every access.
 
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 
 use crate::batches::{Purpose, seeded_rng};
 use crate::sequence::SplitSizes;
@@ -27,7 +28,8 @@ pub struct ParityExample {
 }
 
 /// The parity task's parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Parity {
     pub min_len: usize,
     pub max_len: usize,
