@@ -10,8 +10,8 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_mixer::MixerConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed};
 use untrainable_guidance::{
-    ArmConfig, ArmRun, GuideState, ImageData, InputSpec, NoiseFor, PairsConfig, Progress,
-    Reduction, TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, ArmRun, ImageData, InputSpec, PairsConfig, Progress, Reduction, TrainConfig,
+    resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::fashion_mnist::ImageSet;
@@ -135,12 +135,8 @@ where
     )
     .unwrap();
     let arm = ArmConfig {
-        name: "guided".into(),
-        noise_warmup_steps: 0,
-        noise_for: NoiseFor::Both,
         guided: true,
-        guided_steps: None,
-        guide: GuideState::Untrained,
+        ..ArmConfig::plain("guided")
     };
     let config = TrainConfig {
         epochs: 4,

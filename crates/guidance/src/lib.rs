@@ -18,4 +18,4 @@ pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
 pub use task::{ImageData, Part, Score, Task, evaluate};
-pub use train::{ArmConfig, ArmRun, GuideState, NoiseFor, Progress, TrainConfig, train_arm};
+pub use train::{ArmConfig, ArmRun, DistillConfig, GuideState, distillation_loss, NoiseFor, Progress, TrainConfig, train_arm};

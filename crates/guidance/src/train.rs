@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
-use burn::tensor::Device;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use untrainable_core::{Guide, Network, Tap};
@@ -123,6 +124,29 @@ pub enum GuideState {
     Trained,
 }
 
+/// Logit distillation (Hinton, Vinyals & Dean 2015) from the arm's guide as
+/// the teacher: the training loss becomes
+/// `(1 − weight) · task loss + weight · T² · KL(softmax(teacher / T) ‖ softmax(student / T))`,
+/// the KL averaged over output rows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillConfig {
+    /// The softmax temperature `T` (> 0).
+    pub temperature: f64,
+    /// The weight of the distillation term, in [0, 1].
+    pub weight: f64,
+}
+
+/// `T² · KL(softmax(teacher / T) ‖ softmax(student / T))`, mean over rows;
+/// differentiable in `student`, the teacher a constant.
+pub fn distillation_loss(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tensor<1> {
+    let rows = student.dims()[0] as f64;
+    let log_q = log_softmax(student.div_scalar(temperature), 1);
+    let log_p = log_softmax(teacher.div_scalar(temperature), 1);
+    let kl = (log_p.clone().exp() * (log_p - log_q)).sum();
+    kl.mul_scalar(temperature * temperature / rows)
+}
+
 /// What distinguishes one arm of an experiment from another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,15 +165,42 @@ pub struct ArmConfig {
     /// absent: the whole run.
     #[serde(default)]
     pub guided_steps: Option<u64>,
-    /// The guide of the guidance term and the noise warm-up.
+    /// The guide of the guidance term and the noise warm-up, and the
+    /// teacher of distillation.
     #[serde(default)]
     pub guide: GuideState,
+    /// Train by logit distillation from the guide (a baseline to guidance).
+    #[serde(default)]
+    pub distill: Option<DistillConfig>,
 }
 
 impl ArmConfig {
+    /// Plain training under `name`: no guidance, warm-up or distillation.
+    /// `ArmConfig { guided: true, ..ArmConfig::plain("guided") }` spells an
+    /// arm by what sets it apart.
+    pub fn plain(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            noise_warmup_steps: 0,
+            noise_for: NoiseFor::Both,
+            guided: false,
+            guided_steps: None,
+            guide: GuideState::Untrained,
+            distill: None,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.name.is_empty() {
             return Err("every arm needs a name".into());
+        }
+        if let Some(d) = self.distill
+            && !(d.temperature > 0.0 && (0.0..=1.0).contains(&d.weight))
+        {
+            return Err(format!(
+                "arm `{}`: distill.temperature must be > 0 and distill.weight in [0, 1]; got {} and {}",
+                self.name, d.temperature, d.weight
+            ));
         }
         if self.guided_steps.is_some() && !self.guided {
             return Err(format!(
@@ -162,7 +213,7 @@ impl ArmConfig {
 
     /// Whether the guide is needed at all.
     pub fn uses_guide(&self) -> bool {
-        self.guided || self.noise_warmup_steps > 0
+        self.guided || self.noise_warmup_steps > 0 || self.distill.is_some()
     }
 
     fn guided_at(&self, step: u64) -> bool {
@@ -308,6 +359,9 @@ where
                 break 'epochs;
             }
             let (input, targets) = task.batch(Part::Train, &idx, &train_device);
+            let teacher = arm
+                .distill
+                .map(|d| (d, guide.forward(input.clone()).output));
             let guided = arm.guided_at(step);
             let (output, term) = if guided {
                 let guide_taps = match &guide_table {
@@ -319,9 +373,14 @@ where
             } else {
                 (model.forward(input).output, None)
             };
-            let task_loss = task.loss(output, &targets);
+            let task_loss = task.loss(output.clone(), &targets);
             let task_value = task_loss.clone().into_scalar::<f64>();
             let mut loss = task_loss;
+            if let Some((distill, teacher)) = teacher {
+                let term = distillation_loss(output, teacher, distill.temperature);
+                log.step(step, "distill_loss", term.clone().into_scalar::<f64>());
+                loss = loss.mul_scalar(1.0 - distill.weight) + term.mul_scalar(distill.weight);
+            }
             if let Some(term) = term {
                 log.step(step, "guidance_loss", term.clone().into_scalar::<f64>());
                 loss = loss + term.mul_scalar(config.alpha);

@@ -8,8 +8,8 @@ use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, GuideState, GuideTapTable, ImageData, InputSpec, NoiseFor, PairsConfig, Progress,
-    Reduction, TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, GuideTapTable, ImageData, InputSpec, PairsConfig, Progress, Reduction, TrainConfig,
+    resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::fashion_mnist::ImageSet;
@@ -84,12 +84,9 @@ fn input() -> InputSpec {
 
 fn arm(name: &str, guided: bool, warmup: u64) -> ArmConfig {
     ArmConfig {
-        name: name.into(),
         noise_warmup_steps: warmup,
-        noise_for: NoiseFor::Both,
         guided,
-        guided_steps: None,
-        guide: GuideState::Untrained,
+        ..ArmConfig::plain(name)
     }
 }
 

@@ -5,9 +5,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, CopyPasteTask, GuideState, NoiseFor, PairsConfig, ParityTask, Part, Progress,
-    Reduction, Task, TokenTargets, TrainConfig, evaluate, masked_cross_entropy, resolve_pairs,
-    train_arm,
+    ArmConfig, CopyPasteTask, DistillConfig, PairsConfig, ParityTask, Part, Progress, Reduction,
+    Task, TokenTargets, TrainConfig, distillation_loss, evaluate, masked_cross_entropy,
+    resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
@@ -193,12 +193,9 @@ fn guided_training_runs_on_copy_paste() {
     )
     .unwrap();
     let arm = ArmConfig {
-        name: "guided".into(),
         noise_warmup_steps: 2,
-        noise_for: NoiseFor::Both,
         guided: true,
-        guided_steps: None,
-        guide: GuideState::Untrained,
+        ..ArmConfig::plain("guided")
     };
     let config = TrainConfig {
         epochs: 4,
@@ -269,14 +266,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
         seed(&device, 6);
         let guide = Guide::new(config.init(&device));
         let target = config.init(&device);
-        let arm = ArmConfig {
-            name: "base".into(),
-            noise_warmup_steps: 0,
-            noise_for: NoiseFor::Both,
-            guided: false,
-            guided_steps: None,
-            guide: GuideState::Untrained,
-        };
+        let arm = ArmConfig::plain("base");
         let train_config = TrainConfig {
             epochs: 2,
             batch_size: 8,
@@ -341,4 +331,98 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
     .validate()
     .unwrap_err();
     assert!(message.contains("train.grad_clip_norm"), "{message}");
+}
+
+/// `T² · KL(p ‖ q)` worked by hand for one row, and zero for a student that
+/// equals its teacher.
+#[test]
+fn distillation_loss_by_hand() {
+    let device = Device::flex();
+    let row = |values: [f32; 2]| {
+        Tensor::<2>::from_data(TensorData::new(values.to_vec(), [1, 2]), &device)
+    };
+    let teacher = row([0.0, 3f32.ln()]);
+    let at_one = distillation_loss(row([0.0, 0.0]), teacher.clone(), 1.0).into_scalar::<f64>();
+    let want = 0.25 * (0.25f64 / 0.5).ln() + 0.75 * (0.75f64 / 0.5).ln();
+    assert!((at_one - want).abs() < 1e-6, "{at_one} vs {want}");
+    // At T = 2 the teacher's probabilities are 1 : √3, and the KL is scaled by 4.
+    let at_two = distillation_loss(row([0.0, 0.0]), teacher.clone(), 2.0).into_scalar::<f64>();
+    let (p0, p1) = (1.0 / (1.0 + 3f64.sqrt()), 3f64.sqrt() / (1.0 + 3f64.sqrt()));
+    let want = 4.0 * (p0 * (p0 / 0.5).ln() + p1 * (p1 / 0.5).ln());
+    assert!((at_two - want).abs() < 1e-6, "{at_two} vs {want}");
+    assert!(
+        distillation_loss(teacher.clone(), teacher, 3.0)
+            .into_scalar::<f64>()
+            .abs()
+            < 1e-7
+    );
+}
+
+/// A distillation arm pulls the student's outputs towards the teacher's.
+#[test]
+fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
+    let device = Device::flex();
+    seed(&device, 8);
+    let config = RnnLmConfig {
+        embedding: 8,
+        hidden: 16,
+        layers: 2,
+        ..RnnLmConfig::copy_paste_cpu()
+    };
+    let teacher = Guide::new(config.init(&device));
+    let distill = DistillConfig {
+        temperature: 2.0,
+        weight: 1.0,
+    };
+    let arm = ArmConfig {
+        distill: Some(distill),
+        ..ArmConfig::plain("distill")
+    };
+    assert!(arm.validate().is_ok());
+    let train_config = TrainConfig {
+        epochs: 4,
+        batch_size: 8,
+        learning_rate: 1e-2,
+        alpha: 0.0,
+        distance: Distance::LinearCka,
+        reduction: Reduction::Sum,
+        max_steps: 0,
+        eval_batch_size: 16,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
+    };
+    let run = train_arm(
+        "test",
+        &arm,
+        3,
+        config.init(&device),
+        &teacher,
+        &[],
+        &copy_paste(3, 6),
+        &train_config,
+        &device,
+        Progress::Quiet,
+    );
+    let term: Vec<f64> = run
+        .rows
+        .iter()
+        .filter(|r| r.metric == "distill_loss")
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(term.len(), 32);
+    let head = term[..4].iter().sum::<f64>() / 4.0;
+    let tail = term[28..].iter().sum::<f64>() / 4.0;
+    assert!(tail < 0.5 * head, "{head} → {tail}");
+    let bad = ArmConfig {
+        distill: Some(DistillConfig {
+            temperature: 0.0,
+            weight: 0.5,
+        }),
+        ..ArmConfig::plain("kd")
+    };
+    let message = bad.validate().unwrap_err();
+    assert!(
+        message.contains("distill.temperature") && message.contains("`kd`"),
+        "{message}"
+    );
 }

@@ -129,14 +129,7 @@ where
                 network
             }
             _ => {
-                let arm = ArmConfig {
-                    name: GUIDE_ARM.into(),
-                    noise_warmup_steps: 0,
-                    noise_for: Default::default(),
-                    guided: false,
-                    guided_steps: None,
-                    guide: GuideState::Untrained,
-                };
+                let arm = ArmConfig::plain(GUIDE_ARM);
                 // Plain training: the untrained guide is passed but never used.
                 let run = train_arm(
                     self.name,
