@@ -2,6 +2,7 @@
 //! trained on `task loss + α · Σ over pairs (1 − CKA(target tap, guide tap))`
 //! while the guide stays frozen (NOTES §1).
 
+pub mod checkpoint;
 pub mod data;
 pub mod guide_store;
 pub mod guide_table;
@@ -11,6 +12,7 @@ pub mod sequence;
 pub mod task;
 pub mod train;
 
+pub use checkpoint::Checkpointing;
 pub use data::InputSpec;
 pub use guide_store::TrainedStore;
 pub use guide_table::GuideTapTable;
@@ -18,4 +20,4 @@ pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
 pub use task::{ImageData, Part, Score, Task, evaluate};
-pub use train::{ArmConfig, ArmRun, DistillConfig, GuideState, distillation_loss, NoiseFor, Progress, TrainConfig, train_arm};
+pub use train::{ArmConfig, ArmRun, DistillConfig, GuideState, distillation_loss, train_arm_checkpointed, NoiseFor, Progress, TrainConfig, train_arm};

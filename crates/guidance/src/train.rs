@@ -15,6 +15,7 @@ use untrainable_repsim::Distance;
 use untrainable_results::{MetricRow, Split, Status, SummaryRow};
 use untrainable_tasks::fashion_mnist::epoch_batches;
 
+use crate::checkpoint::{Checkpointing, LoopState};
 use crate::loss::{Reduction, guidance_loss, pair_cka};
 use crate::mapping::Pair;
 use crate::task::{Part, Task, evaluate};
@@ -261,9 +262,60 @@ where
     T: Network<Input = K::Input>,
     G: Network<Input = K::Input>,
 {
+    train_arm_checkpointed(
+        experiment, arm, seed, target, guide, pairs, task, config, device, progress, None,
+    )
+    .expect("a run without checkpoints touches no file")
+}
+
+/// The random stream of training step `step` (dropout masks, noise): fixed
+/// by the seed and the step alone, so a run resumed from a checkpoint draws
+/// what the uninterrupted run drew.
+fn step_stream(seed: u64, phase: u64, step: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ phase.rotate_left(48)
+        ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+/// [`train_arm`], saving a checkpoint every `checkpoint.every_steps`
+/// training steps and continuing from the newest one found in
+/// `checkpoint.dir`; the noise warm-up, if any, is rerun from its start
+/// (its steps are few and deterministic). On the CPU backend the resumed run
+/// ends with exactly the numbers of an uninterrupted one.
+///
+/// # Errors
+/// A checkpoint that cannot be written or read back.
+#[allow(clippy::too_many_arguments)]
+pub fn train_arm_checkpointed<K, T, G>(
+    experiment: &str,
+    arm: &ArmConfig,
+    seed: u64,
+    target: T,
+    guide: &Guide<G>,
+    pairs: &[Pair],
+    task: &K,
+    config: &TrainConfig,
+    device: &Device,
+    progress: Progress,
+    checkpoint: Option<&Checkpointing>,
+) -> Result<ArmRun<T>, String>
+where
+    K: Task,
+    T: Network<Input = K::Input>,
+    G: Network<Input = K::Input>,
+{
     let started = Instant::now();
     let train_device = device.clone().autodiff();
     untrainable_core::seed(&train_device, seed);
+    let saved = match checkpoint {
+        Some(c) => c.latest()?,
+        None => None,
+    };
+    let fresh = target.clone();
+    let target = match &saved {
+        Some(saved) => saved.model(target)?,
+        None => target,
+    };
     let mut model = target.fork(&train_device).train();
     let clipping = config
         .grad_clip_norm
@@ -276,6 +328,9 @@ where
     } else {
         AdamConfig::new().with_grad_clipping(clipping).init()
     };
+    if let Some(saved) = &saved {
+        optim = saved.optimiser(optim)?;
+    }
     let mut log = Log::new(experiment, &arm.name, seed);
 
     let train_len = task.len(Part::Train);
@@ -306,7 +361,13 @@ where
     };
 
     // Noise warm-up: only the guidance term, on noise.
-    for w in 0..arm.noise_warmup_steps {
+    let warmup_steps = if saved.is_some() {
+        0
+    } else {
+        arm.noise_warmup_steps
+    };
+    for w in 0..warmup_steps {
+        untrainable_core::seed(&train_device, step_stream(seed, 1, w));
         let noise = task.noise(config.batch_size, &train_device);
         let target_input = match arm.noise_for {
             NoiseFor::Both => noise.clone(),
@@ -322,11 +383,11 @@ where
         log.step(w, "warmup_guidance_loss", value);
         if !value.is_finite() {
             let (rows, summary) = log.finish(Status::Diverged, Some(w), 0, started);
-            return ArmRun {
+            return Ok(ArmRun {
                 rows,
                 summary,
                 best: None,
-            };
+            });
         }
         let grads = GradientsParams::from_grads(term.backward(), &model);
         model = optim.step(config.learning_rate, model, grads);
@@ -338,8 +399,24 @@ where
     let mut best_model: Option<T> = None;
     let mut step = 0u64;
     let mut train_loss = f64::NAN;
-    'epochs: for epoch in 0..config.epochs {
-        for idx in epoch_batches(train_len, config.batch_size, seed, epoch as u64, true) {
+    let (mut start_epoch, mut start_batch, mut earlier_seconds) = (0, 0, 0.0);
+    if let Some(saved) = saved {
+        best_model = saved.best(fresh)?;
+        let state = saved.state;
+        (step, train_loss, start_epoch, start_batch, earlier_seconds) = (
+            state.step,
+            state.train_loss,
+            state.epoch,
+            state.batch,
+            state.seconds,
+        );
+        (log.final_val, log.best, log.rows) = (state.final_val, state.best, saved.rows);
+        bar.inc(arm.noise_warmup_steps + step);
+    }
+    'epochs: for epoch in start_epoch..config.epochs {
+        let skip = if epoch == start_epoch { start_batch } else { 0 };
+        let batches = epoch_batches(train_len, config.batch_size, seed, epoch as u64, true);
+        for (b, idx) in batches.into_iter().enumerate().skip(skip) {
             if config.max_steps > 0 && step >= config.max_steps {
                 let best_before = log.best.0;
                 let _ = log.epoch(
@@ -358,6 +435,7 @@ where
                 }
                 break 'epochs;
             }
+            untrainable_core::seed(&train_device, step_stream(seed, 2, step));
             let (input, targets) = task.batch(Part::Train, &idx, &train_device);
             let teacher = arm
                 .distill
@@ -390,15 +468,30 @@ where
             log.step(step, "loss", train_loss);
             if !train_loss.is_finite() {
                 let (rows, summary) = log.finish(Status::Diverged, Some(step), step, started);
-                return ArmRun {
+                return Ok(ArmRun {
                     rows,
                     summary,
                     best: best_model,
-                };
+                });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.learning_rate, model, grads);
             step += 1;
+            if let Some(c) = checkpoint
+                && step % c.every_steps.max(1) == 0
+            {
+                let state = LoopState {
+                    step,
+                    epoch,
+                    batch: b + 1,
+                    train_loss,
+                    final_val: log.final_val,
+                    best: log.best,
+                    has_best_model: best_model.is_some(),
+                    seconds: earlier_seconds + started.elapsed().as_secs_f64(),
+                };
+                c.save(&state, &log.rows, &model, best_model.as_ref(), &optim)?;
+            }
             bar.inc(1);
             bar.set_message(format!(
                 "epoch {epoch} loss {train_loss:.3} ce {task_value:.3}"
@@ -432,12 +525,13 @@ where
     }
     bar.finish_and_clear();
     log.final_train_loss = train_loss;
-    let (rows, summary) = log.finish(Status::Ok, None, step, started);
-    ArmRun {
+    let (rows, mut summary) = log.finish(Status::Ok, None, step, started);
+    summary.wall_seconds += earlier_seconds;
+    Ok(ArmRun {
         rows,
         summary,
         best: best_model,
-    }
+    })
 }
 
 /// The validation batch on which per-pair CKA is measured every epoch: the

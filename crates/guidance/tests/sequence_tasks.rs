@@ -1,18 +1,28 @@
 //! The sequence tasks as the trainer sees them: batches, masked losses with
 //! hand-computed values, and guided training of one RNN by another.
 
+use std::sync::{Mutex, MutexGuard};
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, CopyPasteTask, DistillConfig, PairsConfig, ParityTask, Part, Progress, Reduction,
-    Task, TokenTargets, TrainConfig, distillation_loss, evaluate, masked_cross_entropy,
-    resolve_pairs, train_arm,
+    ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, PairsConfig, ParityTask, Part,
+    Progress, Reduction, Task, TokenTargets, TrainConfig, distillation_loss, evaluate,
+    masked_cross_entropy, resolve_pairs, train_arm, train_arm_checkpointed,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
 use untrainable_tasks::parity::Parity;
 use untrainable_tasks::sequence::SplitSizes;
+
+/// The backend's random stream is one per process: tests that seed it hold
+/// this lock, so that no other test draws in between.
+static SEEDED: Mutex<()> = Mutex::new(());
+
+fn seeded() -> MutexGuard<'static, ()> {
+    SEEDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn copy_paste(min_len: usize, max_len: usize) -> CopyPasteTask {
     CopyPasteTask {
@@ -169,6 +179,7 @@ fn parity_batches_carry_the_labels_of_their_bits() {
 /// frozen, differently shaped RNN on copy-paste lowers the guidance term.
 #[test]
 fn guided_training_runs_on_copy_paste() {
+    let _seeded = seeded();
     let device = Device::flex();
     seed(&device, 4);
     let small = RnnLmConfig {
@@ -255,6 +266,7 @@ fn guided_training_runs_on_copy_paste() {
 /// refused by name.
 #[test]
 fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
+    let _seeded = seeded();
     let device = Device::flex();
     let config = RnnLmConfig {
         embedding: 8,
@@ -361,6 +373,7 @@ fn distillation_loss_by_hand() {
 /// A distillation arm pulls the student's outputs towards the teacher's.
 #[test]
 fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
+    let _seeded = seeded();
     let device = Device::flex();
     seed(&device, 8);
     let config = RnnLmConfig {
@@ -425,4 +438,106 @@ fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
         message.contains("distill.temperature") && message.contains("`kd`"),
         "{message}"
     );
+}
+
+/// A run continued from a checkpoint ends with exactly the rows of the
+/// uninterrupted run (same seed, CPU backend): dropout masks, batch order,
+/// optimiser state and the best network all carry over. The last
+/// checkpoint of a run with checkpoints every 7 or every 11 of its 32 steps
+/// stands in for a process killed there.
+#[test]
+fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
+    let _seeded = seeded();
+    let device = Device::flex();
+    // Dropout on, so that the random stream matters.
+    let config = RnnLmConfig {
+        embedding: 8,
+        hidden: 16,
+        layers: 2,
+        ..RnnLmConfig::copy_paste_cpu()
+    };
+    let guide_config = RnnLmConfig {
+        hidden: 12,
+        ..config.clone()
+    };
+    let task = copy_paste(3, 6);
+    let arm = ArmConfig {
+        guided: true,
+        noise_warmup_steps: 3,
+        ..ArmConfig::plain("guided")
+    };
+    let train_config = TrainConfig {
+        epochs: 4,
+        batch_size: 8,
+        learning_rate: 1e-2,
+        alpha: 1.0,
+        distance: Distance::LinearCka,
+        reduction: Reduction::Sum,
+        max_steps: 0,
+        eval_batch_size: 16,
+        weight_decay: 0.01,
+        grad_clip_norm: Some(1.0),
+    };
+    let run = |checkpoint: Option<&Checkpointing>| {
+        seed(&device, 21);
+        let guide = Guide::new(guide_config.init(&device));
+        seed(&device, 22);
+        let target = config.init(&device);
+        let pairs = resolve_pairs(
+            &PairsConfig::default(),
+            &target.tap_names(),
+            &guide.network().tap_names(),
+        )
+        .unwrap();
+        train_arm_checkpointed(
+            "test",
+            &arm,
+            5,
+            target,
+            &guide,
+            &pairs,
+            &task,
+            &train_config,
+            &device,
+            Progress::Quiet,
+            checkpoint,
+        )
+        .unwrap()
+    };
+    let whole = run(None);
+    let values = |rows: &[untrainable_results::MetricRow]| {
+        rows.iter()
+            .map(|r| (r.step, r.epoch, r.metric.clone(), r.value.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    for every in [7, 11] {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpointing = Checkpointing {
+            dir: dir.path().to_path_buf(),
+            every_steps: every,
+        };
+        let first = run(Some(&checkpointing));
+        assert_eq!(
+            values(&first.rows),
+            values(&whole.rows),
+            "checkpointing itself changes nothing"
+        );
+        let latest = std::fs::read_to_string(dir.path().join("LATEST")).unwrap();
+        assert_eq!(latest, format!("step-{}", 32 / every * every));
+        let resumed = run(Some(&checkpointing));
+        assert_eq!(
+            values(&resumed.rows),
+            values(&whole.rows),
+            "resumed at step {latest}"
+        );
+        assert_eq!(
+            resumed.summary.best_val_loss.to_bits(),
+            whole.summary.best_val_loss.to_bits()
+        );
+        let (a, b) = (resumed.best.unwrap(), whole.best.as_ref().unwrap().clone());
+        assert_eq!(
+            untrainable_core::parameter_values(&a),
+            untrainable_core::parameter_values(&b)
+        );
+    }
 }
