@@ -1,0 +1,290 @@
+//! `exp-parity`: parity of bit strings (paper NOTES §2.2, Table 2).
+//!
+//! A one-layer Transformer encoder (the "untrainable" target on parity) in
+//! three arms from the same initial weights for each seed: `base` (task loss
+//! only), `trained-guide` (aligned with a one-layer RNN trained alone on
+//! parity) and `untrained-guide` (aligned with the same RNN as initialised).
+//! The RNN's own training is logged as the arm `guide`.
+//!
+//! Every accuracy and loss here is measured on the validation split, which
+//! also selects each run's best epoch; the paper reports the held-out test
+//! split of the same 80/10/10 generation instead (NOTES §3). The test
+//! examples are never read.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use untrainable_arch_rnn::ParityRnnConfig;
+use untrainable_arch_transformer::EncoderClassifierConfig;
+use untrainable_guidance::{
+    ArmConfig, GuideState, PairsConfig, ParityTask, Progress, TrainConfig, TrainedStore,
+};
+use untrainable_runner::{CommonArgs, GuidedExperiment, Preset, RunDir};
+use untrainable_tasks::parity::{self, Parity};
+
+const EXPERIMENT: &str = "parity";
+
+const PRESETS: &[(Preset, &str)] = &[
+    (Preset::Smoke, include_str!("../presets/smoke.toml")),
+    (Preset::Cpu, include_str!("../presets/cpu.toml")),
+    (Preset::Paper, include_str!("../presets/paper.toml")),
+];
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Parity: a 1-layer Transformer encoder alone, guided by a trained 1-layer RNN, and \
+guided by an untrained one (the RNN alone is the arm `guide`). Writes \
+OUT/parity/{metrics,summary}.parquet and config.toml, then draws FIGURES/parity.{png,svg}."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Directory for the figure, drawn from the results once training ends
+    /// (FIGURES/parity.png and .svg; `paper-figures` redraws it alone).
+    #[arg(long, value_name = "FIGURES", default_value = "paper-figures")]
+    figures: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Number of seeds (0..seeds) unless --seed/--seeds say otherwise.
+    seeds: u64,
+    task: TaskConfig,
+    /// The Transformer encoder classifier being trained.
+    target: EncoderClassifierConfig,
+    /// The RNN classifier that guides it.
+    guide: ParityRnnConfig,
+    #[serde(default)]
+    pairs: PairsConfig,
+    /// How the target is trained, in every arm.
+    train: TrainConfig,
+    /// How the guide is trained alone for `guide = "trained"` arms.
+    guide_train: Option<TrainConfig>,
+    arms: Vec<ArmConfig>,
+}
+
+/// The generated data: which bit strings, how many, and from which seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskConfig {
+    /// Shortest and longest bit string (paper: 2 and 50).
+    min_len: usize,
+    max_len: usize,
+    /// Examples generated, split 80/10/10 into train/validation/test as the
+    /// released code does (paper: 100 000).
+    samples: usize,
+    /// Seed of the examples, fixed across training seeds so that every run
+    /// sees the same data.
+    data_seed: u64,
+}
+
+impl TaskConfig {
+    fn parity(&self) -> Parity {
+        Parity {
+            min_len: self.min_len,
+            max_len: self.max_len,
+        }
+    }
+}
+
+/// Everything besides the seed that decides the trained guide's weights; its
+/// TOML is the guide's key in the store, so a change to any part retrains it.
+#[derive(Serialize)]
+struct GuideRecipe<'a> {
+    experiment: &'a str,
+    guide: &'a ParityRnnConfig,
+    task: &'a TaskConfig,
+    guide_train: &'a TrainConfig,
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), String> {
+        let parity = self.task.parity();
+        parity
+            .validate()
+            .map_err(|e| e.replace("parity.", "task."))?;
+        // The architecture crates name their own sections; here they are these.
+        self.target
+            .validate()
+            .map_err(|e| e.replace("encoder.", "target."))?;
+        self.guide
+            .validate()
+            .map_err(|e| e.replace("parity_rnn.", "guide."))?;
+        self.train.validate()?;
+        if let Some(guide_train) = &self.guide_train {
+            guide_train
+                .validate()
+                .map_err(|e| e.replace("train.", "guide_train."))?;
+        }
+
+        let vocab = parity.vocab_size();
+        for (field, value) in [
+            ("target.vocab", self.target.vocab),
+            ("guide.vocab", self.guide.vocab),
+        ] {
+            if value != vocab {
+                return Err(format!(
+                    "{field} is {value} but parity has {vocab} token ids (bits 0 and 1, pad {}); set {field} = {vocab}",
+                    parity.pad_id()
+                ));
+            }
+        }
+        let classes = parity.classes();
+        for (field, value) in [
+            ("target.classes", self.target.classes),
+            ("guide.classes", self.guide.classes),
+        ] {
+            if value != classes {
+                return Err(format!(
+                    "{field} is {value} but parity has {classes} classes (even, odd); set {field} = {classes}"
+                ));
+            }
+        }
+        if self.target.max_positions < self.task.max_len {
+            return Err(format!(
+                "target.max_positions ({}) is shorter than task.max_len ({}); raise target.max_positions",
+                self.target.max_positions, self.task.max_len
+            ));
+        }
+
+        let sizes = Parity::splits(self.task.samples);
+        let mut batch_sizes = vec![("train.batch_size", self.train.batch_size)];
+        if let Some(guide_train) = &self.guide_train {
+            batch_sizes.push(("guide_train.batch_size", guide_train.batch_size));
+        }
+        for (field, batch) in batch_sizes {
+            if sizes.train < batch {
+                return Err(format!(
+                    "task.samples = {} leaves {} training examples (80 %), fewer than {field} = {batch}; \
+                     raise task.samples or lower {field}",
+                    self.task.samples, sizes.train
+                ));
+            }
+        }
+        if sizes.val < 2 {
+            return Err(format!(
+                "task.samples = {} leaves {} validation examples (10 %); at least 2 are needed",
+                self.task.samples, sizes.val
+            ));
+        }
+
+        if self.arms.is_empty() {
+            return Err("the config lists no [[arms]]".into());
+        }
+        for (i, arm) in self.arms.iter().enumerate() {
+            arm.validate()?;
+            if self.arms[..i].iter().any(|a| a.name == arm.name) {
+                return Err(format!("two arms are named `{}`", arm.name));
+            }
+            if arm.name == untrainable_runner::GUIDE_ARM {
+                return Err(format!(
+                    "an arm is named `{}`, the name under which the guide's own training is logged; rename it",
+                    arm.name
+                ));
+            }
+            if arm.guide == GuideState::Trained && self.guide_train.is_none() {
+                return Err(format!(
+                    "arm `{}` uses guide = \"trained\" but the config has no [guide_train] section",
+                    arm.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn guide_recipe(&self) -> Result<String, String> {
+        let Some(guide_train) = &self.guide_train else {
+            return Ok(String::new());
+        };
+        toml::to_string(&GuideRecipe {
+            experiment: EXPERIMENT,
+            guide: &self.guide,
+            task: &self.task,
+            guide_train,
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("exp-parity: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let args = &cli.common;
+    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
+    config.validate()?;
+    let seeds = args.seeds(config.seeds);
+    if args.dry_run {
+        print!("{resolved}");
+        println!("# seeds to run: {seeds:?}");
+        return Ok(());
+    }
+
+    let sizes = Parity::splits(config.task.samples);
+    let task = ParityTask {
+        task: config.task.parity(),
+        sizes,
+        data_seed: config.task.data_seed,
+    };
+    let recipe = config.guide_recipe()?;
+    let device = args.backend.device();
+    let progress = if args.quiet {
+        Progress::Quiet
+    } else {
+        Progress::Bar
+    };
+    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?;
+    eprintln!(
+        "parity: {} training / {} validation bit strings of length {}..={} (pad {}), target {} \
+         parameters, guide {} parameters, {} arms × {} seeds → {}",
+        sizes.train,
+        sizes.val,
+        config.task.min_len,
+        config.task.max_len,
+        parity::PAD,
+        config.target.num_params(),
+        config.guide.num_params(),
+        config.arms.len(),
+        seeds.len(),
+        run_dir.path().display()
+    );
+
+    let experiment = GuidedExperiment {
+        name: EXPERIMENT,
+        task: &task,
+        target: &|device| config.target.init(device),
+        guide: &|device| config.guide.init(device),
+        pairs: &config.pairs,
+        train: &config.train,
+        guide_train: config.guide_train.as_ref(),
+        guide_recipe: &recipe,
+        arms: &config.arms,
+        store: &TrainedStore::new(args.out.join("trained")),
+        run_dir: &run_dir,
+        resume: args.resume,
+        device: &device,
+        progress,
+    };
+    let (rows, summaries) = experiment.run(&seeds)?;
+    run_dir.write_results(&rows, &summaries)?;
+    println!("{}\n", untrainable_results::summary_table(&summaries));
+    println!("{}\n", untrainable_results::arm_table(&summaries));
+    println!("wrote {}", run_dir.path().display());
+    let stem = cli.figures.join(EXPERIMENT);
+    paper_figures::draw_parity(&rows, &stem)
+        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
+    println!("drew {}.png and .svg", stem.display());
+    Ok(())
+}
