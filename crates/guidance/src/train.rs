@@ -490,7 +490,15 @@ where
                     has_best_model: best_model.is_some(),
                     seconds: earlier_seconds + started.elapsed().as_secs_f64(),
                 };
-                c.save(&state, &log.rows, &model, best_model.as_ref(), &optim)?;
+                // Saved from evaluation mode: burn keeps batch-norm running statistics
+                // current only there (the training-mode module records stale ones).
+                c.save(
+                    &state,
+                    &log.rows,
+                    &model.valid(),
+                    best_model.as_ref(),
+                    &optim,
+                )?;
             }
             bar.inc(1);
             bar.set_message(format!(

@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use untrainable_core::{Guide, Network};
 use untrainable_guidance::{
     ArmConfig, GuideState, PairsConfig, Progress, Task, TrainConfig, TrainedStore, resolve_pairs,
-    train_arm,
+    train_arm_checkpointed,
 };
 use untrainable_results::{MetricRow, SummaryRow};
 
@@ -75,7 +75,8 @@ where
                     // The same seed gives every arm the same initial target.
                     untrainable_core::seed(device, seed);
                     let target = (self.target)(device);
-                    let run = train_arm(
+                    let checkpointing = self.run_dir.checkpointing(&arm.name, seed);
+                    let run = train_arm_checkpointed(
                         self.name,
                         arm,
                         seed,
@@ -86,7 +87,8 @@ where
                         self.train,
                         device,
                         self.progress,
-                    );
+                        Some(&checkpointing),
+                    )?;
                     Ok((run.rows, run.summary))
                 })?;
                 rows.extend(arm_rows);
@@ -131,7 +133,8 @@ where
             _ => {
                 let arm = ArmConfig::plain(GUIDE_ARM);
                 // Plain training: the untrained guide is passed but never used.
-                let run = train_arm(
+                let checkpointing = self.run_dir.checkpointing(GUIDE_ARM, seed);
+                let run = train_arm_checkpointed(
                     self.name,
                     &arm,
                     seed,
@@ -142,7 +145,8 @@ where
                     train,
                     self.device,
                     self.progress,
-                );
+                    Some(&checkpointing),
+                )?;
                 let best = run.best.ok_or_else(|| {
                     format!("the guide's training (seed {seed}) stopped before its first evaluation: {}", run.summary.status)
                 })?;

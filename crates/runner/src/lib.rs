@@ -63,9 +63,14 @@ pub struct CommonArgs {
     #[arg(long, default_value = "flex")]
     pub backend: Backend,
     /// Keep the (arm, seed) runs that a previous, interrupted invocation with
-    /// the same config finished, and run only the rest.
+    /// the same config finished, continue the one it was in from its last
+    /// checkpoint, and run the rest.
     #[arg(long)]
     pub resume: bool,
+    /// Save a checkpoint of the running (arm, seed) every N training steps,
+    /// from which `--resume` continues a killed run.
+    #[arg(long, value_name = "N", default_value_t = run_dir::DEFAULT_CHECKPOINT_EVERY)]
+    pub checkpoint_every: u64,
     /// Print the resolved config and exit without training.
     #[arg(long)]
     pub dry_run: bool,
@@ -102,7 +107,9 @@ impl CommonArgs {
                     .iter()
                     .find(|(p, _)| *p == self.preset)
                     .map(|(_, t)| t.to_string())
-                    .ok_or_else(|| format!("this experiment has no `{}` preset", self.preset.name()))?;
+                    .ok_or_else(|| {
+                        format!("this experiment has no `{}` preset", self.preset.name())
+                    })?;
                 (format!("preset `{}`", self.preset.name()), text)
             }
         };
@@ -111,10 +118,9 @@ impl CommonArgs {
         for assignment in &self.overrides {
             overrides::apply(&mut value, assignment)?;
         }
-        let config: C = value
-            .clone()
-            .try_into()
-            .map_err(|e| format!("{source} (after --set overrides) does not fit the config: {e}"))?;
+        let config: C = value.clone().try_into().map_err(|e| {
+            format!("{source} (after --set overrides) does not fit the config: {e}")
+        })?;
         let resolved = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
         Ok((config, resolved))
     }

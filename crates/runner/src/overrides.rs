@@ -15,17 +15,29 @@ pub fn apply(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
     let mut current = table;
     let mut path = String::new();
     for part in parents {
-        path = if path.is_empty() { part.to_string() } else { format!("{path}.{part}") };
+        path = if path.is_empty() {
+            part.to_string()
+        } else {
+            format!("{path}.{part}")
+        };
         let keys = known_keys(current);
         current = match current.get_mut(*part) {
             Some(toml::Value::Table(t)) => t,
             Some(_) => return Err(format!("--set {key}: `{path}` is a value, not a table")),
-            None => return Err(format!("--set {key}: no key `{path}`; known keys here: {keys}")),
+            None => {
+                return Err(format!(
+                    "--set {key}: no key `{path}`; known keys here: {keys}"
+                ));
+            }
         };
     }
     match current.get(*last) {
-        Some(old) if std::mem::discriminant(old) != std::mem::discriminant(&value)
-            && !matches!((old, &value), (toml::Value::Float(_), toml::Value::Integer(_))) =>
+        Some(old)
+            if std::mem::discriminant(old) != std::mem::discriminant(&value)
+                && !matches!(
+                    (old, &value),
+                    (toml::Value::Float(_), toml::Value::Integer(_))
+                ) =>
         {
             Err(format!(
                 "--set {key}: expected a {} like `{old}`, got `{raw}`",
@@ -34,7 +46,9 @@ pub fn apply(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
         }
         Some(_) => {
             let value = match (current.get(*last), value) {
-                (Some(toml::Value::Float(_)), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+                (Some(toml::Value::Float(_)), toml::Value::Integer(i)) => {
+                    toml::Value::Float(i as f64)
+                }
                 (_, v) => v,
             };
             current.insert(last.to_string(), value);
@@ -42,7 +56,11 @@ pub fn apply(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
         }
         None => Err(format!(
             "--set {key}: no key `{last}`{}; known keys: {}",
-            if path.is_empty() { String::new() } else { format!(" in `{path}`") },
+            if path.is_empty() {
+                String::new()
+            } else {
+                format!(" in `{path}`")
+            },
             known_keys(current)
         )),
     }
@@ -64,7 +82,8 @@ mod tests {
     use super::*;
 
     fn config() -> toml::Table {
-        toml::from_str("seeds = 3\nname = \"x\"\n[train]\nepochs = 10\nlearning_rate = 0.001\n").unwrap()
+        toml::from_str("seeds = 3\nname = \"x\"\n[train]\nepochs = 10\nlearning_rate = 0.001\n")
+            .unwrap()
     }
 
     #[test]
@@ -82,7 +101,10 @@ mod tests {
     fn unknown_keys_and_wrong_types_are_refused_with_the_key_named() {
         let mut t = config();
         let err = apply(&mut t, "train.epoch=4").unwrap_err();
-        assert!(err.contains("epoch") && err.contains("epochs, learning_rate"), "{err}");
+        assert!(
+            err.contains("epoch") && err.contains("epochs, learning_rate"),
+            "{err}"
+        );
         let err = apply(&mut t, "model.width=4").unwrap_err();
         assert!(err.contains("model"), "{err}");
         let err = apply(&mut t, "train.epochs=fast").unwrap_err();

@@ -154,7 +154,8 @@ fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Progress::Bar
     };
-    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?;
+    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?
+        .with_checkpoint_every(args.checkpoint_every);
     eprintln!(
         "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
         train.len(),
