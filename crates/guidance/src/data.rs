@@ -38,7 +38,12 @@ impl InputSpec {
     }
 
     /// The images at `indices` as `(batch, channels, size, size)` and their labels.
-    pub fn batch(&self, set: &ImageSet, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    pub fn batch(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<1, Int>) {
         let (rows, cols) = (set.rows, set.cols);
         let mut pixels = Vec::with_capacity(indices.len() * rows * cols);
         let mut labels = Vec::with_capacity(indices.len());
@@ -47,7 +52,8 @@ impl InputSpec {
             labels.push(set.labels[i] as i64);
         }
         let n = indices.len();
-        let mut images = Tensor::<4>::from_data(TensorData::new(pixels, [n, 1, rows, cols]), device);
+        let mut images =
+            Tensor::<4>::from_data(TensorData::new(pixels, [n, 1, rows, cols]), device);
         if rows != self.image_size || cols != self.image_size {
             images = interpolate(
                 images,

@@ -23,7 +23,13 @@ pub struct GuideTapTable {
 impl GuideTapTable {
     /// Runs `guide` over `set` in batches of `batch_size`; `None` when the
     /// table would exceed [`MAX_TABLE_BYTES`].
-    pub fn build<G>(guide: &Guide<G>, set: &ImageSet, input: &InputSpec, batch_size: usize, device: &Device) -> Option<Self>
+    pub fn build<G>(
+        guide: &Guide<G>,
+        set: &ImageSet,
+        input: &InputSpec,
+        batch_size: usize,
+        device: &Device,
+    ) -> Option<Self>
     where
         G: Network<Input = Tensor<4>>,
     {
@@ -32,7 +38,12 @@ impl GuideTapTable {
         }
         let probe = guide.forward(input.batch(set, &[0], device).0);
         let floats_per_example: usize = probe.taps.iter().map(|t| t.value.dims()[1]).sum();
-        if set.len().saturating_mul(floats_per_example).saturating_mul(size_of::<f32>()) > MAX_TABLE_BYTES {
+        if set
+            .len()
+            .saturating_mul(floats_per_example)
+            .saturating_mul(size_of::<f32>())
+            > MAX_TABLE_BYTES
+        {
             return None;
         }
         let all: Vec<usize> = (0..set.len()).collect();
@@ -47,7 +58,11 @@ impl GuideTapTable {
             .taps
             .into_iter()
             .zip(columns)
-            .map(|(tap, column)| Tap { value: Tensor::cat(column, 0), shape: with_batch(&tap.shape, set.len()), name: tap.name })
+            .map(|(tap, column)| Tap {
+                value: Tensor::cat(column, 0),
+                shape: with_batch(&tap.shape, set.len()),
+                name: tap.name,
+            })
             .collect();
         Some(Self { taps })
     }

@@ -20,4 +20,7 @@ pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
 pub use task::{ImageData, Part, Score, Task, evaluate};
-pub use train::{ArmConfig, ArmRun, DistillConfig, GuideState, distillation_loss, train_arm_checkpointed, NoiseFor, Progress, TrainConfig, train_arm};
+pub use train::{
+    ArmConfig, ArmRun, DistillConfig, GuideState, NoiseFor, Progress, TrainConfig,
+    distillation_loss, train_arm, train_arm_checkpointed,
+};

@@ -29,7 +29,10 @@ pub fn guidance_loss(
     distance: Distance,
     reduction: Reduction,
 ) -> Tensor<1> {
-    assert!(!pairs.is_empty(), "guidance needs at least one pair of taps");
+    assert!(
+        !pairs.is_empty(),
+        "guidance needs at least one pair of taps"
+    );
     let sum = pairs
         .iter()
         .map(|p| distance.between(target[p.target].value.clone(), guide[p.guide].value.clone()))

@@ -86,7 +86,12 @@ pub fn resolve_pairs(
         config
             .explicit
             .iter()
-            .map(|[t, g]| Ok((find(target_taps, t, "target")?, find(guide_taps, g, "guide")?)))
+            .map(|[t, g]| {
+                Ok((
+                    find(target_taps, t, "target")?,
+                    find(guide_taps, g, "guide")?,
+                ))
+            })
             .collect::<Result<_, String>>()?
     };
     let indices = if config.last_guide_wins {
@@ -125,7 +130,9 @@ mod tests {
         let targets: Vec<usize> = uniform_pairs(48, 21).into_iter().map(|(t, _)| t).collect();
         assert_eq!(
             targets,
-            [0, 2, 5, 7, 9, 12, 14, 16, 19, 21, 24, 26, 28, 31, 33, 35, 38, 40, 42, 45, 47]
+            [
+                0, 2, 5, 7, 9, 12, 14, 16, 19, 21, 24, 26, 28, 31, 33, 35, 38, 40, 42, 45, 47
+            ]
         );
     }
 
@@ -140,14 +147,16 @@ mod tests {
         let got: Vec<(usize, usize)> = pairs.iter().map(|p| (p.target, p.guide)).collect();
         assert_eq!(got, [(0, 5), (1, 14), (2, 20)]);
         // By default every guide tap is kept.
-        let all = resolve_pairs(&PairsConfig::default(), &names("lin", 3), &names("g", 21)).unwrap();
+        let all =
+            resolve_pairs(&PairsConfig::default(), &names("lin", 3), &names("g", 21)).unwrap();
         assert_eq!(all.len(), 21);
     }
 
     #[test]
     fn metric_names_stay_unique_where_a_target_tap_has_two_guide_taps() {
         // 21 guide taps onto 20 target taps: one target tap gets two.
-        let pairs = resolve_pairs(&PairsConfig::default(), &names("lin", 20), &names("g", 21)).unwrap();
+        let pairs =
+            resolve_pairs(&PairsConfig::default(), &names("lin", 20), &names("g", 21)).unwrap();
         let mut targets: Vec<usize> = pairs.iter().map(|p| p.target).collect();
         targets.dedup();
         assert_eq!(targets.len(), 20);
@@ -175,6 +184,9 @@ mod tests {
             last_guide_wins: false,
         };
         let err = resolve_pairs(&bad, &names("lin", 3), &names("g", 2)).unwrap_err();
-        assert!(err.contains("lin9") && err.contains("lin0, lin1, lin2"), "{err}");
+        assert!(
+            err.contains("lin9") && err.contains("lin0, lin1, lin2"),
+            "{err}"
+        );
     }
 }

@@ -15,6 +15,7 @@ fn split_of(part: Part) -> Split {
     match part {
         Part::Train => Split::Train,
         Part::Val => Split::Val,
+        Part::Test => Split::Test,
     }
 }
 

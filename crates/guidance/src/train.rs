@@ -533,6 +533,15 @@ where
     }
     bar.finish_and_clear();
     log.final_train_loss = train_loss;
+    if task.len(Part::Test) > 0 {
+        // The selected network on the held-out split, once.
+        let selected = best_model.clone().unwrap_or_else(|| model.valid());
+        let (loss, accuracy) =
+            evaluate(&selected, task, Part::Test, config.eval_batch_size, device);
+        let epoch = Some(log.best.2);
+        log.row(step, epoch, Split::Test, "loss", loss);
+        log.row(step, epoch, Split::Test, "accuracy", accuracy);
+    }
     let (rows, mut summary) = log.finish(Status::Ok, None, step, started);
     summary.wall_seconds += earlier_seconds;
     Ok(ArmRun {

@@ -21,7 +21,9 @@ use untrainable_tasks::sequence::SplitSizes;
 static SEEDED: Mutex<()> = Mutex::new(());
 
 fn seeded() -> MutexGuard<'static, ()> {
-    SEEDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SEEDED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn copy_paste(min_len: usize, max_len: usize) -> CopyPasteTask {
@@ -259,6 +261,23 @@ fn guided_training_runs_on_copy_paste() {
         run.summary.best_val_loss
     );
     assert!((accuracy - run.summary.best_val_accuracy).abs() < 1e-9);
+    // The same network is reported once on the held-out test split.
+    let test: Vec<_> = run
+        .rows
+        .iter()
+        .filter(|r| r.split == untrainable_results::Split::Test)
+        .collect();
+    assert_eq!(test.len(), 2);
+    let (test_loss, test_accuracy) = evaluate(&best, &copy_paste(3, 6), Part::Test, 16, &device);
+    assert_eq!(
+        (test[0].metric.as_str(), test[0].value),
+        ("loss", test_loss)
+    );
+    assert_eq!(
+        (test[1].metric.as_str(), test[1].value),
+        ("accuracy", test_accuracy)
+    );
+    assert_eq!(test[0].epoch, Some(run.summary.best_epoch));
 }
 
 /// AdamW's decoupled decay pulls the weights towards zero: the same run with
