@@ -149,6 +149,7 @@ where
         eval_batch_size: 32,
         weight_decay: 0.0,
         grad_clip_norm: None,
+        lr_decay: None,
     };
     let run: ArmRun<T> = train_arm(
         "test",

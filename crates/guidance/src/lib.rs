@@ -21,6 +21,6 @@ pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
 pub use task::{ImageData, Part, Score, Task, evaluate};
 pub use train::{
-    ArmConfig, ArmRun, DistillConfig, GuideState, NoiseFor, Progress, TrainConfig,
+    ArmConfig, ArmRun, DistillConfig, GuideState, NoiseFor, Progress, StepDecay, TrainConfig,
     distillation_loss, train_arm, train_arm_checkpointed,
 };

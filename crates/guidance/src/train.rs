@@ -50,6 +50,28 @@ pub struct TrainConfig {
     /// modelling, NOTES §3); absent: no clipping.
     #[serde(default)]
     pub grad_clip_norm: Option<f64>,
+    /// Step decay of the learning rate (the image experiments: ×0.1 every
+    /// 30 epochs, NOTES §3); absent: constant.
+    #[serde(default)]
+    pub lr_decay: Option<StepDecay>,
+}
+
+/// `lr · factor^(epoch / every_epochs)` (integer division).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDecay {
+    pub every_epochs: u32,
+    pub factor: f64,
+}
+
+impl TrainConfig {
+    /// The learning rate of `epoch` (from 0).
+    pub fn learning_rate_at(&self, epoch: u32) -> f64 {
+        match self.lr_decay {
+            Some(d) => self.learning_rate * d.factor.powi((epoch / d.every_epochs.max(1)) as i32),
+            None => self.learning_rate,
+        }
+    }
 }
 
 impl TrainConfig {
@@ -88,6 +110,14 @@ impl TrainConfig {
             return Err(format!(
                 "train.weight_decay must be at least 0 (0 = Adam), got {}",
                 self.weight_decay
+            ));
+        }
+        if let Some(d) = self.lr_decay
+            && !(d.every_epochs >= 1 && d.factor > 0.0 && d.factor <= 1.0)
+        {
+            return Err(format!(
+                "train.lr_decay needs every_epochs ≥ 1 and factor in (0, 1]; got {} and {}",
+                d.every_epochs, d.factor
             ));
         }
         if let Some(clip) = self.grad_clip_norm
@@ -475,7 +505,7 @@ where
                 });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.learning_rate, model, grads);
+            model = optim.step(config.learning_rate_at(epoch), model, grads);
             step += 1;
             if let Some(c) = checkpoint
                 && step % c.every_steps.max(1) == 0

@@ -70,6 +70,7 @@ fn train_config(epochs: u32) -> TrainConfig {
         eval_batch_size: 32,
         weight_decay: 0.0,
         grad_clip_norm: None,
+        lr_decay: None,
     }
 }
 

@@ -8,7 +8,7 @@ use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
     ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, PairsConfig, ParityTask, Part,
-    Progress, Reduction, Task, TokenTargets, TrainConfig, distillation_loss, evaluate,
+    Progress, Reduction, StepDecay, Task, TokenTargets, TrainConfig, distillation_loss, evaluate,
     masked_cross_entropy, resolve_pairs, train_arm, train_arm_checkpointed,
 };
 use untrainable_repsim::Distance;
@@ -221,6 +221,7 @@ fn guided_training_runs_on_copy_paste() {
         eval_batch_size: 16,
         weight_decay: 0.0,
         grad_clip_norm: None,
+        lr_decay: None,
     };
     let run = train_arm(
         "test",
@@ -309,6 +310,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
             eval_batch_size: 16,
             weight_decay,
             grad_clip_norm: Some(1.0),
+            lr_decay: None,
         };
         assert!(train_config.validate().is_ok());
         let run = train_arm(
@@ -347,6 +349,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
         eval_batch_size: 8,
         weight_decay: 0.0,
         grad_clip_norm: None,
+        lr_decay: None,
     };
     let message = TrainConfig {
         weight_decay: -0.1,
@@ -357,6 +360,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
     assert!(message.contains("train.weight_decay"), "{message}");
     let message = TrainConfig {
         grad_clip_norm: Some(0.0),
+        lr_decay: None,
         ..base
     }
     .validate()
@@ -422,6 +426,7 @@ fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
         eval_batch_size: 16,
         weight_decay: 0.0,
         grad_clip_norm: None,
+        lr_decay: None,
     };
     let run = train_arm(
         "test",
@@ -496,6 +501,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         eval_batch_size: 16,
         weight_decay: 0.01,
         grad_clip_norm: Some(1.0),
+        lr_decay: None,
     };
     let run = |checkpoint: Option<&Checkpointing>| {
         seed(&device, 21);
@@ -559,4 +565,51 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
             untrainable_core::parameter_values(&b)
         );
     }
+}
+
+/// The image experiments' schedule, ×0.1 every 30 epochs, by hand.
+#[test]
+fn step_decay_of_the_learning_rate() {
+    let config = TrainConfig {
+        epochs: 100,
+        batch_size: 8,
+        learning_rate: 1e-3,
+        alpha: 1.0,
+        distance: Distance::LinearCka,
+        reduction: Reduction::Sum,
+        max_steps: 0,
+        eval_batch_size: 8,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
+        lr_decay: Some(StepDecay {
+            every_epochs: 30,
+            factor: 0.1,
+        }),
+    };
+    let rates: Vec<f64> = [0, 29, 30, 59, 60, 99]
+        .iter()
+        .map(|&e| config.learning_rate_at(e))
+        .collect();
+    let want = [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-6];
+    for (got, want) in rates.iter().zip(want) {
+        assert!((got - want).abs() < 1e-15, "{rates:?}");
+    }
+    assert_eq!(
+        TrainConfig {
+            lr_decay: None,
+            ..config.clone()
+        }
+        .learning_rate_at(99),
+        1e-3
+    );
+    let message = TrainConfig {
+        lr_decay: Some(StepDecay {
+            every_epochs: 0,
+            factor: 0.1,
+        }),
+        ..config
+    }
+    .validate()
+    .unwrap_err();
+    assert!(message.contains("train.lr_decay"), "{message}");
 }
