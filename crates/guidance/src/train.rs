@@ -196,6 +196,14 @@ pub struct ArmConfig {
     /// absent: the whole run.
     #[serde(default)]
     pub guided_steps: Option<u64>,
+    /// Start guiding at this training step (with `guided_steps`, guidance
+    /// is active on steps `guided_from ≤ step < guided_steps`).
+    #[serde(default)]
+    pub guided_from: u64,
+    /// During guided training the guide sees noise instead of the batch the
+    /// target sees (the released code's `--noise`, NOTES §2.4).
+    #[serde(default)]
+    pub guide_on_noise: bool,
     /// The guide of the guidance term and the noise warm-up, and the
     /// teacher of distillation.
     #[serde(default)]
@@ -216,6 +224,8 @@ impl ArmConfig {
             noise_for: NoiseFor::Both,
             guided: false,
             guided_steps: None,
+            guided_from: 0,
+            guide_on_noise: false,
             guide: GuideState::Untrained,
             distill: None,
         }
@@ -233,6 +243,20 @@ impl ArmConfig {
                 self.name, d.temperature, d.weight
             ));
         }
+        if (self.guided_from > 0 || self.guide_on_noise) && !self.guided {
+            return Err(format!(
+                "arm `{}` sets guided_from or guide_on_noise but not guided = true; set guided = true",
+                self.name
+            ));
+        }
+        if let Some(end) = self.guided_steps
+            && self.guided_from >= end
+        {
+            return Err(format!(
+                "arm `{}`: guided_from = {} must be below guided_steps = {end}",
+                self.name, self.guided_from
+            ));
+        }
         if self.guided_steps.is_some() && !self.guided {
             return Err(format!(
                 "arm `{}` sets guided_steps but not guided = true; set both to guide the first steps",
@@ -248,7 +272,7 @@ impl ArmConfig {
     }
 
     fn guided_at(&self, step: u64) -> bool {
-        self.guided && self.guided_steps.is_none_or(|k| step < k)
+        self.guided && step >= self.guided_from && self.guided_steps.is_none_or(|k| step < k)
     }
 }
 
@@ -384,7 +408,7 @@ where
         (target_out.output, term)
     };
     // Guided steps on real batches read the guide's taps from a table.
-    let guide_table = if arm.guided {
+    let guide_table = if arm.guided && !arm.guide_on_noise {
         task.guide_table(guide, config.eval_batch_size, device)
     } else {
         None
@@ -473,6 +497,9 @@ where
             let guided = arm.guided_at(step);
             let (output, term) = if guided {
                 let guide_taps = match &guide_table {
+                    _ if arm.guide_on_noise => {
+                        guide.forward(task.noise(idx.len(), &train_device)).taps
+                    }
                     Some(table) => table.gather(&idx, device),
                     None => guide.forward(input.clone()).taps,
                 };

@@ -613,3 +613,112 @@ fn step_decay_of_the_learning_rate() {
     .unwrap_err();
     assert!(message.contains("train.lr_decay"), "{message}");
 }
+
+/// Guidance active on steps 2 and 3 only (`guided_from = 2`,
+/// `guided_steps = 4`); a guide fed noise gives a different term from the
+/// same start; inconsistent settings are refused by name.
+#[test]
+fn guidance_window_and_noise_fed_guide() {
+    let _seeded = seeded();
+    let device = Device::flex();
+    let config = RnnLmConfig {
+        embedding: 8,
+        hidden: 16,
+        layers: 2,
+        ..RnnLmConfig::copy_paste_cpu()
+    };
+    let train_config = TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        learning_rate: 1e-2,
+        alpha: 1.0,
+        distance: Distance::LinearCka,
+        reduction: Reduction::Sum,
+        max_steps: 0,
+        eval_batch_size: 16,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
+        lr_decay: None,
+    };
+    let run = |arm: &ArmConfig| {
+        seed(&device, 30);
+        let guide = Guide::new(
+            RnnLmConfig {
+                hidden: 12,
+                ..config.clone()
+            }
+            .init(&device),
+        );
+        let target = config.init(&device);
+        let pairs = resolve_pairs(
+            &PairsConfig::default(),
+            &target.tap_names(),
+            &guide.network().tap_names(),
+        )
+        .unwrap();
+        train_arm(
+            "test",
+            arm,
+            4,
+            target,
+            &guide,
+            &pairs,
+            &copy_paste(3, 6),
+            &train_config,
+            &device,
+            Progress::Quiet,
+        )
+    };
+    let steps = |run: &untrainable_guidance::ArmRun<_>| -> Vec<(u64, f64)> {
+        run.rows
+            .iter()
+            .filter(|r| r.metric == "guidance_loss")
+            .map(|r| (r.step, r.value))
+            .collect()
+    };
+    let window = ArmConfig {
+        guided: true,
+        guided_from: 2,
+        guided_steps: Some(4),
+        ..ArmConfig::plain("window")
+    };
+    assert!(window.validate().is_ok());
+    let windowed = steps(&run(&window));
+    assert_eq!(windowed.iter().map(|s| s.0).collect::<Vec<_>>(), [2, 3]);
+
+    let on_batch = steps(&run(&ArmConfig {
+        guided: true,
+        ..ArmConfig::plain("batch")
+    }));
+    let on_noise = steps(&run(&ArmConfig {
+        guided: true,
+        guide_on_noise: true,
+        ..ArmConfig::plain("noise")
+    }));
+    assert_eq!(on_noise.len(), on_batch.len());
+    assert!(
+        (on_noise[0].1 - on_batch[0].1).abs() > 1e-3,
+        "{} vs {}",
+        on_noise[0].1,
+        on_batch[0].1
+    );
+
+    let message = ArmConfig {
+        guided_from: 5,
+        guided_steps: Some(4),
+        ..window
+    }
+    .validate()
+    .unwrap_err();
+    assert!(
+        message.contains("guided_from = 5") && message.contains("`window`"),
+        "{message}"
+    );
+    let message = ArmConfig {
+        guide_on_noise: true,
+        ..ArmConfig::plain("p")
+    }
+    .validate()
+    .unwrap_err();
+    assert!(message.contains("guided = true"), "{message}");
+}
