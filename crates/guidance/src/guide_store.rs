@@ -6,11 +6,32 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use sha2::{Digest, Sha256};
+use untrainable_results::{
+    MetricRow, SummaryRow, read_metrics, read_summary, write_metrics, write_summary,
+};
+
+/// A stored network and the log of its training.
+#[derive(Debug)]
+pub struct Stored<N> {
+    pub network: N,
+    pub rows: Vec<MetricRow>,
+    pub summary: SummaryRow,
+}
+
+/// The training log's files beside a record.
+fn log_paths(record: &Path) -> (PathBuf, PathBuf) {
+    (
+        record.with_extension("metrics.parquet"),
+        record.with_extension("summary.parquet"),
+    )
+}
 
 /// A directory of trained networks. Each is stored as
 /// `<name>-<key>.bpk` (a burn record) beside `<name>-<key>.toml`, the recipe
-/// it was trained from; the key is the first 16 hex digits of the recipe's
-/// sha256.
+/// it was trained from, and the rows and summary its training logged
+/// (`.metrics.parquet`, `.summary.parquet`), so that a run reusing it still
+/// reports how it was trained; the key is the first 16 hex digits of the
+/// recipe's sha256.
 #[derive(Debug, Clone)]
 pub struct TrainedStore {
     dir: PathBuf,
@@ -35,29 +56,60 @@ impl TrainedStore {
     }
 
     /// The stored network for `recipe`, loaded into `fresh` (a network of the
-    /// same architecture); `None` when none is stored.
+    /// same architecture), with the log of its training; `None` when none is
+    /// stored.
     ///
     /// # Errors
     /// A stored file that cannot be read or does not fit `fresh`, with the
     /// path and the way out.
-    pub fn load<N: Module>(&self, name: &str, recipe: &str, fresh: N) -> Result<Option<N>, String> {
+    pub fn load<N: Module>(
+        &self,
+        name: &str,
+        recipe: &str,
+        fresh: N,
+    ) -> Result<Option<Stored<N>>, String> {
         let path = self.path(name, recipe);
         if !path.exists() {
             return Ok(None);
         }
-        fresh.try_load_file(&path).map(Some).map_err(|e| {
+        let fail = |what: &Path, e: &dyn std::fmt::Display| {
             format!(
-                "cannot load the trained {name} from {}: {e}; delete the file to train it again",
+                "cannot load the trained {name} from {}: {e}; delete {} to train it again",
+                what.display(),
                 path.display()
             )
-        })
+        };
+        let network = fresh.try_load_file(&path).map_err(|e| fail(&path, &e))?;
+        let (metrics, summary) = log_paths(&path);
+        let rows = read_metrics(&metrics).map_err(|e| fail(&metrics, &e))?;
+        let summary = read_summary(&summary)
+            .map_err(|e| fail(&summary, &e))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| fail(&summary, &"no row"))?;
+        Ok(Some(Stored {
+            network,
+            rows,
+            summary,
+        }))
     }
 
     /// Stores `network` under `recipe`: the record is written to a temporary
     /// file and renamed, so a killed process never leaves half a record; the
     /// recipe is written beside it for people to read.
-    pub fn save<N: Module>(&self, name: &str, recipe: &str, network: N) -> Result<PathBuf, String> {
+    pub fn save<N: Module>(
+        &self,
+        name: &str,
+        recipe: &str,
+        network: N,
+        rows: &[MetricRow],
+        summary: &SummaryRow,
+    ) -> Result<PathBuf, String> {
         let path = self.path(name, recipe);
+        // The log first: the record's presence is what marks a stored network.
+        let (metrics, summary_path) = log_paths(&path);
+        write_metrics(&metrics, rows).map_err(|e| e.to_string())?;
+        write_summary(&summary_path, std::slice::from_ref(summary)).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot create the directory {}: {e}", self.dir.display()))?;
         let file_name = path

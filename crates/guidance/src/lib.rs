@@ -14,7 +14,7 @@ pub mod train;
 
 pub use checkpoint::Checkpointing;
 pub use data::InputSpec;
-pub use guide_store::TrainedStore;
+pub use guide_store::{Stored, TrainedStore};
 pub use guide_table::GuideTapTable;
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};

@@ -115,22 +115,22 @@ where
             untrainable_core::seed(self.device, guide_seed(seed));
             (self.guide)(self.device)
         };
-        let stored = self.store.load(GUIDE_ARM, &recipe, fresh())?;
-        let logged = self
-            .run_dir
-            .finished(GUIDE_ARM, seed)?
-            .filter(|_| self.resume);
-        let network = match (stored, logged) {
-            (Some(network), Some((guide_rows, summary))) => {
+        let network = match self.store.load(GUIDE_ARM, &recipe, fresh())? {
+            Some(mut stored) => {
                 eprintln!(
-                    "{GUIDE_ARM} seed {seed}: kept from the earlier run and {}",
+                    "{GUIDE_ARM} seed {seed}: trained before, read from {}",
                     self.store.dir().display()
                 );
-                rows.extend(guide_rows);
-                summaries.push(summary);
-                network
+                // Another experiment may have trained it on the same recipe.
+                for row in &mut stored.rows {
+                    row.experiment = self.name.to_string();
+                }
+                stored.summary.experiment = self.name.to_string();
+                rows.extend(stored.rows);
+                summaries.push(stored.summary);
+                stored.network
             }
-            _ => {
+            None => {
                 let arm = ArmConfig::plain(GUIDE_ARM);
                 // Plain training: the untrained guide is passed but never used.
                 let checkpointing = self.run_dir.checkpointing(GUIDE_ARM, seed);
@@ -150,7 +150,9 @@ where
                 let best = run.best.ok_or_else(|| {
                     format!("the guide's training (seed {seed}) stopped before its first evaluation: {}", run.summary.status)
                 })?;
-                let path = self.store.save(GUIDE_ARM, &recipe, best.clone())?;
+                let path =
+                    self.store
+                        .save(GUIDE_ARM, &recipe, best.clone(), &run.rows, &run.summary)?;
                 eprintln!(
                     "{GUIDE_ARM} seed {seed}: trained, kept in {}",
                     path.display()
