@@ -683,8 +683,25 @@ fn guidance_window_and_noise_fed_guide() {
         ..ArmConfig::plain("window")
     };
     assert!(window.validate().is_ok());
-    let windowed = steps(&run(&window));
+    let windowed_run = run(&window);
+    let windowed = steps(&windowed_run);
     assert_eq!(windowed.iter().map(|s| s.0).collect::<Vec<_>>(), [2, 3]);
+    // Outside the window the loss is the task loss alone, as in plain training.
+    let logged = |metric: &str, step: u64| {
+        windowed_run
+            .rows
+            .iter()
+            .find(|r| r.metric == metric && r.step == step && r.epoch.is_none())
+            .map(|r| r.value)
+    };
+    for step in [0, 1, 4, 5, 6, 7] {
+        assert_eq!(
+            logged("loss", step),
+            logged("task_loss", step),
+            "step {step}"
+        );
+    }
+    assert!(logged("loss", 2).unwrap() > logged("task_loss", 2).unwrap());
 
     let on_batch = steps(&run(&ArmConfig {
         guided: true,
