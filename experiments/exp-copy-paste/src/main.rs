@@ -1,0 +1,245 @@
+//! `exp-copy-paste`: the paper's copy-paste experiment (NOTES §2.2, Table 2).
+//!
+//! A 4-layer tanh RNN language model reads `L` digits and a COPY token and
+//! must write the digits back. Three arms from the same initial RNN for each
+//! seed: `base` (cross-entropy only), `trained-guide` (aligned with a
+//! 4-layer Transformer decoder trained alone on the task first, logged as
+//! arm `guide`) and `untrained-guide` (aligned with that Transformer as
+//! initialised). Accuracy counts the copied tokens.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use untrainable_arch_rnn::{RnnLmConfig, tap_name};
+use untrainable_arch_transformer::CausalLmConfig;
+use untrainable_guidance::{
+    ArmConfig, CopyPasteTask, GuideState, PairsConfig, Progress, TrainConfig, TrainedStore,
+    resolve_pairs,
+};
+use untrainable_runner::{CommonArgs, GuidedExperiment, Preset, RunDir};
+use untrainable_tasks::CopyPaste;
+
+const EXPERIMENT: &str = "copy-paste";
+
+const PRESETS: &[(Preset, &str)] = &[
+    (Preset::Smoke, include_str!("../presets/smoke.toml")),
+    (Preset::Cpu, include_str!("../presets/cpu.toml")),
+    (Preset::Paper, include_str!("../presets/paper.toml")),
+];
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Copy-paste: a 4-layer tanh RNN alone, guided by a trained 4-layer Transformer \
+decoder, and guided by an untrained one; the Transformer alone is trained and logged as arm \
+`guide`. Writes OUT/copy-paste/{metrics,summary}.parquet and config.toml, then draws \
+FIGURES/copy-paste.{png,svg}."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Directory for the figure, drawn from the results once training ends
+    /// (FIGURES/copy-paste.png and .svg; `paper-figures` redraws it alone).
+    #[arg(long, value_name = "FIGURES", default_value = "paper-figures")]
+    figures: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Number of seeds (0..seeds) unless --seed/--seeds say otherwise.
+    seeds: u64,
+    task: TaskConfig,
+    /// The RNN being trained.
+    target: RnnLmConfig,
+    /// The Transformer decoder that guides it.
+    guide: CausalLmConfig,
+    #[serde(default)]
+    pairs: PairsConfig,
+    /// How every RNN arm trains.
+    train: TrainConfig,
+    /// How the Transformer is trained alone for `guide = "trained"` arms.
+    guide_train: Option<TrainConfig>,
+    arms: Vec<ArmConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskConfig {
+    copy_paste: CopyPaste,
+    /// Generated examples in all, split 80 % train, 20 % validation
+    /// (`CopyPaste::splits`; the paper: 100 000).
+    samples: usize,
+    /// Seed of the generated examples, fixed across training seeds.
+    data_seed: u64,
+}
+
+impl TaskConfig {
+    fn task(&self) -> CopyPasteTask {
+        CopyPasteTask {
+            task: self.copy_paste,
+            sizes: CopyPaste::splits(self.samples),
+            data_seed: self.data_seed,
+        }
+    }
+}
+
+/// Everything besides the seed that decides the trained guide's weights:
+/// the key under which it is stored and found again.
+#[derive(Serialize)]
+struct GuideRecipe<'a> {
+    guide: &'a CausalLmConfig,
+    task: &'a TaskConfig,
+    guide_train: &'a Option<TrainConfig>,
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), String> {
+        let task = &self.task.copy_paste;
+        task.validate().map_err(|e| format!("task.{e}"))?;
+        self.target.validate().map_err(|e| format!("target: {e}"))?;
+        self.guide.validate().map_err(|e| format!("guide: {e}"))?;
+        self.train.validate()?;
+        let vocab = task.vocab_size();
+        for (field, value) in [
+            ("target.vocab", self.target.vocab),
+            ("guide.vocab", self.guide.vocab),
+        ] {
+            if value != vocab {
+                return Err(format!(
+                    "{field} is {value} but the copy-paste task has {vocab} token ids; set {field} = {vocab}"
+                ));
+            }
+        }
+        let longest = task.max_sequence_len();
+        if self.guide.max_positions < longest {
+            return Err(format!(
+                "guide.max_positions is {} but task.copy_paste.max_len = {} makes sequences of up to \
+                 {longest} tokens; set guide.max_positions ≥ {longest}",
+                self.guide.max_positions, task.max_len
+            ));
+        }
+        let sizes = CopyPaste::splits(self.task.samples);
+        let mut batch_sizes = vec![("train.batch_size", self.train.batch_size)];
+        if let Some(guide_train) = &self.guide_train {
+            guide_train
+                .validate()
+                .map_err(|e| e.replace("train.", "guide_train."))?;
+            batch_sizes.push(("guide_train.batch_size", guide_train.batch_size));
+        }
+        for (field, batch) in batch_sizes {
+            if sizes.train < batch || sizes.val == 0 {
+                return Err(format!(
+                    "task.samples = {} gives {} training and {} validation examples: too few for \
+                     {field} = {batch}",
+                    self.task.samples, sizes.train, sizes.val
+                ));
+            }
+        }
+        if self.arms.is_empty() {
+            return Err("the config lists no [[arms]]".into());
+        }
+        for (i, arm) in self.arms.iter().enumerate() {
+            arm.validate()?;
+            if arm.name == untrainable_runner::GUIDE_ARM {
+                return Err(format!(
+                    "arm name `{}` is taken by the guide's own training; rename the arm",
+                    arm.name
+                ));
+            }
+            if self.arms[..i].iter().any(|a| a.name == arm.name) {
+                return Err(format!("two arms are named `{}`", arm.name));
+            }
+            if arm.guide == GuideState::Trained && self.guide_train.is_none() {
+                return Err(format!(
+                    "arm `{}` sets guide = \"trained\" but the config has no [guide_train]",
+                    arm.name
+                ));
+            }
+        }
+        // Pair names are checked now, before any training.
+        let target_taps: Vec<String> = (0..self.target.layers).map(tap_name).collect();
+        resolve_pairs(&self.pairs, &target_taps, &self.guide.tap_names())?;
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("exp-copy-paste: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let args = &cli.common;
+    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
+    config.validate()?;
+    let seeds = args.seeds(config.seeds);
+    if args.dry_run {
+        print!("{resolved}");
+        println!("# seeds to run: {seeds:?}");
+        return Ok(());
+    }
+
+    let task = config.task.task();
+    let recipe = toml::to_string(&GuideRecipe {
+        guide: &config.guide,
+        task: &config.task,
+        guide_train: &config.guide_train,
+    })
+    .map_err(|e| e.to_string())?;
+    let device = args.backend.device();
+    let progress = if args.quiet {
+        Progress::Quiet
+    } else {
+        Progress::Bar
+    };
+    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?
+        .with_checkpoint_every(args.checkpoint_every);
+    eprintln!(
+        "copy-paste: L in {}..={}, {} training / {} validation sequences, RNN {} params, \
+         Transformer {} params, {} arms × {} seeds → {}",
+        config.task.copy_paste.min_len,
+        config.task.copy_paste.max_len,
+        task.sizes.train,
+        task.sizes.val,
+        config.target.num_params(),
+        config.guide.num_params(),
+        config.arms.len(),
+        seeds.len(),
+        run_dir.path().display()
+    );
+
+    let experiment = GuidedExperiment {
+        name: EXPERIMENT,
+        task: &task,
+        target: &|device| config.target.init(device),
+        guide: &|device| config.guide.init(device),
+        pairs: &config.pairs,
+        train: &config.train,
+        guide_train: config.guide_train.as_ref(),
+        guide_recipe: &recipe,
+        arms: &config.arms,
+        store: &TrainedStore::new(args.out.join("trained")),
+        run_dir: &run_dir,
+        resume: args.resume,
+        device: &device,
+        progress,
+    };
+    let (rows, summaries) = experiment.run(&seeds)?;
+    run_dir.write_results(&rows, &summaries)?;
+    println!("{}\n", untrainable_results::summary_table(&summaries));
+    println!("{}\n", untrainable_results::arm_table(&summaries));
+    println!("wrote {}", run_dir.path().display());
+    let stem = cli.figures.join(EXPERIMENT);
+    paper_figures::draw_copy_paste(&rows, &stem)
+        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
+    println!("drew {}.png and .svg", stem.display());
+    Ok(())
+}

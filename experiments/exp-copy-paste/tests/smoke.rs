@@ -1,0 +1,193 @@
+//! The binary end to end at the smoke preset (generated data, seconds).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use polars::prelude::*;
+
+/// Runs the binary with `args`; figures go to a temporary directory unless
+/// `args` name one.
+fn exp(args: &[&str]) -> Output {
+    let figures = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exp-copy-paste"));
+    command.args(args);
+    if !args.contains(&"--figures") {
+        command.arg("--figures").arg(figures.path());
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    let file = std::fs::File::open(path).unwrap();
+    ParquetReader::new(file).finish().unwrap()
+}
+
+fn strings(frame: &DataFrame, column: &str) -> Vec<String> {
+    frame
+        .column(column)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let figures = out.path().join("figures");
+    let run = exp(&[
+        "--preset",
+        "smoke",
+        "--quiet",
+        "--out",
+        out_dir,
+        "--figures",
+        figures.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    for ext in ["png", "svg"] {
+        let figure = figures.join(format!("copy-paste.{ext}"));
+        assert!(
+            std::fs::metadata(&figure).is_ok_and(|m| m.len() > 1000),
+            "no figure at {}",
+            figure.display()
+        );
+    }
+
+    let dir = out.path().join("copy-paste");
+    let metrics = read_parquet(&dir.join("metrics.parquet"));
+    let schema = metrics.schema();
+    let expected = [
+        ("experiment", DataType::String),
+        ("arm", DataType::String),
+        ("seed", DataType::UInt64),
+        ("step", DataType::UInt64),
+        ("epoch", DataType::UInt32),
+        ("split", DataType::String),
+        ("metric", DataType::String),
+        ("value", DataType::Float64),
+    ];
+    for (name, dtype) in expected {
+        assert_eq!(schema.get(name), Some(&dtype), "column {name}");
+    }
+    let mut arms = strings(&metrics, "arm");
+    arms.sort();
+    arms.dedup();
+    assert_eq!(arms, ["base", "guide", "trained-guide", "untrained-guide"]);
+    let metric_names = strings(&metrics, "metric");
+    // Uniform pairs: the first guide tap goes to the first RNN layer, the
+    // last to the last.
+    for name in [
+        "loss",
+        "task_loss",
+        "guidance_loss",
+        "accuracy",
+        "cka/rnn0/layer0.self_attn",
+        "cka/rnn3/layer3.out",
+    ] {
+        assert!(metric_names.iter().any(|m| m == name), "no `{name}` rows");
+    }
+
+    let summary = read_parquet(&dir.join("summary.parquet"));
+    assert_eq!(summary.height(), 4);
+    let mut summary_arms = strings(&summary, "arm");
+    summary_arms.sort();
+    assert_eq!(summary_arms, arms);
+    assert!(
+        strings(&summary, "status").iter().all(|s| s == "ok"),
+        "{summary}"
+    );
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(config.contains("max_len = 5"), "{config}");
+    assert!(
+        std::fs::read_dir(out.path().join("trained"))
+            .unwrap()
+            .next()
+            .is_some(),
+        "no trained guide stored"
+    );
+
+    // Every run is finished, so --resume reuses all of them (the trained
+    // guide from the store) and trains nothing.
+    let resumed = exp(&["--preset", "smoke", "--quiet", "--out", out_dir, "--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert_eq!(
+        text(&resumed.stderr)
+            .matches("kept from the earlier run")
+            .count(),
+        4,
+        "{}",
+        text(&resumed.stderr)
+    );
+    assert_eq!(read_parquet(&dir.join("metrics.parquet")), metrics);
+}
+
+#[test]
+fn dry_run_prints_the_resolved_config_with_overrides() {
+    let run = exp(&[
+        "--preset",
+        "smoke",
+        "--dry-run",
+        "--set",
+        "guide_train.epochs=7",
+        "--seeds",
+        "2",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(stdout.contains("epochs = 7"), "{stdout}");
+    assert!(stdout.contains("seeds to run: [0, 1]"), "{stdout}");
+}
+
+#[test]
+fn every_preset_resolves_and_validates() {
+    for preset in ["smoke", "cpu", "paper"] {
+        let run = exp(&["--preset", preset, "--dry-run"]);
+        assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
+        assert!(
+            text(&run.stdout).contains("[guide_train]"),
+            "{preset}: {}",
+            text(&run.stdout)
+        );
+    }
+}
+
+#[test]
+fn bad_input_gets_an_error_that_names_it() {
+    let expect_error = |args: &[&str], needle: &str| {
+        let run = exp(args);
+        assert!(!run.status.success(), "{args:?} succeeded");
+        let err = text(&run.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    };
+    let dry = ["--preset", "smoke", "--dry-run", "--set"];
+    expect_error(&[&dry[..], &["train.epoch=3"]].concat(), "train.epoch");
+    expect_error(
+        &[&dry[..], &["target.vocab=12"]].concat(),
+        "target.vocab = 13",
+    );
+    expect_error(
+        &[&dry[..], &["guide.vocab=20"]].concat(),
+        "guide.vocab = 13",
+    );
+    expect_error(
+        &[&dry[..], &["task.copy_paste.max_len=40"]].concat(),
+        "guide.max_positions ≥ 82",
+    );
+    expect_error(
+        &[&dry[..], &["guide_train.epochs=0"]].concat(),
+        "guide_train.epochs",
+    );
+    expect_error(&[&dry[..], &["task.samples=10"]].concat(), "task.samples");
+    expect_error(
+        &[&dry[..], &["pairs.explicit=[[\"rnn9\", \"layer0.out\"]]"]].concat(),
+        "rnn9",
+    );
+}
