@@ -150,6 +150,7 @@ where
         weight_decay: 0.0,
         grad_clip_norm: None,
         lr_decay: None,
+        eval_every_steps: None,
     };
     let run: ArmRun<T> = train_arm(
         "test",

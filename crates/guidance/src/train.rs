@@ -54,6 +54,11 @@ pub struct TrainConfig {
     /// 30 epochs, NOTES §3); absent: constant.
     #[serde(default)]
     pub lr_decay: Option<StepDecay>,
+    /// Also measure validation loss and accuracy every this-many steps
+    /// (rows without an epoch), for curves finer than one point per epoch;
+    /// model selection stays per epoch. Absent: per epoch only.
+    #[serde(default)]
+    pub eval_every_steps: Option<u64>,
 }
 
 /// `lr · factor^(epoch / every_epochs)` (integer division).
@@ -556,6 +561,19 @@ where
                     best_model.as_ref(),
                     &optim,
                 )?;
+            }
+            if let Some(every) = config.eval_every_steps
+                && step % every.max(1) == 0
+            {
+                let (loss, accuracy) = evaluate(
+                    &model.valid(),
+                    task,
+                    Part::Val,
+                    config.eval_batch_size,
+                    device,
+                );
+                log.row(step, None, Split::Val, "loss", loss);
+                log.row(step, None, Split::Val, "accuracy", accuracy);
             }
             bar.inc(1);
             bar.set_message(format!(

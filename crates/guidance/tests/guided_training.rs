@@ -71,6 +71,7 @@ fn train_config(epochs: u32) -> TrainConfig {
         weight_decay: 0.0,
         grad_clip_norm: None,
         lr_decay: None,
+        eval_every_steps: None,
     }
 }
 

@@ -222,6 +222,7 @@ fn guided_training_runs_on_copy_paste() {
         weight_decay: 0.0,
         grad_clip_norm: None,
         lr_decay: None,
+        eval_every_steps: None,
     };
     let run = train_arm(
         "test",
@@ -311,6 +312,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
             weight_decay,
             grad_clip_norm: Some(1.0),
             lr_decay: None,
+            eval_every_steps: None,
         };
         assert!(train_config.validate().is_ok());
         let run = train_arm(
@@ -350,6 +352,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
         weight_decay: 0.0,
         grad_clip_norm: None,
         lr_decay: None,
+        eval_every_steps: None,
     };
     let message = TrainConfig {
         weight_decay: -0.1,
@@ -361,6 +364,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
     let message = TrainConfig {
         grad_clip_norm: Some(0.0),
         lr_decay: None,
+        eval_every_steps: None,
         ..base
     }
     .validate()
@@ -427,6 +431,7 @@ fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
         weight_decay: 0.0,
         grad_clip_norm: None,
         lr_decay: None,
+        eval_every_steps: None,
     };
     let run = train_arm(
         "test",
@@ -502,6 +507,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         weight_decay: 0.01,
         grad_clip_norm: Some(1.0),
         lr_decay: None,
+        eval_every_steps: None,
     };
     let run = |checkpoint: Option<&Checkpointing>| {
         seed(&device, 21);
@@ -585,6 +591,7 @@ fn step_decay_of_the_learning_rate() {
             every_epochs: 30,
             factor: 0.1,
         }),
+        eval_every_steps: None,
     };
     let rates: Vec<f64> = [0, 29, 30, 59, 60, 99]
         .iter()
@@ -597,6 +604,7 @@ fn step_decay_of_the_learning_rate() {
     assert_eq!(
         TrainConfig {
             lr_decay: None,
+            eval_every_steps: None,
             ..config.clone()
         }
         .learning_rate_at(99),
@@ -639,6 +647,7 @@ fn guidance_window_and_noise_fed_guide() {
         weight_decay: 0.0,
         grad_clip_norm: None,
         lr_decay: None,
+        eval_every_steps: None,
     };
     let run = |arm: &ArmConfig| {
         seed(&device, 30);
@@ -719,6 +728,58 @@ fn guidance_window_and_noise_fed_guide() {
         on_noise[0].1,
         on_batch[0].1
     );
+
+    // Evaluations between epochs add rows and change nothing else.
+    let config_every = TrainConfig {
+        eval_every_steps: Some(3),
+        ..train_config.clone()
+    };
+    seed(&device, 30);
+    let guide = Guide::new(
+        RnnLmConfig {
+            hidden: 12,
+            ..config.clone()
+        }
+        .init(&device),
+    );
+    let target = config.init(&device);
+    let pairs = resolve_pairs(
+        &PairsConfig::default(),
+        &target.tap_names(),
+        &guide.network().tap_names(),
+    )
+    .unwrap();
+    let every = train_arm(
+        "test",
+        &window,
+        4,
+        target,
+        &guide,
+        &pairs,
+        &copy_paste(3, 6),
+        &config_every,
+        &device,
+        Progress::Quiet,
+    );
+    let between: Vec<_> = every
+        .rows
+        .iter()
+        .filter(|r| r.split == untrainable_results::Split::Val && r.epoch.is_none())
+        .collect();
+    assert_eq!(
+        between
+            .iter()
+            .map(|r| (r.step, r.metric.as_str()))
+            .collect::<Vec<_>>(),
+        [(3, "loss"), (3, "accuracy"), (6, "loss"), (6, "accuracy")]
+    );
+    let others = |rows: &[untrainable_results::MetricRow]| {
+        rows.iter()
+            .filter(|r| !(r.split == untrainable_results::Split::Val && r.epoch.is_none()))
+            .map(|r| r.value.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(others(&every.rows), others(&windowed_run.rows));
 
     let message = ArmConfig {
         guided_from: 5,

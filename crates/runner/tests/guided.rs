@@ -50,6 +50,7 @@ fn a_trained_guide_is_trained_once_and_reused_by_the_next_run() {
         weight_decay: 0.01,
         grad_clip_norm: None,
         lr_decay: None,
+        eval_every_steps: None,
     };
     let arms = [ArmConfig {
         guided: true,
