@@ -106,25 +106,33 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
     );
     let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
     assert!(config.contains("max_len = 5"), "{config}");
-    assert!(
-        std::fs::read_dir(out.path().join("trained"))
+    let stored_guides = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        let mut files: Vec<_> = std::fs::read_dir(out.path().join("trained"))
             .unwrap()
-            .next()
-            .is_some(),
-        "no trained guide stored"
-    );
+            .map(|e| e.unwrap())
+            .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let stored = stored_guides();
+    assert!(!stored.is_empty(), "no trained guide stored");
 
     // Every run is finished, so --resume reuses all of them (the trained
-    // guide from the store) and trains nothing.
+    // guide from the store, left as it was) and trains nothing.
     let resumed = exp(&["--preset", "smoke", "--quiet", "--out", out_dir, "--resume"]);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let stderr = text(&resumed.stderr);
+    for arm in ["base", "trained-guide", "untrained-guide"] {
+        assert!(
+            stderr.contains(&format!("{arm} seed 0: kept from the earlier run")),
+            "{stderr}"
+        );
+    }
     assert_eq!(
-        text(&resumed.stderr)
-            .matches("kept from the earlier run")
-            .count(),
-        4,
-        "{}",
-        text(&resumed.stderr)
+        stored_guides(),
+        stored,
+        "the stored guide was trained again"
     );
     assert_eq!(read_parquet(&dir.join("metrics.parquet")), metrics);
 }
