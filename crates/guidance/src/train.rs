@@ -26,7 +26,8 @@ use crate::task::{Part, Task, evaluate};
 pub struct TrainConfig {
     pub epochs: u32,
     pub batch_size: usize,
-    /// Adam learning rate (no weight decay, default betas: NOTES §3).
+    /// Learning rate of Adam, or AdamW when `weight_decay` > 0 (default
+    /// betas; NOTES §3).
     pub learning_rate: f64,
     /// Weight of the guidance term (the paper: 1).
     pub alpha: f64,

@@ -158,6 +158,7 @@ where
                     path.display()
                 );
                 self.run_dir.save(&run.rows, &run.summary)?;
+                report(&run.summary);
                 rows.extend(run.rows);
                 summaries.push(run.summary);
                 best
@@ -185,17 +186,23 @@ where
                 (rows, summary)
             }
         };
-        eprintln!(
-            "{:>18} seed {seed}: {} after {} steps, val loss final {:.4} best {:.4} (epoch {}), val acc {:.4}, {:.0} s",
-            summary.arm,
-            summary.status,
-            summary.steps,
-            summary.final_val_loss,
-            summary.best_val_loss,
-            summary.best_epoch,
-            summary.final_val_accuracy,
-            summary.wall_seconds
-        );
+        report(&summary);
         Ok((rows, summary))
     }
+}
+
+/// One line per finished (arm, seed) run.
+fn report(summary: &SummaryRow) {
+    eprintln!(
+        "{:>18} seed {}: {} after {} steps, val loss final {:.4} best {:.4} (epoch {}), val acc {:.4}, {:.0} s",
+        summary.arm,
+        summary.seed,
+        summary.status,
+        summary.steps,
+        summary.final_val_loss,
+        summary.best_val_loss,
+        summary.best_epoch,
+        summary.final_val_accuracy,
+        summary.wall_seconds
+    );
 }
