@@ -69,7 +69,10 @@ impl TrainedStore {
         fresh: N,
     ) -> Result<Option<Stored<N>>, String> {
         let path = self.path(name, recipe);
-        if !path.exists() {
+        let (metrics, summary) = log_paths(&path);
+        // A record without its training log is incomplete (or from a version
+        // that kept no log): it is trained again and replaced.
+        if !(path.exists() && metrics.exists() && summary.exists()) {
             return Ok(None);
         }
         let fail = |what: &Path, e: &dyn std::fmt::Display| {
@@ -80,7 +83,6 @@ impl TrainedStore {
             )
         };
         let network = fresh.try_load_file(&path).map_err(|e| fail(&path, &e))?;
-        let (metrics, summary) = log_paths(&path);
         let rows = read_metrics(&metrics).map_err(|e| fail(&metrics, &e))?;
         let summary = read_summary(&summary)
             .map_err(|e| fail(&summary, &e))?

@@ -100,6 +100,16 @@ fn a_damaged_record_is_an_error_that_names_the_file() {
     let store = TrainedStore::new(dir.path());
     let path = store.path("guide", "recipe");
     std::fs::write(&path, b"not a record").unwrap();
+    // Without its training log the record does not count as stored.
+    assert!(
+        store
+            .load("guide", "recipe", config().init(&device))
+            .unwrap()
+            .is_none()
+    );
+    let (rows, summary) = log();
+    untrainable_results::write_metrics(path.with_extension("metrics.parquet"), &rows).unwrap();
+    untrainable_results::write_summary(path.with_extension("summary.parquet"), &[summary]).unwrap();
     let message = store
         .load("guide", "recipe", config().init(&device))
         .unwrap_err();
