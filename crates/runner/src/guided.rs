@@ -40,6 +40,33 @@ pub struct GuidedExperiment<'a, K, T, G> {
     pub progress: Progress,
 }
 
+/// The checks every experiment makes of its `[[arms]]`: at least one, each
+/// valid, names unique and not [`GUIDE_ARM`], and a `[guide_train]` section
+/// (`has_guide_train`) where an arm asks for a trained guide.
+pub fn validate_arms(arms: &[ArmConfig], has_guide_train: bool) -> Result<(), String> {
+    if arms.is_empty() {
+        return Err("the config lists no [[arms]]".into());
+    }
+    for (i, arm) in arms.iter().enumerate() {
+        arm.validate()?;
+        if arms[..i].iter().any(|a| a.name == arm.name) {
+            return Err(format!("two arms are named `{}`", arm.name));
+        }
+        if arm.name == GUIDE_ARM {
+            return Err(format!(
+                "an arm is named `{GUIDE_ARM}`, the name under which the guide's own training is logged; rename it"
+            ));
+        }
+        if arm.guide == GuideState::Trained && !has_guide_train {
+            return Err(format!(
+                "arm `{}` uses guide = \"trained\" but the config has no [guide_train] section",
+                arm.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Guides are drawn from a stream apart from the targets' of the same seed.
 pub fn guide_seed(seed: u64) -> u64 {
     seed ^ 0x9E37_79B9_7F4A_7C15

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use untrainable_core::Backend;
 
-pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed};
+pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
 pub use run_dir::RunDir;
 
 /// The scale a run is configured for.

@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::{RnnLmConfig, tap_name};
 use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_guidance::{
-    ArmConfig, CopyPasteTask, GuideState, PairsConfig, Progress, TrainConfig, TrainedStore,
-    resolve_pairs,
+    ArmConfig, CopyPasteTask, PairsConfig, Progress, TrainConfig, TrainedStore, resolve_pairs,
 };
 use untrainable_runner::{CommonArgs, GuidedExperiment, Preset, RunDir};
 use untrainable_tasks::CopyPaste;
@@ -137,27 +136,7 @@ impl Config {
                 ));
             }
         }
-        if self.arms.is_empty() {
-            return Err("the config lists no [[arms]]".into());
-        }
-        for (i, arm) in self.arms.iter().enumerate() {
-            arm.validate()?;
-            if arm.name == untrainable_runner::GUIDE_ARM {
-                return Err(format!(
-                    "arm name `{}` is taken by the guide's own training; rename the arm",
-                    arm.name
-                ));
-            }
-            if self.arms[..i].iter().any(|a| a.name == arm.name) {
-                return Err(format!("two arms are named `{}`", arm.name));
-            }
-            if arm.guide == GuideState::Trained && self.guide_train.is_none() {
-                return Err(format!(
-                    "arm `{}` sets guide = \"trained\" but the config has no [guide_train]",
-                    arm.name
-                ));
-            }
-        }
+        untrainable_runner::validate_arms(&self.arms, self.guide_train.is_some())?;
         // Pair names are checked now, before any training.
         let target_taps: Vec<String> = (0..self.target.layers).map(tap_name).collect();
         resolve_pairs(&self.pairs, &target_taps, &self.guide.tap_names())?;

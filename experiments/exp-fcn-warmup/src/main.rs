@@ -100,15 +100,7 @@ impl Config {
         if self.target.classes != 10 || self.guide.classes != 10 {
             return Err("target.classes and guide.classes must be 10 for Fashion-MNIST".into());
         }
-        if self.arms.is_empty() {
-            return Err("the config lists no [[arms]]".into());
-        }
-        for (i, arm) in self.arms.iter().enumerate() {
-            arm.validate()?;
-            if self.arms[..i].iter().any(|a| a.name == arm.name) {
-                return Err(format!("two arms are named `{}`", arm.name));
-            }
-        }
+        untrainable_runner::validate_arms(&self.arms, false)?;
         Ok(())
     }
 }

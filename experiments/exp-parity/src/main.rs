@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::ParityRnnConfig;
 use untrainable_arch_transformer::EncoderClassifierConfig;
 use untrainable_guidance::{
-    ArmConfig, GuideState, PairsConfig, ParityTask, Progress, TrainConfig, TrainedStore,
+    ArmConfig, PairsConfig, ParityTask, Progress, TrainConfig, TrainedStore,
 };
 use untrainable_runner::{CommonArgs, GuidedExperiment, Preset, RunDir};
 use untrainable_tasks::parity::{self, Parity};
@@ -172,27 +172,7 @@ impl Config {
             ));
         }
 
-        if self.arms.is_empty() {
-            return Err("the config lists no [[arms]]".into());
-        }
-        for (i, arm) in self.arms.iter().enumerate() {
-            arm.validate()?;
-            if self.arms[..i].iter().any(|a| a.name == arm.name) {
-                return Err(format!("two arms are named `{}`", arm.name));
-            }
-            if arm.name == untrainable_runner::GUIDE_ARM {
-                return Err(format!(
-                    "an arm is named `{}`, the name under which the guide's own training is logged; rename it",
-                    arm.name
-                ));
-            }
-            if arm.guide == GuideState::Trained && self.guide_train.is_none() {
-                return Err(format!(
-                    "arm `{}` uses guide = \"trained\" but the config has no [guide_train] section",
-                    arm.name
-                ));
-            }
-        }
+        untrainable_runner::validate_arms(&self.arms, self.guide_train.is_some())?;
         Ok(())
     }
 
