@@ -225,7 +225,8 @@ fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Progress::Bar
     };
-    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?;
+    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?
+        .with_checkpoint_every(args.checkpoint_every);
     eprintln!(
         "parity: {} training / {} validation bit strings of length {}..={} (pad {}), target {} \
          parameters, guide {} parameters, {} arms × {} seeds → {}",
