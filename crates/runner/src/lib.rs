@@ -126,6 +126,17 @@ impl CommonArgs {
     }
 
     /// `OUT/<experiment>`.
+    /// The experiment's results directory, prepared for a run of
+    /// `resolved_config` with these options (`--resume`, `--checkpoint-every`).
+    pub fn run_dir(&self, experiment: &str, resolved_config: &str) -> Result<RunDir, String> {
+        Ok(RunDir::prepare(
+            &self.experiment_dir(experiment),
+            resolved_config,
+            self.resume,
+        )?
+        .with_checkpoint_every(self.checkpoint_every))
+    }
+
     pub fn experiment_dir(&self, experiment: &str) -> PathBuf {
         self.out.join(experiment)
     }

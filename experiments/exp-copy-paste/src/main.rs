@@ -16,7 +16,7 @@ use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_guidance::{
     ArmConfig, CopyPasteTask, PairsConfig, Progress, TrainConfig, TrainedStore, resolve_pairs,
 };
-use untrainable_runner::{CommonArgs, GuidedExperiment, Preset, RunDir};
+use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
 use untrainable_tasks::CopyPaste;
 
 const EXPERIMENT: &str = "copy-paste";
@@ -179,8 +179,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Progress::Bar
     };
-    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?
-        .with_checkpoint_every(args.checkpoint_every);
+    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
     eprintln!(
         "copy-paste: L in {}..={}, {} training / {} validation sequences, RNN {} params, \
          Transformer {} params, {} arms × {} seeds → {}",

@@ -16,7 +16,7 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_guidance::{
     ArmConfig, ImageData, InputSpec, PairsConfig, Progress, TrainConfig, TrainedStore,
 };
-use untrainable_runner::{CommonArgs, GuidedExperiment, Preset, RunDir};
+use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
 
 const EXPERIMENT: &str = "fcn-warmup";
@@ -146,8 +146,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Progress::Bar
     };
-    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?
-        .with_checkpoint_every(args.checkpoint_every);
+    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
     eprintln!(
         "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
         train.len(),

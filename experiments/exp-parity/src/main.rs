@@ -21,7 +21,7 @@ use untrainable_arch_transformer::EncoderClassifierConfig;
 use untrainable_guidance::{
     ArmConfig, PairsConfig, ParityTask, Progress, TrainConfig, TrainedStore,
 };
-use untrainable_runner::{CommonArgs, GuidedExperiment, Preset, RunDir};
+use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
 use untrainable_tasks::parity::{self, Parity};
 
 const EXPERIMENT: &str = "parity";
@@ -225,8 +225,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Progress::Bar
     };
-    let run_dir = RunDir::prepare(&args.experiment_dir(EXPERIMENT), &resolved, args.resume)?
-        .with_checkpoint_every(args.checkpoint_every);
+    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
     eprintln!(
         "parity: {} training / {} validation bit strings of length {}..={} (pad {}), target {} \
          parameters, guide {} parameters, {} arms × {} seeds → {}",
