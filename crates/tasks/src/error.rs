@@ -28,6 +28,8 @@ pub enum DataError {
     /// No searched directory held every file of the data set.
     NotFound {
         dataset: String,
+        /// The environment variable that names the data set's directory.
+        env_dir: String,
         places: Vec<SearchedPlace>,
     },
     /// A file's sha256 differs from the published one.
@@ -85,7 +87,11 @@ pub enum DataError {
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DataError::NotFound { dataset, places } => {
+            DataError::NotFound {
+                dataset,
+                env_dir,
+                places,
+            } => {
                 write!(f, "{dataset} not found. Looked in:")?;
                 for p in places {
                     write!(f, "\n  - {} ({}): ", p.dir.display(), p.source)?;
@@ -98,7 +104,7 @@ impl fmt::Display for DataError {
                 write!(
                     f,
                     "\nFix: run `{SETUP_COMMAND}` from the repository root, or pass the directory \
-                     holding the files (flag, or $UNTRAINABLE_FASHION_MNIST)."
+                     holding the files (flag, or ${env_dir})."
                 )
             }
             DataError::ChecksumMismatch {

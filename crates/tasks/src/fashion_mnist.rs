@@ -5,14 +5,12 @@
 //! The files are checked against known sha256 sums before they are parsed,
 //! so every run of every experiment sees the same bytes.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::batches::{Purpose, permutation};
-use crate::error::{DataError, SearchedPlace};
+use crate::error::DataError;
 use crate::idx::{self, IdxImages};
+use crate::locate::DataSource;
 
 pub use crate::batches::epoch_batches;
 
@@ -60,13 +58,17 @@ pub const FILES: [(&str, &str); 4] = [
 
 /// Environment variable naming the directory that holds the four files.
 pub const ENV_DIR: &str = "UNTRAINABLE_FASHION_MNIST";
-/// Environment variable naming a root holding all data sets (`<root>/fashion-mnist`).
-pub const ENV_DATA_ROOT: &str = "UNTRAINABLE_DATA";
 /// Where the Debian package installs the files.
 pub const SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
-/// Where `scripts/setup-data.sh` puts the files without root, relative to the
-/// working directory.
-pub const LOCAL_DIR: &str = "data/fashion-mnist";
+
+/// Where the four files may be and how to check them.
+pub const SOURCE: DataSource = DataSource {
+    name: "Fashion-MNIST",
+    env_dir: ENV_DIR,
+    subdir: "fashion-mnist",
+    system: Some((SYSTEM_DIR, "Debian package dataset-fashion-mnist")),
+    files: &FILES,
+};
 
 /// Mean of all pixels of the 60 000 training images after scaling to [0, 1]
 /// (all 47 040 000 values, two passes in f64, giving
@@ -207,96 +209,6 @@ pub fn load_image_set(images_path: &Path, labels_path: &Path) -> Result<ImageSet
     image_set_from_idx(images, images_path, labels, labels_path)
 }
 
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Fails with [`DataError::ChecksumMismatch`] unless `bytes` (the contents of
-/// `path`) hash to `expected`.
-pub fn verify_sha256(path: &Path, bytes: &[u8], expected: &str) -> Result<(), DataError> {
-    let actual = sha256_hex(bytes);
-    if actual.eq_ignore_ascii_case(expected) {
-        Ok(())
-    } else {
-        Err(DataError::ChecksumMismatch {
-            path: path.to_owned(),
-            expected: expected.to_owned(),
-            actual,
-        })
-    }
-}
-
-/// Directories to search, in order, each with where it came from.
-///
-/// An explicit directory, or else `$UNTRAINABLE_FASHION_MNIST`, is the only
-/// candidate when given: a user who names a place should not silently get
-/// another. Otherwise `$UNTRAINABLE_DATA/fashion-mnist` (if set), the system
-/// directory and `./data/fashion-mnist` are tried in turn.
-pub fn search_places(explicit: Option<&Path>) -> Vec<(PathBuf, String)> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    search_places_with(explicit, |k| std::env::var_os(k), &cwd)
-}
-
-fn search_places_with(
-    explicit: Option<&Path>,
-    getenv: impl Fn(&str) -> Option<OsString>,
-    cwd: &Path,
-) -> Vec<(PathBuf, String)> {
-    let env = |k: &str| getenv(k).filter(|v| !v.is_empty());
-    if let Some(dir) = explicit {
-        return vec![(dir.to_owned(), "given explicitly".into())];
-    }
-    if let Some(dir) = env(ENV_DIR) {
-        return vec![(PathBuf::from(dir), format!("${ENV_DIR}"))];
-    }
-    let mut places = Vec::new();
-    if let Some(root) = env(ENV_DATA_ROOT) {
-        places.push((
-            PathBuf::from(root).join("fashion-mnist"),
-            format!("${ENV_DATA_ROOT}/fashion-mnist"),
-        ));
-    }
-    places.push((
-        PathBuf::from(SYSTEM_DIR),
-        "Debian package dataset-fashion-mnist".into(),
-    ));
-    places.push((
-        cwd.join(LOCAL_DIR),
-        "./data/fashion-mnist, from scripts/setup-data.sh".into(),
-    ));
-    places
-}
-
-/// The first of `places` holding all four files, or a [`DataError::NotFound`]
-/// that lists each place and what it lacked.
-pub fn locate(places: &[(PathBuf, String)]) -> Result<PathBuf, DataError> {
-    let mut searched = Vec::new();
-    for (dir, source) in places {
-        let missing: Vec<String> = FILES
-            .iter()
-            .filter(|(name, _)| !dir.join(name).is_file())
-            .map(|(name, _)| name.to_string())
-            .collect();
-        if missing.is_empty() {
-            return Ok(dir.clone());
-        }
-        searched.push(SearchedPlace {
-            dir: dir.clone(),
-            source: source.clone(),
-            exists: dir.is_dir(),
-            missing,
-        });
-    }
-    Err(DataError::NotFound {
-        dataset: "Fashion-MNIST".into(),
-        places: searched,
-    })
-}
-
 /// The full training and test sets, pixels in [0, 1].
 #[derive(Debug, Clone)]
 pub struct FashionMnist {
@@ -310,19 +222,12 @@ impl FashionMnist {
     /// Finds the files (see [`search_places`]), checks their sha256 sums and
     /// loads them.
     pub fn load(dir: Option<&Path>) -> Result<FashionMnist, DataError> {
-        let dir = locate(&search_places(dir))?;
-        Self::load_from(&dir)
+        Self::load_from(&SOURCE.find(dir)?)
     }
 
     /// Loads from exactly `dir`, checking sha256 sums; no search.
     pub fn load_from(dir: &Path) -> Result<FashionMnist, DataError> {
-        let read = |i: usize| -> Result<(PathBuf, Vec<u8>), DataError> {
-            let (name, sha) = FILES[i];
-            let path = dir.join(name);
-            let bytes = idx::read_file(&path)?;
-            verify_sha256(&path, &bytes, sha)?;
-            Ok((path, bytes))
-        };
+        let read = |i: usize| SOURCE.read_verified(dir, i);
         let pair = |img: usize, lab: usize| -> Result<ImageSet, DataError> {
             let (ip, ib) = read(img)?;
             let (lp, lb) = read(lab)?;
@@ -372,6 +277,8 @@ pub fn split_train_val(
 mod tests {
     use super::*;
     use crate::idx::{MAGIC_U8_IMAGES, MAGIC_U8_LABELS, encode_idx, write_gz};
+    use crate::locate::{ENV_DATA_ROOT, sha256_hex};
+    use std::ffi::OsString;
 
     /// `n` 2×3 images whose first pixel encodes the example index, so
     /// examples can be identified after shuffling.
@@ -488,20 +395,12 @@ mod tests {
     }
 
     #[test]
-    fn sha256_hex_matches_known_digest() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    #[test]
     fn missing_directory_lists_every_place_and_the_fix() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
         let cwd = tmp.path().join("cwd");
         let env = |k: &str| (k == ENV_DATA_ROOT).then(|| root.clone().into_os_string());
-        let mut places = search_places_with(None, env, &cwd);
+        let mut places = SOURCE.search_places_with(None, env, &cwd);
         // The system directory exists on machines with the package; leave it
         // out so this test sees only places it controls.
         places.retain(|(d, _)| d != Path::new(SYSTEM_DIR));
@@ -511,7 +410,7 @@ mod tests {
         write_tiny_dataset(&places[1].0);
         std::fs::remove_file(places[1].0.join(TEST_LABELS)).unwrap();
 
-        let err = locate(&places).unwrap_err();
+        let err = SOURCE.locate(&places).unwrap_err();
         let DataError::NotFound {
             places: searched, ..
         } = &err
@@ -525,7 +424,7 @@ mod tests {
         let msg = err.to_string();
         for part in [
             root.join("fashion-mnist").display().to_string(),
-            cwd.join(LOCAL_DIR).display().to_string(),
+            cwd.join(SOURCE.local_dir()).display().to_string(),
             "bash scripts/setup-data.sh".into(),
             TEST_LABELS.into(),
             "no such directory".into(),
@@ -558,8 +457,8 @@ mod tests {
         let none = |_: &str| None;
         let dirs = |p: Vec<(PathBuf, String)>| p.into_iter().map(|(d, _)| d).collect::<Vec<_>>();
         assert_eq!(
-            dirs(search_places_with(None, none, cwd)),
-            vec![PathBuf::from(SYSTEM_DIR), cwd.join(LOCAL_DIR)]
+            dirs(SOURCE.search_places_with(None, none, cwd)),
+            vec![PathBuf::from(SYSTEM_DIR), cwd.join(SOURCE.local_dir())]
         );
         let both = |k: &str| match k {
             ENV_DIR => Some(OsString::from("/fm")),
@@ -567,25 +466,25 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            dirs(search_places_with(None, both, cwd)),
+            dirs(SOURCE.search_places_with(None, both, cwd)),
             vec![PathBuf::from("/fm")]
         );
         assert_eq!(
-            dirs(search_places_with(Some(Path::new("/flag")), both, cwd)),
+            dirs(SOURCE.search_places_with(Some(Path::new("/flag")), both, cwd)),
             vec![PathBuf::from("/flag")]
         );
         let root = |k: &str| (k == ENV_DATA_ROOT).then(|| OsString::from("/data"));
         assert_eq!(
-            dirs(search_places_with(None, root, cwd)),
+            dirs(SOURCE.search_places_with(None, root, cwd)),
             vec![
                 PathBuf::from("/data/fashion-mnist"),
                 PathBuf::from(SYSTEM_DIR),
-                cwd.join(LOCAL_DIR)
+                cwd.join(SOURCE.local_dir())
             ]
         );
         // Empty variables count as unset.
         let empty = |_: &str| Some(OsString::new());
-        assert_eq!(search_places_with(None, empty, cwd).len(), 2);
+        assert_eq!(SOURCE.search_places_with(None, empty, cwd).len(), 2);
     }
 
     #[test]
@@ -598,7 +497,7 @@ mod tests {
         }
         std::fs::remove_file(a.join(TRAIN_IMAGES)).unwrap();
         let places = vec![(a, "a".to_string()), (b.clone(), "b".to_string())];
-        assert_eq!(locate(&places).unwrap(), b);
+        assert_eq!(SOURCE.locate(&places).unwrap(), b);
     }
 
     #[test]

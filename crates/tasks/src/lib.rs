@@ -9,6 +9,7 @@ pub mod copy_paste;
 pub mod error;
 pub mod fashion_mnist;
 pub mod idx;
+pub mod locate;
 pub mod parity;
 pub mod sequence;
 
@@ -16,5 +17,6 @@ pub use batches::epoch_batches;
 pub use copy_paste::CopyPaste;
 pub use error::{DataError, SETUP_COMMAND, SearchedPlace};
 pub use fashion_mnist::{FashionMnist, ImageSet, split_train_val};
+pub use locate::DataSource;
 pub use parity::Parity;
 pub use sequence::{SequenceExample, Split, SplitSizes};

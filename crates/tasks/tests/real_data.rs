@@ -17,7 +17,7 @@ fn real() -> Option<&'static FashionMnist> {
         let system = Path::new(fashion_mnist::SYSTEM_DIR);
         let workspace_data = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../..")
-            .join(fashion_mnist::LOCAL_DIR);
+            .join(fashion_mnist::SOURCE.local_dir());
         let result = if system.is_dir() {
             FashionMnist::load(Some(system))
         } else {
