@@ -82,6 +82,23 @@ pub enum DataError {
     Decompress { path: PathBuf, source: io::Error },
     /// Reading or stat-ing a file failed.
     Io { path: PathBuf, source: io::Error },
+    /// A Python pickle (MNIST's `mnist.pkl.gz`) is malformed, cut short, or
+    /// uses something the strict reader does not accept. `offset` counts
+    /// bytes after decompression.
+    BadPickle {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// An array read from a data file has another dtype, shape, size or
+    /// content than the data set has.
+    UnexpectedArray {
+        path: PathBuf,
+        /// Which array, e.g. "train images".
+        array: String,
+        expected: String,
+        found: String,
+    },
     /// A tarball (the State of the Union npm package) cannot be read, or one
     /// of its members (`member`) is not what the data set holds.
     BadArchive {
@@ -194,6 +211,25 @@ impl fmt::Display for DataError {
                 )
             }
             DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DataError::BadPickle {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "{}: unreadable pickle at byte {offset} (after decompression): {reason}",
+                path.display()
+            ),
+            DataError::UnexpectedArray {
+                path,
+                array,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{}: {array}: expected {expected}, found {found}",
+                path.display()
+            ),
             DataError::BadArchive {
                 path,
                 member,
