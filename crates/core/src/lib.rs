@@ -258,9 +258,19 @@ mod tests {
         let device = Device::flex();
         let batch = TokenBatch::from_rows(&[vec![5, 6, 7], vec![8]], 0, &device);
         assert_eq!(batch.ids.dims(), [2, 3]);
-        let ids = batch.ids.clone().into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+        let ids = batch
+            .ids
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap();
         assert_eq!(ids, vec![5, 6, 7, 8, 0, 0]);
-        let mask = batch.padding_mask().into_data().try_to_vec::<bool>().unwrap();
+        let mask = batch
+            .padding_mask()
+            .into_data()
+            .try_to_vec::<bool>()
+            .unwrap();
         assert_eq!(mask, vec![false, false, false, false, true, true]);
     }
 

@@ -62,7 +62,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     for (path, producer) in &missing {
-        eprintln!("paper-figures: skipped {}: no results (run `{producer}`)", path.display());
+        eprintln!(
+            "paper-figures: skipped {}: no results (run `{producer}`)",
+            path.display()
+        );
     }
-    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

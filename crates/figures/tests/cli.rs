@@ -19,7 +19,11 @@ fn no_results_exits_non_zero_naming_the_paths_and_the_command() {
     let expected = results.join("fcn-warmup").join("metrics.parquet");
     assert!(stderr.contains(&expected.display().to_string()), "{stderr}");
     assert!(stderr.contains("cargo run -p exp-fcn-warmup"), "{stderr}");
-    assert!(!out.exists(), "nothing to draw, yet {} was created", out.display());
+    assert!(
+        !out.exists(),
+        "nothing to draw, yet {} was created",
+        out.display()
+    );
 }
 
 #[test]
@@ -50,7 +54,11 @@ fn draws_from_a_results_directory_and_names_the_files() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for ext in ["png", "svg"] {
         let path = out.join(format!("fcn-warmup.{ext}"));
         assert!(path.exists());
@@ -78,10 +86,19 @@ fn a_damaged_results_file_fails_with_its_path() {
 
 #[test]
 fn help_explains_every_option() {
-    let output = Command::new(env!("CARGO_BIN_EXE_paper-figures")).arg("--help").output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_paper-figures"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for text in ["--results", "--out", "metrics.parquet", "[default: results]", "[default: paper-figures]"] {
+    for text in [
+        "--results",
+        "--out",
+        "metrics.parquet",
+        "[default: results]",
+        "[default: paper-figures]",
+    ] {
         assert!(help.contains(text), "--help lacks {text:?}:\n{help}");
     }
 }

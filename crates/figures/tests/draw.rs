@@ -7,7 +7,15 @@ use untrainable_results::{MetricRow, Split};
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
-fn row(arm: &str, seed: u64, step: u64, epoch: Option<u32>, split: Split, metric: &str, value: f64) -> MetricRow {
+fn row(
+    arm: &str,
+    seed: u64,
+    step: u64,
+    epoch: Option<u32>,
+    split: Split,
+    metric: &str,
+    value: f64,
+) -> MetricRow {
     MetricRow {
         experiment: "fcn-warmup".into(),
         arm: arm.into(),
@@ -34,8 +42,24 @@ fn synthetic() -> Vec<MetricRow> {
             }
             for epoch in 0..5u32 {
                 let step = 100 * (epoch as u64 + 1);
-                rows.push(row(arm, seed, step, Some(epoch), Split::Val, "loss", 1.5 / (epoch as f64 + 1.0) + offset));
-                rows.push(row(arm, seed, step, Some(epoch), Split::Val, "accuracy", 0.5 + 0.08 * epoch as f64 - offset / 4.0));
+                rows.push(row(
+                    arm,
+                    seed,
+                    step,
+                    Some(epoch),
+                    Split::Val,
+                    "loss",
+                    1.5 / (epoch as f64 + 1.0) + offset,
+                ));
+                rows.push(row(
+                    arm,
+                    seed,
+                    step,
+                    Some(epoch),
+                    Split::Val,
+                    "accuracy",
+                    0.5 + 0.08 * epoch as f64 - offset / 4.0,
+                ));
             }
         }
     }
@@ -48,8 +72,10 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 }
 
 fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -61,16 +87,35 @@ fn fcn_warmup_figure_writes_png_and_svg() {
     draw_fcn_warmup(&synthetic(), &out.join("fcn-warmup")).unwrap();
 
     let png = std::fs::read(out.join("fcn-warmup.png")).unwrap();
-    assert!(png.len() > 10_000, "suspiciously small PNG: {} bytes", png.len());
+    assert!(
+        png.len() > 10_000,
+        "suspiciously small PNG: {} bytes",
+        png.len()
+    );
     assert_eq!(png[..8], PNG_SIGNATURE);
     assert_eq!(png_size(&png), (1800, 600));
 
     let svg = std::fs::read_to_string(out.join("fcn-warmup.svg")).unwrap();
-    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{}", &svg[..svg.len().min(80)]);
-    for text in ["base", "guided", "fcn-warmup: mean over 2 seeds", "validation accuracy", "epoch", "step"] {
+    assert!(
+        svg.starts_with("<svg") || svg.starts_with("<?xml"),
+        "{}",
+        &svg[..svg.len().min(80)]
+    );
+    for text in [
+        "base",
+        "guided",
+        "fcn-warmup: mean over 2 seeds",
+        "validation accuracy",
+        "epoch",
+        "step",
+    ] {
         assert!(svg.contains(text), "SVG lacks {text:?}");
     }
-    assert_eq!(file_names(&out), ["fcn-warmup.png", "fcn-warmup.svg"], "temporary files left behind");
+    assert_eq!(
+        file_names(&out),
+        ["fcn-warmup.png", "fcn-warmup.svg"],
+        "temporary files left behind"
+    );
 }
 
 #[test]
@@ -91,7 +136,10 @@ fn rows_without_the_figure_metrics_are_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let rows = vec![row("base", 0, 1, None, Split::Train, "guidance_loss", 1.0)];
     let err = draw_fcn_warmup(&rows, &dir.path().join("fcn-warmup")).unwrap_err();
-    assert!(err.to_string().contains("cargo run -p exp-fcn-warmup"), "{err}");
+    assert!(
+        err.to_string().contains("cargo run -p exp-fcn-warmup"),
+        "{err}"
+    );
     assert!(draw_fcn_warmup(&[], &dir.path().join("fcn-warmup")).is_err());
 }
 

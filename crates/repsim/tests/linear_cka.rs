@@ -34,7 +34,10 @@ fn cka_is_invariant_to_an_orthogonal_map_but_not_to_a_general_linear_map() {
     assert!((burn_cka(&xq, &y) - reference).abs() < 1e-5);
     // A strongly anisotropic map changes the value: CKA is not invariant to it.
     let stretched = map(&x, |col, v| if col == 0 { 30.0 * v } else { v });
-    assert!(burn_cka(&x, &stretched) < 0.9, "an anisotropic map must change CKA");
+    assert!(
+        burn_cka(&x, &stretched) < 0.9,
+        "an anisotropic map must change CKA"
+    );
 }
 
 #[test]
@@ -56,14 +59,30 @@ fn cka_of_one_dimensional_features_is_the_squared_pearson_correlation() {
     let mut rng = StdRng::seed_from_u64(4);
     let x = gaussian(&mut rng, 50, 1);
     let noise = gaussian(&mut rng, 50, 1);
-    let y = Matrix::new(50, 1, x.data.iter().zip(&noise.data).map(|(a, e)| 0.7 * a + e).collect());
+    let y = Matrix::new(
+        50,
+        1,
+        x.data
+            .iter()
+            .zip(&noise.data)
+            .map(|(a, e)| 0.7 * a + e)
+            .collect(),
+    );
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (mx, my) = (mean(&x.data), mean(&y.data));
-    let sxy: f64 = x.data.iter().zip(&y.data).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxy: f64 = x
+        .data
+        .iter()
+        .zip(&y.data)
+        .map(|(a, b)| (a - mx) * (b - my))
+        .sum();
     let sxx: f64 = x.data.iter().map(|a| (a - mx).powi(2)).sum();
     let syy: f64 = y.data.iter().map(|b| (b - my).powi(2)).sum();
     let r2 = sxy * sxy / (sxx * syy);
-    assert!(r2 > 0.1 && r2 < 0.9, "the case must not be trivial: r² = {r2}");
+    assert!(
+        r2 > 0.1 && r2 < 0.9,
+        "the case must not be trivial: r² = {r2}"
+    );
     assert!((burn_cka(&x, &y) - r2).abs() < 1e-5);
     assert!((host::linear_cka(&x, &y) - r2).abs() < 1e-12);
 }
@@ -128,7 +147,13 @@ fn constant_representations_give_a_finite_value_and_gradient() {
     let value = scalar(distance.clone().inner());
     assert!(value.is_finite());
     let grads = distance.backward();
-    let grad = x.grad(&grads).unwrap().into_data().convert::<f64>().try_into_vec::<f64>().unwrap();
+    let grad = x
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap();
     assert!(grad.iter().all(|g| g.is_finite()));
 }
 
@@ -147,7 +172,13 @@ fn cka_distance_gradient_matches_central_finite_differences() {
     .require_grad();
     let distance = Distance::LinearCka.between(xt.clone(), tensor_f64(&y));
     let grads = distance.backward();
-    let analytic = xt.grad(&grads).unwrap().into_data().convert::<f64>().try_into_vec::<f64>().unwrap();
+    let analytic = xt
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap();
     let h = 1e-6;
     for k in 0..x.data.len() {
         let shifted = |delta: f64| {
@@ -162,5 +193,8 @@ fn cka_distance_gradient_matches_central_finite_differences() {
             analytic[k]
         );
     }
-    assert!(analytic.iter().any(|g| g.abs() > 1e-3), "the gradient must not vanish");
+    assert!(
+        analytic.iter().any(|g| g.abs() > 1e-3),
+        "the gradient must not vanish"
+    );
 }

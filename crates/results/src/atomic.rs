@@ -15,14 +15,21 @@ pub(crate) fn write_with(
     fill: impl FnOnce(&mut File) -> Result<(), ResultsError>,
 ) -> Result<(), ResultsError> {
     let io_error = |action: &'static str| {
-        move |source: std::io::Error| ResultsError::Io { path: path.to_path_buf(), action, source }
+        move |source: std::io::Error| ResultsError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
     };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(io_error("create the directory of"))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // A leading dot and a `.tmp` suffix keep a leftover from a killed process
     // out of globs such as `*.parquet`.
     let prefix = format!(".{name}.");
@@ -39,7 +46,9 @@ pub(crate) fn write_with(
         .map_err(io_error("create a temporary file for"))?;
     fill(tmp.as_file_mut())?;
     tmp.as_file_mut().flush().map_err(io_error("write"))?;
-    tmp.as_file().sync_all().map_err(io_error("flush to disk"))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_error("flush to disk"))?;
     tmp.persist(path).map_err(|e| ResultsError::Io {
         path: path.to_path_buf(),
         action: "rename the temporary file onto",
@@ -53,7 +62,10 @@ pub(crate) fn write_with(
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), ResultsError> {
     let path = path.as_ref();
     write_with(path, |file| {
-        file.write_all(bytes)
-            .map_err(|source| ResultsError::Io { path: path.to_path_buf(), action: "write", source })
+        file.write_all(bytes).map_err(|source| ResultsError::Io {
+            path: path.to_path_buf(),
+            action: "write",
+            source,
+        })
     })
 }

@@ -16,19 +16,52 @@ pub enum ResultsError {
     /// The file does not exist.
     Missing { path: PathBuf, kind: FileKind },
     /// The operating system refused an operation on the file.
-    Io { path: PathBuf, action: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
     /// The file exists but is not parquet.
-    NotParquet { path: PathBuf, kind: FileKind, detail: String },
+    NotParquet {
+        path: PathBuf,
+        kind: FileKind,
+        detail: String,
+    },
     /// A column the schema requires is absent.
-    MissingColumn { path: PathBuf, kind: FileKind, column: String },
+    MissingColumn {
+        path: PathBuf,
+        kind: FileKind,
+        column: String,
+    },
     /// A column has a type that cannot stand for the schema's.
-    WrongType { path: PathBuf, kind: FileKind, column: String, expected: &'static str, found: String },
+    WrongType {
+        path: PathBuf,
+        kind: FileKind,
+        column: String,
+        expected: &'static str,
+        found: String,
+    },
     /// A null in a column the schema requires to be filled.
-    Null { path: PathBuf, kind: FileKind, column: String, row: usize },
+    Null {
+        path: PathBuf,
+        kind: FileKind,
+        column: String,
+        row: usize,
+    },
     /// A string column holds a value outside its fixed set.
-    BadValue { path: PathBuf, column: String, row: usize, value: String, allowed: &'static str },
+    BadValue {
+        path: PathBuf,
+        column: String,
+        row: usize,
+        value: String,
+        allowed: &'static str,
+    },
     /// polars failed to encode or decode the file.
-    Polars { path: PathBuf, action: &'static str, source: PolarsError },
+    Polars {
+        path: PathBuf,
+        action: &'static str,
+        source: PolarsError,
+    },
 }
 
 impl ResultsError {
@@ -58,7 +91,10 @@ fn experiment_of(path: &Path) -> Option<String> {
             _ => None,
         })
         .collect();
-    let at = dirs.iter().rposition(|d| *d == "runs").unwrap_or(dirs.len());
+    let at = dirs
+        .iter()
+        .rposition(|d| *d == "runs")
+        .unwrap_or(dirs.len());
     at.checked_sub(1).map(|i| dirs[i].to_string())
 }
 
@@ -80,7 +116,11 @@ impl fmt::Display for ResultsError {
                 kind.name(),
                 producer(path),
             ),
-            Self::Io { path, action, source } => write!(
+            Self::Io {
+                path,
+                action,
+                source,
+            } => write!(
                 f,
                 "cannot {action} {}: {source}; check that the path is right and its directory is writable",
                 path.display()
@@ -99,26 +139,47 @@ impl fmt::Display for ResultsError {
                 kind.name(),
                 kind.column_list(),
             ),
-            Self::WrongType { path, kind, column, expected, found } => write!(
+            Self::WrongType {
+                path,
+                kind,
+                column,
+                expected,
+                found,
+            } => write!(
                 f,
                 "column `{column}` in {} has type {found}, expected {expected} (the {} schema: {}); was it written by an experiment binary?",
                 path.display(),
                 kind.name(),
                 kind.column_list(),
             ),
-            Self::Null { path, kind, column, row } => write!(
+            Self::Null {
+                path,
+                kind,
+                column,
+                row,
+            } => write!(
                 f,
                 "column `{column}` in {} is null at row {row}; in the {} schema only {} may be null; write the file again with the experiment binary",
                 path.display(),
                 kind.name(),
                 kind.nullable_list(),
             ),
-            Self::BadValue { path, column, row, value, allowed } => write!(
+            Self::BadValue {
+                path,
+                column,
+                row,
+                value,
+                allowed,
+            } => write!(
                 f,
                 "column `{column}` in {} holds {value:?} at row {row}, expected one of {allowed}; write the file again with the experiment binary",
                 path.display()
             ),
-            Self::Polars { path, action, source } => write!(
+            Self::Polars {
+                path,
+                action,
+                source,
+            } => write!(
                 f,
                 "cannot {action} {}: {source}; if the file is damaged, delete it and run the experiment again",
                 path.display()
@@ -143,9 +204,15 @@ mod tests {
 
     #[test]
     fn experiment_is_found_from_top_level_and_per_run_paths() {
-        assert_eq!(experiment_of(Path::new("results/fcn-warmup/metrics.parquet")).as_deref(), Some("fcn-warmup"));
         assert_eq!(
-            experiment_of(Path::new("results/fcn-warmup/runs/base-seed0/metrics.parquet")).as_deref(),
+            experiment_of(Path::new("results/fcn-warmup/metrics.parquet")).as_deref(),
+            Some("fcn-warmup")
+        );
+        assert_eq!(
+            experiment_of(Path::new(
+                "results/fcn-warmup/runs/base-seed0/metrics.parquet"
+            ))
+            .as_deref(),
             Some("fcn-warmup")
         );
         assert_eq!(experiment_of(Path::new("metrics.parquet")), None);

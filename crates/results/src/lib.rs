@@ -105,7 +105,9 @@ impl FromStr for Status {
         Status::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("unknown status {s:?}, expected one of ok, diverged, interrupted"))
+            .ok_or_else(|| {
+                format!("unknown status {s:?}, expected one of ok, diverged, interrupted")
+            })
     }
 }
 
@@ -147,14 +149,24 @@ pub struct SummaryRow {
     pub wall_seconds: f64,
 }
 
-fn frame_error<'p>(path: &'p Path, action: &'static str) -> impl Fn(polars::prelude::PolarsError) -> ResultsError + 'p {
-    move |source| ResultsError::Polars { path: path.to_path_buf(), action, source }
+fn frame_error<'p>(
+    path: &'p Path,
+    action: &'static str,
+) -> impl Fn(polars::prelude::PolarsError) -> ResultsError + 'p {
+    move |source| ResultsError::Polars {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
 }
 
 /// Writes `df` as parquet to `path` through a temporary file.
 fn write_frame(path: &Path, mut df: DataFrame) -> Result<(), ResultsError> {
     atomic::write_with(path, |file| {
-        ParquetWriter::new(file).finish(&mut df).map(|_| ()).map_err(frame_error(path, "write"))
+        ParquetWriter::new(file)
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(frame_error(path, "write"))
     })
 }
 
@@ -162,18 +174,32 @@ fn write_frame(path: &Path, mut df: DataFrame) -> Result<(), ResultsError> {
 /// stray or truncated file gets a plain message instead of a decoder error.
 fn open_parquet(path: &Path, kind: FileKind) -> Result<File, ResultsError> {
     let io_error = |action: &'static str| {
-        move |source: std::io::Error| ResultsError::Io { path: path.to_path_buf(), action, source }
+        move |source: std::io::Error| ResultsError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
     };
     let mut file = File::open(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            ResultsError::Missing { path: path.to_path_buf(), kind }
+            ResultsError::Missing {
+                path: path.to_path_buf(),
+                kind,
+            }
         } else {
-            ResultsError::Io { path: path.to_path_buf(), action: "open", source }
+            ResultsError::Io {
+                path: path.to_path_buf(),
+                action: "open",
+                source,
+            }
         }
     })?;
     let len = file.metadata().map_err(io_error("read"))?.len();
-    let not_parquet =
-        |detail: String| ResultsError::NotParquet { path: path.to_path_buf(), kind, detail };
+    let not_parquet = |detail: String| ResultsError::NotParquet {
+        path: path.to_path_buf(),
+        kind,
+        detail,
+    };
     if len < 12 {
         return Err(not_parquet(format!("only {len} bytes long")));
     }
@@ -183,7 +209,9 @@ fn open_parquet(path: &Path, kind: FileKind) -> Result<File, ResultsError> {
     file.seek(SeekFrom::End(-4)).map_err(io_error("read"))?;
     file.read_exact(&mut tail).map_err(io_error("read"))?;
     if &head != b"PAR1" || &tail != b"PAR1" {
-        return Err(not_parquet("no PAR1 magic bytes at its start and end".to_string()));
+        return Err(not_parquet(
+            "no PAR1 magic bytes at its start and end".to_string(),
+        ));
     }
     file.seek(SeekFrom::Start(0)).map_err(io_error("read"))?;
     Ok(file)
@@ -192,11 +220,13 @@ fn open_parquet(path: &Path, kind: FileKind) -> Result<File, ResultsError> {
 /// Reads a results file and checks it against the schema of `kind`.
 fn read_frame(path: &Path, kind: FileKind) -> Result<DataFrame, ResultsError> {
     let file = open_parquet(path, kind)?;
-    let df = ParquetReader::new(file).finish().map_err(|e| ResultsError::NotParquet {
-        path: path.to_path_buf(),
-        kind,
-        detail: format!("the parquet decoder failed: {e}"),
-    })?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| ResultsError::NotParquet {
+            path: path.to_path_buf(),
+            kind,
+            detail: format!("the parquet decoder failed: {e}"),
+        })?;
     schema::conform(df, path, kind)
 }
 
@@ -210,14 +240,27 @@ pub fn write_metrics(path: impl AsRef<Path>, rows: &[MetricRow]) -> Result<(), R
     let columns = vec![
         str_col("experiment", |r| &r.experiment),
         str_col("arm", |r| &r.arm),
-        Column::new("seed".into(), rows.iter().map(|r| r.seed).collect::<Vec<u64>>()),
-        Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<u64>>()),
-        Column::new("epoch".into(), rows.iter().map(|r| r.epoch).collect::<Vec<Option<u32>>>()),
+        Column::new(
+            "seed".into(),
+            rows.iter().map(|r| r.seed).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "step".into(),
+            rows.iter().map(|r| r.step).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "epoch".into(),
+            rows.iter().map(|r| r.epoch).collect::<Vec<Option<u32>>>(),
+        ),
         str_col("split", |r| r.split.as_str()),
         str_col("metric", |r| &r.metric),
-        Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<f64>>()),
+        Column::new(
+            "value".into(),
+            rows.iter().map(|r| r.value).collect::<Vec<f64>>(),
+        ),
     ];
-    let df = DataFrame::new(rows.len(), columns).map_err(frame_error(path, "build the frame for"))?;
+    let df =
+        DataFrame::new(rows.len(), columns).map_err(frame_error(path, "build the frame for"))?;
     write_frame(path, df)
 }
 
@@ -234,19 +277,34 @@ pub fn write_summary(path: impl AsRef<Path>, rows: &[SummaryRow]) -> Result<(), 
     let columns = vec![
         str_col("experiment", |r| &r.experiment),
         str_col("arm", |r| &r.arm),
-        Column::new("seed".into(), rows.iter().map(|r| r.seed).collect::<Vec<u64>>()),
+        Column::new(
+            "seed".into(),
+            rows.iter().map(|r| r.seed).collect::<Vec<u64>>(),
+        ),
         str_col("status", |r| r.status.as_str()),
-        Column::new("status_step".into(), rows.iter().map(|r| r.status_step).collect::<Vec<Option<u64>>>()),
-        Column::new("steps".into(), rows.iter().map(|r| r.steps).collect::<Vec<u64>>()),
+        Column::new(
+            "status_step".into(),
+            rows.iter()
+                .map(|r| r.status_step)
+                .collect::<Vec<Option<u64>>>(),
+        ),
+        Column::new(
+            "steps".into(),
+            rows.iter().map(|r| r.steps).collect::<Vec<u64>>(),
+        ),
         f64_col("final_train_loss", |r| r.final_train_loss),
         f64_col("final_val_loss", |r| r.final_val_loss),
         f64_col("best_val_loss", |r| r.best_val_loss),
-        Column::new("best_epoch".into(), rows.iter().map(|r| r.best_epoch).collect::<Vec<u32>>()),
+        Column::new(
+            "best_epoch".into(),
+            rows.iter().map(|r| r.best_epoch).collect::<Vec<u32>>(),
+        ),
         f64_col("final_val_accuracy", |r| r.final_val_accuracy),
         f64_col("best_val_accuracy", |r| r.best_val_accuracy),
         f64_col("wall_seconds", |r| r.wall_seconds),
     ];
-    let df = DataFrame::new(rows.len(), columns).map_err(frame_error(path, "build the frame for"))?;
+    let df =
+        DataFrame::new(rows.len(), columns).map_err(frame_error(path, "build the frame for"))?;
     write_frame(path, df)
 }
 
@@ -273,22 +331,34 @@ impl<'a> Columns<'a> {
     }
 
     fn str(&self, name: &str) -> Result<Vec<&'a str>, ResultsError> {
-        let ca = self.get(name)?.str().map_err(frame_error(self.path, "read"))?;
+        let ca = self
+            .get(name)?
+            .str()
+            .map_err(frame_error(self.path, "read"))?;
         Ok(ca.iter().map(Option::unwrap_or_default).collect())
     }
 
     fn u64(&self, name: &str) -> Result<Vec<Option<u64>>, ResultsError> {
-        let ca = self.get(name)?.u64().map_err(frame_error(self.path, "read"))?;
+        let ca = self
+            .get(name)?
+            .u64()
+            .map_err(frame_error(self.path, "read"))?;
         Ok(ca.iter().collect())
     }
 
     fn u32(&self, name: &str) -> Result<Vec<Option<u32>>, ResultsError> {
-        let ca = self.get(name)?.u32().map_err(frame_error(self.path, "read"))?;
+        let ca = self
+            .get(name)?
+            .u32()
+            .map_err(frame_error(self.path, "read"))?;
         Ok(ca.iter().collect())
     }
 
     fn f64(&self, name: &str) -> Result<Vec<f64>, ResultsError> {
-        let ca = self.get(name)?.f64().map_err(frame_error(self.path, "read"))?;
+        let ca = self
+            .get(name)?
+            .f64()
+            .map_err(frame_error(self.path, "read"))?;
         Ok(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
     }
 

@@ -57,11 +57,19 @@ pub struct ColumnSpec {
 }
 
 const fn col(name: &'static str, dtype: Dtype) -> ColumnSpec {
-    ColumnSpec { name, dtype, nullable: false }
+    ColumnSpec {
+        name,
+        dtype,
+        nullable: false,
+    }
 }
 
 const fn nullable(name: &'static str, dtype: Dtype) -> ColumnSpec {
-    ColumnSpec { name, dtype, nullable: true }
+    ColumnSpec {
+        name,
+        dtype,
+        nullable: true,
+    }
 }
 
 /// `metrics.parquet`: one row per measurement.
@@ -117,25 +125,39 @@ impl FileKind {
 
     /// "experiment, arm, seed, ..." for messages.
     pub(crate) fn column_list(self) -> String {
-        self.schema().iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        self.schema()
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub(crate) fn nullable_list(self) -> String {
-        let names: Vec<String> =
-            self.schema().iter().filter(|c| c.nullable).map(|c| format!("`{}`", c.name)).collect();
+        let names: Vec<String> = self
+            .schema()
+            .iter()
+            .filter(|c| c.nullable)
+            .map(|c| format!("`{}`", c.name))
+            .collect();
         names.join(", ")
     }
 }
 
 /// Checks that `df` holds every column of `kind` with a usable type and no
 /// stray nulls, casting integer widths to the schema's. Extra columns stay.
-pub(crate) fn conform(mut df: DataFrame, path: &Path, kind: FileKind) -> Result<DataFrame, ResultsError> {
+pub(crate) fn conform(
+    mut df: DataFrame,
+    path: &Path,
+    kind: FileKind,
+) -> Result<DataFrame, ResultsError> {
     for spec in kind.schema() {
-        let column = df.column(spec.name).map_err(|_| ResultsError::MissingColumn {
-            path: path.to_path_buf(),
-            kind,
-            column: spec.name.to_string(),
-        })?;
+        let column = df
+            .column(spec.name)
+            .map_err(|_| ResultsError::MissingColumn {
+                path: path.to_path_buf(),
+                kind,
+                column: spec.name.to_string(),
+            })?;
         let wanted = spec.dtype.polars();
         let found = column.dtype().clone();
         let wrong_type = || ResultsError::WrongType {
@@ -156,7 +178,11 @@ pub(crate) fn conform(mut df: DataFrame, path: &Path, kind: FileKind) -> Result<
             return Err(wrong_type());
         };
         if !spec.nullable && column.null_count() > 0 {
-            let row = column.is_null().iter().position(|v| v == Some(true)).unwrap_or(0);
+            let row = column
+                .is_null()
+                .iter()
+                .position(|v| v == Some(true))
+                .unwrap_or(0);
             return Err(ResultsError::Null {
                 path: path.to_path_buf(),
                 kind,
@@ -164,12 +190,18 @@ pub(crate) fn conform(mut df: DataFrame, path: &Path, kind: FileKind) -> Result<
                 row,
             });
         }
-        if column.dtype() != df.column(spec.name).map(|c| c.dtype()).unwrap_or(&DataType::Null) {
-            df.replace(spec.name, column).map_err(|source| ResultsError::Polars {
-                path: path.to_path_buf(),
-                action: "convert a column of",
-                source,
-            })?;
+        if column.dtype()
+            != df
+                .column(spec.name)
+                .map(|c| c.dtype())
+                .unwrap_or(&DataType::Null)
+        {
+            df.replace(spec.name, column)
+                .map_err(|source| ResultsError::Polars {
+                    path: path.to_path_buf(),
+                    action: "convert a column of",
+                    source,
+                })?;
         }
     }
     Ok(df)

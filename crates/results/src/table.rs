@@ -21,10 +21,25 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
 /// One line per (arm, seed), columns aligned, NaN shown as `-`.
 pub fn summary_table(rows: &[SummaryRow]) -> String {
     let header = [
-        "arm", "seed", "status", "steps", "final train loss", "final val loss", "best val loss", "best epoch",
-        "best val acc", "final val acc", "wall s",
+        "arm",
+        "seed",
+        "status",
+        "steps",
+        "final train loss",
+        "final val loss",
+        "best val loss",
+        "best epoch",
+        "best val acc",
+        "final val acc",
+        "wall s",
     ];
-    let num = |v: f64, digits: usize| if v.is_finite() { format!("{v:.digits$}") } else { "-".to_string() };
+    let num = |v: f64, digits: usize| {
+        if v.is_finite() {
+            format!("{v:.digits$}")
+        } else {
+            "-".to_string()
+        }
+    };
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -48,19 +63,39 @@ pub fn summary_table(rows: &[SummaryRow]) -> String {
         })
         .collect();
     let widths: Vec<usize> = (0..header.len())
-        .map(|c| body.iter().map(|row| row[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0))
+        .map(|c| {
+            body.iter()
+                .map(|row| row[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(c, (cell, w))| if c == 0 || c == 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .map(|(c, (cell, w))| {
+                if c == 0 || c == 2 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
             .collect();
         padded.join("  ").trim_end().to_string()
     };
     let mut out = vec![line(header.to_vec())];
-    out.push(line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    out.push(line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    ));
     for row in &body {
         out.push(line(row.iter().map(String::as_str).collect()));
     }
@@ -80,7 +115,11 @@ pub fn arm_table(rows: &[SummaryRow]) -> String {
     }
     let cell = |values: Vec<f64>, digits: usize| {
         let (mean, sd) = mean_sd(&values);
-        if mean.is_finite() { format!("{mean:.digits$} ± {sd:.digits$}") } else { "-".to_string() }
+        if mean.is_finite() {
+            format!("{mean:.digits$} ± {sd:.digits$}")
+        } else {
+            "-".to_string()
+        }
     };
     let mut out = vec![
         "| arm | seeds | final val loss | best val loss | final − best | final val acc | best val acc | wall s |".to_string(),
@@ -88,7 +127,11 @@ pub fn arm_table(rows: &[SummaryRow]) -> String {
     ];
     for arm in arms {
         let all: Vec<&SummaryRow> = rows.iter().filter(|r| r.arm == arm).collect();
-        let ok: Vec<&SummaryRow> = all.iter().copied().filter(|r| r.status == Status::Ok).collect();
+        let ok: Vec<&SummaryRow> = all
+            .iter()
+            .copied()
+            .filter(|r| r.status == Status::Ok)
+            .collect();
         let column = |f: fn(&SummaryRow) -> f64| ok.iter().map(|r| f(r)).collect::<Vec<f64>>();
         out.push(format!(
             "| {arm} | {}/{} | {} | {} | {} | {} | {} | {} |",
@@ -141,7 +184,10 @@ mod tests {
             best_val_accuracy: 0.5,
             wall_seconds: 1.25,
         };
-        let table = summary_table(&[row("base", Status::Ok, None, 0.5), row("guided", Status::Diverged, Some(7), f64::NAN)]);
+        let table = summary_table(&[
+            row("base", Status::Ok, None, 0.5),
+            row("guided", Status::Diverged, Some(7), f64::NAN),
+        ]);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         assert!(lines[3].contains("diverged @7"), "{table}");
@@ -183,6 +229,9 @@ mod tests {
             lines[2],
             "| base | 2/3 | 2.0000 ± 1.4142 | 0.5000 ± 0.0000 | 1.5000 ± 1.4142 | 0.3750 ± 0.1768 | 0.9000 ± 0.0000 | 10 ± 0 |"
         );
-        assert!(lines[3].starts_with("| guided | 1/1 | 0.7500 ± 0.0000 |"), "{table}");
+        assert!(
+            lines[3].starts_with("| guided | 1/1 | 0.7500 ± 0.0000 |"),
+            "{table}"
+        );
     }
 }

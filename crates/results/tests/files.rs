@@ -6,11 +6,19 @@ use std::path::Path;
 
 use polars::prelude::{Column, DataFrame, DataType, ParquetReader, ParquetWriter, SerReader};
 use untrainable_results::{
-    MetricRow, ResultsError, Split, Status, SummaryRow, metrics_frame, read_metrics, read_summary, write_atomic,
-    write_metrics, write_summary,
+    MetricRow, ResultsError, Split, Status, SummaryRow, metrics_frame, read_metrics, read_summary,
+    write_atomic, write_metrics, write_summary,
 };
 
-fn metric(arm: &str, seed: u64, step: u64, epoch: Option<u32>, split: Split, metric: &str, value: f64) -> MetricRow {
+fn metric(
+    arm: &str,
+    seed: u64,
+    step: u64,
+    epoch: Option<u32>,
+    split: Split,
+    metric: &str,
+    value: f64,
+) -> MetricRow {
     MetricRow {
         experiment: "fcn-warmup".into(),
         arm: arm.into(),
@@ -27,7 +35,15 @@ fn sample_metrics() -> Vec<MetricRow> {
     vec![
         metric("base", 0, 1, None, Split::Train, "loss", 2.25),
         metric("base", 0, 2, None, Split::Train, "loss", f64::NAN),
-        metric("guided", u64::MAX, 10, Some(1), Split::Val, "accuracy", 0.125),
+        metric(
+            "guided",
+            u64::MAX,
+            10,
+            Some(1),
+            Split::Val,
+            "accuracy",
+            0.125,
+        ),
         metric("guided", 3, 10, Some(0), Split::Test, "cka/layer.3", -0.5),
     ]
 }
@@ -52,18 +68,27 @@ fn summary(arm: &str, status: Status, status_step: Option<u64>, val_loss: f64) -
 
 /// Rows compared field by field, with NaN equal to NaN.
 fn same_metrics(a: &MetricRow, b: &MetricRow) -> bool {
-    MetricRow { value: 0.0, ..a.clone() } == MetricRow { value: 0.0, ..b.clone() }
-        && a.value.to_bits() == b.value.to_bits()
+    MetricRow {
+        value: 0.0,
+        ..a.clone()
+    } == MetricRow {
+        value: 0.0,
+        ..b.clone()
+    } && a.value.to_bits() == b.value.to_bits()
 }
 
 fn read_raw(path: &Path) -> DataFrame {
-    ParquetReader::new(File::open(path).unwrap()).finish().unwrap()
+    ParquetReader::new(File::open(path).unwrap())
+        .finish()
+        .unwrap()
 }
 
 fn write_raw(path: &Path, columns: Vec<Column>) {
     let height = columns[0].len();
     let mut df = DataFrame::new(height, columns).unwrap();
-    ParquetWriter::new(File::create(path).unwrap()).finish(&mut df).unwrap();
+    ParquetWriter::new(File::create(path).unwrap())
+        .finish(&mut df)
+        .unwrap();
 }
 
 /// A metrics frame with `value` left out and `seed` given as `seed`.
@@ -117,8 +142,18 @@ fn summary_round_trip_keeps_status_and_missing_values() {
     assert_eq!(back[1].status, Status::Diverged);
     assert_eq!(back[1].status_step, Some(99));
     assert!(back[1].final_val_loss.is_nan());
-    assert_eq!(SummaryRow { final_val_loss: 0.0, best_val_loss: 0.0, ..back[1].clone() },
-        SummaryRow { final_val_loss: 0.0, best_val_loss: 0.0, ..rows[1].clone() });
+    assert_eq!(
+        SummaryRow {
+            final_val_loss: 0.0,
+            best_val_loss: 0.0,
+            ..back[1].clone()
+        },
+        SummaryRow {
+            final_val_loss: 0.0,
+            best_val_loss: 0.0,
+            ..rows[1].clone()
+        }
+    );
 }
 
 #[test]
@@ -137,16 +172,33 @@ fn written_files_have_the_design_column_types() {
         ("metric", DataType::String),
         ("value", DataType::Float64),
     ];
-    let got: Vec<(String, DataType)> =
-        df.columns().iter().map(|c| (c.name().to_string(), c.dtype().clone())).collect();
-    let want: Vec<(String, DataType)> = expected.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    let got: Vec<(String, DataType)> = df
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.dtype().clone()))
+        .collect();
+    let want: Vec<(String, DataType)> = expected
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
     assert_eq!(got, want);
     assert_eq!(df.column("epoch").unwrap().null_count(), 2);
-    let splits: Vec<&str> = df.column("split").unwrap().str().unwrap().iter().flatten().collect();
+    let splits: Vec<&str> = df
+        .column("split")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
     assert_eq!(splits, ["train", "train", "val", "test"]);
 
     let summary_path = dir.path().join("summary.parquet");
-    write_summary(&summary_path, &[summary("base", Status::Diverged, Some(4), 1.0)]).unwrap();
+    write_summary(
+        &summary_path,
+        &[summary("base", Status::Diverged, Some(4), 1.0)],
+    )
+    .unwrap();
     let df = read_raw(&summary_path);
     let expected = [
         ("experiment", DataType::String),
@@ -163,11 +215,24 @@ fn written_files_have_the_design_column_types() {
         ("best_val_accuracy", DataType::Float64),
         ("wall_seconds", DataType::Float64),
     ];
-    let got: Vec<(String, DataType)> =
-        df.columns().iter().map(|c| (c.name().to_string(), c.dtype().clone())).collect();
-    let want: Vec<(String, DataType)> = expected.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    let got: Vec<(String, DataType)> = df
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.dtype().clone()))
+        .collect();
+    let want: Vec<(String, DataType)> = expected
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
     assert_eq!(got, want);
-    let status: Vec<&str> = df.column("status").unwrap().str().unwrap().iter().flatten().collect();
+    let status: Vec<&str> = df
+        .column("status")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
     assert_eq!(status, ["diverged"]);
 }
 
@@ -175,9 +240,15 @@ fn written_files_have_the_design_column_types() {
 fn missing_column_error_names_the_column_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.parquet");
-    write_raw(&path, metrics_columns(Column::new("seed".into(), vec![0u64]), false));
+    write_raw(
+        &path,
+        metrics_columns(Column::new("seed".into(), vec![0u64]), false),
+    );
     let err = read_metrics(&path).unwrap_err();
-    assert!(matches!(&err, ResultsError::MissingColumn { column, .. } if column == "value"), "{err:?}");
+    assert!(
+        matches!(&err, ResultsError::MissingColumn { column, .. } if column == "value"),
+        "{err:?}"
+    );
     let message = err.to_string();
     assert!(message.contains("`value`"), "{message}");
     assert!(message.contains(&path.display().to_string()), "{message}");
@@ -189,18 +260,40 @@ fn missing_column_error_names_the_column_and_the_file() {
 fn wrong_column_type_is_an_error_but_other_integer_widths_are_cast() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.parquet");
-    write_raw(&path, metrics_columns(Column::new("seed".into(), vec!["zero"]), true));
+    write_raw(
+        &path,
+        metrics_columns(Column::new("seed".into(), vec!["zero"]), true),
+    );
     let err = read_metrics(&path).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, ResultsError::WrongType { .. }), "{message}");
-    assert!(message.contains("`seed`") && message.contains("u64"), "{message}");
+    assert!(
+        message.contains("`seed`") && message.contains("u64"),
+        "{message}"
+    );
 
     // pandas writes int64: accepted while every value fits.
-    write_raw(&path, metrics_columns(Column::new("seed".into(), vec![4i64]), true));
+    write_raw(
+        &path,
+        metrics_columns(Column::new("seed".into(), vec![4i64]), true),
+    );
     assert_eq!(read_metrics(&path).unwrap()[0].seed, 4);
-    assert_eq!(metrics_frame(&path).unwrap().column("seed").unwrap().dtype(), &DataType::UInt64);
-    write_raw(&path, metrics_columns(Column::new("seed".into(), vec![-1i64]), true));
-    assert!(matches!(read_metrics(&path).unwrap_err(), ResultsError::WrongType { .. }));
+    assert_eq!(
+        metrics_frame(&path)
+            .unwrap()
+            .column("seed")
+            .unwrap()
+            .dtype(),
+        &DataType::UInt64
+    );
+    write_raw(
+        &path,
+        metrics_columns(Column::new("seed".into(), vec![-1i64]), true),
+    );
+    assert!(matches!(
+        read_metrics(&path).unwrap_err(),
+        ResultsError::WrongType { .. }
+    ));
 }
 
 #[test]
@@ -211,13 +304,19 @@ fn unknown_split_and_stray_null_name_the_row() {
     columns[5] = Column::new("split".into(), vec!["validation"]);
     write_raw(&path, columns);
     let message = read_metrics(&path).unwrap_err().to_string();
-    assert!(message.contains("\"validation\"") && message.contains("train, val, test"), "{message}");
+    assert!(
+        message.contains("\"validation\"") && message.contains("train, val, test"),
+        "{message}"
+    );
 
     let mut columns = metrics_columns(Column::new("seed".into(), vec![0u64]), true);
     columns[1] = Column::new("arm".into(), vec![None::<&str>]);
     write_raw(&path, columns);
     let message = read_metrics(&path).unwrap_err().to_string();
-    assert!(message.contains("`arm`") && message.contains("row 0") && message.contains("`epoch`"), "{message}");
+    assert!(
+        message.contains("`arm`") && message.contains("row 0") && message.contains("`epoch`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -227,15 +326,24 @@ fn non_parquet_file_error_names_the_file() {
     std::fs::write(&path, "experiment,arm,seed\nx,base,0\n").unwrap();
     let err = read_metrics(&path).unwrap_err();
     assert!(matches!(err, ResultsError::NotParquet { .. }), "{err:?}");
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 
     // Right magic bytes, garbage inside: still an error, not a panic.
     std::fs::write(&path, b"PAR1 not really a parquet file at all PAR1").unwrap();
     let err = read_summary(&path).unwrap_err();
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 
     std::fs::write(&path, b"").unwrap();
-    assert!(matches!(read_metrics(&path).unwrap_err(), ResultsError::NotParquet { .. }));
+    assert!(matches!(
+        read_metrics(&path).unwrap_err(),
+        ResultsError::NotParquet { .. }
+    ));
 }
 
 #[test]
@@ -263,8 +371,10 @@ fn atomic_write_replaces_the_file_and_leaves_no_temporary_file() {
     write_metrics(&parquet, &sample_metrics()[..1]).unwrap();
     assert_eq!(read_metrics(&parquet).unwrap().len(), 1);
 
-    let mut names: Vec<String> =
-        std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&sub)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, ["config.toml", "metrics.parquet"]);
 }
@@ -279,10 +389,17 @@ fn failed_write_reports_the_path_and_leaves_no_temporary_file() {
     std::fs::create_dir(&blocked).unwrap();
     std::fs::write(blocked.join("inner"), b"x").unwrap();
     let err = write_atomic(&blocked, b"new").unwrap_err();
-    assert!(err.to_string().contains(&blocked.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&blocked.display().to_string()),
+        "{err}"
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
     let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp")
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")
     });
     assert_eq!(leftovers.count(), 0);
 }
