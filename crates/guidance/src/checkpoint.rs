@@ -2,7 +2,7 @@
 //! it stopped and ends with the numbers an uninterrupted run gets.
 //!
 //! A checkpoint is a directory `step-<S>/` holding the target, the
-//! optimiser state, the best network so far, the rows logged so far and a
+//! optimiser state, the best network so far, a hinted arm's regressor, the rows logged so far and a
 //! small TOML state; a file `LATEST` names the newest complete one. `LATEST`
 //! is replaced atomically only after its directory is fully written, so a
 //! kill at any moment leaves the previous checkpoint usable.
@@ -57,6 +57,11 @@ impl Saved {
         }
     }
 
+    /// The hint's regressor, for hinted arms.
+    pub fn hint<T: Module>(&self, fresh: T) -> Result<T, String> {
+        load(fresh, &self.dir.join("hint.bpk"))
+    }
+
     pub fn optimiser(&self, fresh: ModuleOptimizer) -> Result<ModuleOptimizer, String> {
         let path = self.dir.join("optimiser.bpk");
         fresh.load(&path).map_err(|e| broken(&path, e))
@@ -99,6 +104,7 @@ impl Checkpointing {
         rows: &[MetricRow],
         model: &T,
         best: Option<&T>,
+        hint: Option<&impl Module>,
         optimiser: &ModuleOptimizer,
     ) -> Result<(), String> {
         let name = format!("step-{}", state.step);
@@ -121,6 +127,11 @@ impl Checkpointing {
             best.clone()
                 .save_file(dir.join("best.bpk"))
                 .map_err(|e| failed("best model", &e))?;
+        }
+        if let Some(hint) = hint {
+            hint.clone()
+                .save_file(dir.join("hint.bpk"))
+                .map_err(|e| failed("hint regressor", &e))?;
         }
         optimiser
             .save(dir.join("optimiser.bpk"))

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
@@ -16,6 +17,7 @@ use untrainable_results::{MetricRow, Split, Status, SummaryRow};
 use untrainable_tasks::fashion_mnist::epoch_batches;
 
 use crate::checkpoint::{Checkpointing, LoopState};
+use crate::hint::HintConfig;
 use crate::loss::{Reduction, guidance_loss, pair_cka};
 use crate::mapping::Pair;
 use crate::task::{Part, Task, evaluate};
@@ -217,6 +219,9 @@ pub struct ArmConfig {
     /// Train by logit distillation from the guide (a baseline to guidance).
     #[serde(default)]
     pub distill: Option<DistillConfig>,
+    /// Train with a FitNets hint from the guide (a second baseline).
+    #[serde(default)]
+    pub hint: Option<HintConfig>,
 }
 
 impl ArmConfig {
@@ -234,6 +239,7 @@ impl ArmConfig {
             guide_on_noise: false,
             guide: GuideState::Untrained,
             distill: None,
+            hint: None,
         }
     }
 
@@ -248,6 +254,15 @@ impl ArmConfig {
                 "arm `{}`: distill.temperature must be > 0 and distill.weight in [0, 1]; got {} and {}",
                 self.name, d.temperature, d.weight
             ));
+        }
+        if let Some(hint) = self.hint {
+            hint.validate(&self.name)?;
+            if self.guided {
+                return Err(format!(
+                    "arm `{}` sets both guided = true and a hint; an arm is guided or hinted, not both",
+                    self.name
+                ));
+            }
         }
         if (self.guided_from > 0 || self.guide_on_noise) && !self.guided {
             return Err(format!(
@@ -274,7 +289,7 @@ impl ArmConfig {
 
     /// Whether the guide is needed at all.
     pub fn uses_guide(&self) -> bool {
-        self.guided || self.noise_warmup_steps > 0 || self.distill.is_some()
+        self.guided || self.noise_warmup_steps > 0 || self.distill.is_some() || self.hint.is_some()
     }
 
     fn guided_at(&self, step: u64) -> bool {
@@ -377,6 +392,24 @@ where
         None => target,
     };
     let mut model = target.fork(&train_device).train();
+    let eval_batch = fixed_eval_batch(task, config, device);
+    let hint = arm.hint.map(|h| h.resolve(&arm.name, pairs)).transpose()?;
+    // The hint's regressor is trained with the target, by the same optimiser.
+    let mut regressor = match &hint {
+        Some(hint) => {
+            let fresh = hint.regressor(
+                &model.valid().forward(eval_batch.clone()).taps,
+                &guide.forward(eval_batch.clone()).taps,
+                device,
+            )?;
+            let loaded = match &saved {
+                Some(saved) => saved.hint(fresh)?,
+                None => fresh,
+            };
+            Some(loaded.fork(&train_device))
+        }
+        None => None,
+    };
     let clipping = config
         .grad_clip_norm
         .map(|n| GradientClippingConfig::Norm(n as f32));
@@ -413,8 +446,8 @@ where
         );
         (target_out.output, term)
     };
-    // Guided steps on real batches read the guide's taps from a table.
-    let guide_table = if arm.guided && !arm.guide_on_noise {
+    // Guided and hinted steps on real batches read the guide's taps from a table.
+    let guide_table = if (arm.guided && !arm.guide_on_noise) || hint.is_some() {
         task.guide_table(guide, config.eval_batch_size, device)
     } else {
         None
@@ -455,7 +488,6 @@ where
         bar.set_message(format!("warm-up 1-CKA sum {value:.3}"));
     }
 
-    let eval_batch = fixed_eval_batch(task, config, device);
     let mut best_model: Option<T> = None;
     let mut step = 0u64;
     let mut train_loss = f64::NAN;
@@ -501,6 +533,7 @@ where
                 .distill
                 .map(|d| (d, guide.forward(input.clone()).output));
             let guided = arm.guided_at(step);
+            let mut hint_term = None;
             let (output, term) = if guided {
                 let guide_taps = match &guide_table {
                     _ if arm.guide_on_noise => {
@@ -511,6 +544,14 @@ where
                 };
                 let (output, term) = guide_terms(&model, input, &guide_taps);
                 (output, Some(term))
+            } else if let (Some(hint), Some(regressor)) = (&hint, &regressor) {
+                let guide_taps = match &guide_table {
+                    Some(table) => table.gather(&idx, device),
+                    None => guide.forward(input.clone()).taps,
+                };
+                let out = model.forward(input);
+                hint_term = Some((hint.weight, hint.loss(regressor, &out.taps, &guide_taps)));
+                (out.output, None)
             } else {
                 (model.forward(input).output, None)
             };
@@ -526,6 +567,10 @@ where
                 log.step(step, "guidance_loss", term.clone().into_scalar::<f64>());
                 loss = loss + term.mul_scalar(config.alpha);
             }
+            if let Some((weight, term)) = hint_term {
+                log.step(step, "hint_loss", term.clone().into_scalar::<f64>());
+                loss = loss + term.mul_scalar(weight);
+            }
             train_loss = loss.clone().into_scalar::<f64>();
             log.step(step, "task_loss", task_value);
             log.step(step, "loss", train_loss);
@@ -537,8 +582,9 @@ where
                     best: best_model,
                 });
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.learning_rate_at(epoch), model, grads);
+            let trained = (model, regressor);
+            let grads = GradientsParams::from_grads(loss.backward(), &trained);
+            (model, regressor) = optim.step(config.learning_rate_at(epoch), trained, grads);
             step += 1;
             if let Some(c) = checkpoint
                 && step % c.every_steps.max(1) == 0
@@ -560,6 +606,7 @@ where
                     &log.rows,
                     &model.valid(),
                     best_model.as_ref(),
+                    regressor.as_ref().map(|r| r.valid()).as_ref(),
                     &optim,
                 )?;
             }

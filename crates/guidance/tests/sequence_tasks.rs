@@ -7,9 +7,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, PairsConfig, ParityTask, Part,
-    Progress, Reduction, StepDecay, Task, TokenTargets, TrainConfig, distillation_loss, evaluate,
-    masked_cross_entropy, resolve_pairs, train_arm, train_arm_checkpointed,
+    ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, HintConfig, PairsConfig, ParityTask,
+    Part, Progress, Reduction, StepDecay, Task, TokenTargets, TrainConfig, distillation_loss,
+    evaluate, masked_cross_entropy, resolve_pairs, train_arm, train_arm_checkpointed,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
@@ -469,11 +469,90 @@ fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
     );
 }
 
+/// A hinted arm learns to predict the guide's middle tap: its hint term
+/// falls, and an arm that is both guided and hinted is refused.
+#[test]
+fn a_hinted_arm_lowers_its_term_and_cannot_also_be_guided() {
+    let _seeded = seeded();
+    let device = Device::flex();
+    seed(&device, 8);
+    let config = RnnLmConfig {
+        embedding: 8,
+        hidden: 16,
+        layers: 2,
+        ..RnnLmConfig::copy_paste_cpu()
+    };
+    let teacher = Guide::new(config.init(&device));
+    let target = config.init(&device);
+    let pairs = resolve_pairs(
+        &PairsConfig::default(),
+        &target.tap_names(),
+        &teacher.network().tap_names(),
+    )
+    .unwrap();
+    let hint = HintConfig {
+        weight: 1.0,
+        pair: None,
+        pool_guide: false,
+    };
+    let arm = ArmConfig {
+        hint: Some(hint),
+        ..ArmConfig::plain("fitnet")
+    };
+    assert!(arm.validate().is_ok());
+    let train_config = TrainConfig {
+        epochs: 4,
+        batch_size: 8,
+        learning_rate: 1e-2,
+        alpha: 0.0,
+        distance: Distance::LinearCka,
+        reduction: Reduction::Sum,
+        max_steps: 0,
+        eval_batch_size: 16,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
+        lr_decay: None,
+        eval_every_steps: None,
+    };
+    let run = train_arm(
+        "test",
+        &arm,
+        3,
+        target,
+        &teacher,
+        &pairs,
+        &copy_paste(3, 6),
+        &train_config,
+        &device,
+        Progress::Quiet,
+    );
+    let term: Vec<f64> = run
+        .rows
+        .iter()
+        .filter(|r| r.metric == "hint_loss")
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(term.len(), 32);
+    let head = term[..4].iter().sum::<f64>() / 4.0;
+    let tail = term[28..].iter().sum::<f64>() / 4.0;
+    assert!(tail < 0.5 * head, "{head} → {tail}");
+    let both = ArmConfig {
+        guided: true,
+        ..arm
+    };
+    let message = both.validate().unwrap_err();
+    assert!(
+        message.contains("`fitnet`") && message.contains("hint"),
+        "{message}"
+    );
+}
+
 /// A run continued from a checkpoint ends with exactly the rows of the
 /// uninterrupted run (same seed, CPU backend): dropout masks, batch order,
 /// optimiser state and the best network all carry over. The last
 /// checkpoint of a run with checkpoints every 7 or every 11 of its 32 steps
-/// stands in for a process killed there.
+/// stands in for a process killed there. A hinted arm carries its
+/// regressor over too.
 #[test]
 fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
     let _seeded = seeded();
@@ -490,10 +569,18 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         ..config.clone()
     };
     let task = copy_paste(3, 6);
-    let arm = ArmConfig {
+    let guided = ArmConfig {
         guided: true,
         noise_warmup_steps: 3,
         ..ArmConfig::plain("guided")
+    };
+    let hinted = ArmConfig {
+        hint: Some(HintConfig {
+            weight: 1.0,
+            pair: None,
+            pool_guide: false,
+        }),
+        ..ArmConfig::plain("hinted")
     };
     let train_config = TrainConfig {
         epochs: 4,
@@ -509,7 +596,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         lr_decay: None,
         eval_every_steps: None,
     };
-    let run = |checkpoint: Option<&Checkpointing>| {
+    let run = |arm: &ArmConfig, checkpoint: Option<&Checkpointing>| {
         seed(&device, 21);
         let guide = Guide::new(guide_config.init(&device));
         seed(&device, 22);
@@ -522,7 +609,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         .unwrap();
         train_arm_checkpointed(
             "test",
-            &arm,
+            arm,
             5,
             target,
             &guide,
@@ -535,19 +622,19 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         )
         .unwrap()
     };
-    let whole = run(None);
     let values = |rows: &[untrainable_results::MetricRow]| {
         rows.iter()
             .map(|r| (r.step, r.epoch, r.metric.clone(), r.value.to_bits()))
             .collect::<Vec<_>>()
     };
-    for every in [7, 11] {
+    for (arm, every) in [(&guided, 7), (&guided, 11), (&hinted, 7)] {
+        let whole = run(arm, None);
         let dir = tempfile::tempdir().unwrap();
         let checkpointing = Checkpointing {
             dir: dir.path().to_path_buf(),
             every_steps: every,
         };
-        let first = run(Some(&checkpointing));
+        let first = run(arm, Some(&checkpointing));
         assert_eq!(
             values(&first.rows),
             values(&whole.rows),
@@ -555,7 +642,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         );
         let latest = std::fs::read_to_string(dir.path().join("LATEST")).unwrap();
         assert_eq!(latest, format!("step-{}", 32 / every * every));
-        let resumed = run(Some(&checkpointing));
+        let resumed = run(arm, Some(&checkpointing));
         assert_eq!(
             values(&resumed.rows),
             values(&whole.rows),
