@@ -90,7 +90,7 @@ impl CommonArgs {
     }
 
     /// Reads the preset (or `--config` file), applies every `--set`, and
-    /// deserialises into `C`, refusing unknown keys and wrong types. Returns
+    /// deserialises into `C`, refusing keys `C` does not have and wrong types. Returns
     /// the config and its resolved TOML text.
     pub fn resolve<C: DeserializeOwned + Serialize>(
         &self,
@@ -122,6 +122,8 @@ impl CommonArgs {
             format!("{source} (after --set overrides) does not fit the config: {e}")
         })?;
         let resolved = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
+        let written_back: toml::Table = toml::from_str(&resolved).map_err(|e| e.to_string())?;
+        overrides::check_applied(&written_back, &self.overrides)?;
         Ok((config, resolved))
     }
 
