@@ -475,6 +475,12 @@ where
         let value = term.clone().into_scalar::<f64>();
         log.step(w, "warmup_guidance_loss", value);
         if !value.is_finite() {
+            bar.suspend(|| {
+                tracing::warn!(
+                    "{} seed {seed}: guidance term {value} at warm-up step {w}; the arm stops as diverged",
+                    arm.name
+                )
+            });
             let (rows, summary) = log.finish(Status::Diverged, Some(w), 0, started);
             return Ok(ArmRun {
                 rows,
@@ -504,6 +510,12 @@ where
         );
         (log.final_val, log.best, log.rows) = (state.final_val, state.best, saved.rows);
         bar.inc(arm.noise_warmup_steps + step);
+        bar.suspend(|| {
+            tracing::info!(
+                "{} seed {seed}: resumed from the checkpoint at step {step}",
+                arm.name
+            )
+        });
     }
     'epochs: for epoch in start_epoch..config.epochs {
         let skip = if epoch == start_epoch { start_batch } else { 0 };
@@ -575,6 +587,12 @@ where
             log.step(step, "task_loss", task_value);
             log.step(step, "loss", train_loss);
             if !train_loss.is_finite() {
+                bar.suspend(|| {
+                    tracing::warn!(
+                        "{} seed {seed}: loss {train_loss} at step {step}; the arm stops as diverged",
+                        arm.name
+                    )
+                });
                 let (rows, summary) = log.finish(Status::Diverged, Some(step), step, started);
                 return Ok(ArmRun {
                     rows,
@@ -609,6 +627,7 @@ where
                     regressor.as_ref().map(|r| r.valid()).as_ref(),
                     &optim,
                 )?;
+                tracing::debug!("{} seed {seed}: checkpoint at step {step}", arm.name);
             }
             if let Some(every) = config.eval_every_steps
                 && step % every.max(1) == 0
@@ -643,16 +662,14 @@ where
         if log.best.0 < best_before {
             best_model = Some(model.valid());
         }
-        if progress == Progress::Bar {
-            bar.suspend(|| {
-                eprintln!(
-                    "{} seed {seed} epoch {}/{}: val loss {val_loss:.4}, val accuracy {val_accuracy:.4}",
-                    arm.name,
-                    epoch + 1,
-                    config.epochs
-                )
-            });
-        }
+        bar.suspend(|| {
+            tracing::info!(
+                "{} seed {seed} epoch {}/{}: val loss {val_loss:.4}, val accuracy {val_accuracy:.4}",
+                arm.name,
+                epoch + 1,
+                config.epochs
+            )
+        });
     }
     bar.finish_and_clear();
     log.final_train_loss = train_loss;

@@ -12,6 +12,7 @@ use untrainable_guidance::{
     resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
+use untrainable_results::Split;
 use untrainable_tasks::fashion_mnist::ImageSet;
 
 /// Ten classes of 8×8 images, each class a bright horizontal band at its own
@@ -278,7 +279,7 @@ fn noise_warmup_lowers_the_guidance_term_on_noise() {
 }
 
 #[test]
-fn early_disconnect_logs_the_guidance_term_only_for_its_first_steps() {
+fn early_disconnect_guides_only_its_first_steps_then_trains_plainly() {
     let setup = Setup::new();
     let guide = setup.guide();
     let mut early = arm("early-disconnect", true, 0);
@@ -292,6 +293,23 @@ fn early_disconnect_logs_the_guidance_term_only_for_its_first_steps() {
         .collect();
     assert_eq!(guided_steps, [0, 1, 2]);
     assert_eq!(run.summary.steps, 8);
+    // After the disconnect the loss is plain training's: the task loss alone.
+    let of = |metric: &str| -> Vec<f64> {
+        let rows = (run.rows.iter()).filter(|r| r.metric == metric && r.split == Split::Train);
+        rows.map(|r| r.value).collect()
+    };
+    let (loss, task) = (of("loss"), of("task_loss"));
+    assert_eq!(loss.len(), 8);
+    for step in 0..8 {
+        if step < 3 {
+            assert!(
+                loss[step] > task[step],
+                "step {step}: guided, {loss:?} {task:?}"
+            );
+        } else {
+            assert_eq!(loss[step], task[step], "step {step}: disconnected");
+        }
+    }
 }
 
 #[test]

@@ -144,7 +144,7 @@ where
         };
         let network = match self.store.load(GUIDE_ARM, &recipe, fresh())? {
             Some(mut stored) => {
-                eprintln!(
+                tracing::info!(
                     "{GUIDE_ARM} seed {seed}: trained before, read from {}",
                     self.store.dir().display()
                 );
@@ -180,7 +180,7 @@ where
                 let path =
                     self.store
                         .save(GUIDE_ARM, &recipe, best.clone(), &run.rows, &run.summary)?;
-                eprintln!(
+                tracing::info!(
                     "{GUIDE_ARM} seed {seed}: trained, kept in {}",
                     path.display()
                 );
@@ -204,7 +204,7 @@ where
     ) -> Result<(Vec<MetricRow>, SummaryRow), String> {
         let (rows, summary) = match self.run_dir.finished(&arm.name, seed)? {
             Some(done) if self.resume => {
-                eprintln!("{} seed {seed}: kept from the earlier run", arm.name);
+                tracing::info!("{} seed {seed}: kept from the earlier run", arm.name);
                 done
             }
             _ => {
@@ -220,7 +220,7 @@ where
 
 /// One line per finished (arm, seed) run.
 fn report(summary: &SummaryRow) {
-    eprintln!(
+    tracing::info!(
         "{:>18} seed {}: {} after {} steps, val loss final {:.4} best {:.4} (epoch {}), val acc {:.4}, {:.0} s",
         summary.arm,
         summary.seed,

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::level_filters::LevelFilter;
 use untrainable_core::Backend;
+use untrainable_guidance::Progress;
 
 pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
 pub use run_dir::RunDir;
@@ -59,6 +61,12 @@ pub struct CommonArgs {
     /// Results directory; the experiment writes into OUT/<experiment>/.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
+    /// Directory for the experiment's figure, drawn once training ends
+    /// (`paper-figures` redraws it alone). Default: `paper-figures` when
+    /// the results go to `results`, else the results directory, so a
+    /// scratch run never overwrites the committed figures.
+    #[arg(long, value_name = "DIR")]
+    pub figures: Option<PathBuf>,
     /// Compute backend.
     #[arg(long, default_value = "flex")]
     pub backend: Backend,
@@ -115,11 +123,21 @@ impl CommonArgs {
         };
         let mut value: toml::Table =
             toml::from_str(&text).map_err(|e| format!("{source} is not valid TOML: {e}"))?;
+        let mut added = Vec::new();
         for assignment in &self.overrides {
-            overrides::apply(&mut value, assignment)?;
+            if overrides::apply(&mut value, assignment)? {
+                added.push(assignment.split('=').next().unwrap_or_default().trim());
+            }
         }
         let config: C = value.clone().try_into().map_err(|e| {
-            format!("{source} (after --set overrides) does not fit the config: {e}")
+            let hint = match added.as_slice() {
+                [] => String::new(),
+                keys => format!(
+                    "\n(--set added {}, which {source} does not have: check the spelling)",
+                    keys.join(", ")
+                ),
+            };
+            format!("{source} (after --set overrides) does not fit the config: {e}{hint}")
         })?;
         let resolved = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
         let written_back: toml::Table = toml::from_str(&resolved).map_err(|e| e.to_string())?;
@@ -127,7 +145,35 @@ impl CommonArgs {
         Ok((config, resolved))
     }
 
-    /// `OUT/<experiment>`.
+    /// Progress bars, unless `--quiet`.
+    pub fn progress(&self) -> Progress {
+        if self.quiet {
+            Progress::Quiet
+        } else {
+            Progress::Bar
+        }
+    }
+
+    /// Sends the `tracing` events of the run to stderr: progress notes and
+    /// above, or with `--quiet` only warnings and errors. The variable
+    /// `UNTRAINABLE_LOG` (error, warn, info, debug, trace) overrides both.
+    pub fn init_logging(&self) {
+        let level = std::env::var("UNTRAINABLE_LOG")
+            .ok()
+            .and_then(|v| v.parse::<LevelFilter>().ok())
+            .unwrap_or(if self.quiet {
+                LevelFilter::WARN
+            } else {
+                LevelFilter::INFO
+            });
+        // A second call (tests running several binaries' code) keeps the first.
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+    }
+
     /// The experiment's results directory, prepared for a run of
     /// `resolved_config` with these options (`--resume`, `--checkpoint-every`).
     pub fn run_dir(&self, experiment: &str, resolved_config: &str) -> Result<RunDir, String> {
@@ -137,6 +183,16 @@ impl CommonArgs {
             self.resume,
         )?
         .with_checkpoint_every(self.checkpoint_every))
+    }
+
+    /// `<figures dir>/<experiment>`, the stem of the `.png` and `.svg`.
+    pub fn figure_stem(&self, experiment: &str) -> PathBuf {
+        let dir = match &self.figures {
+            Some(dir) => dir.clone(),
+            None if self.out == Path::new("results") => PathBuf::from("paper-figures"),
+            None => self.out.clone(),
+        };
+        dir.join(experiment)
     }
 
     pub fn experiment_dir(&self, experiment: &str) -> PathBuf {

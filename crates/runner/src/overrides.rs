@@ -6,8 +6,9 @@
 /// such as `train.grad_clip_norm`) is added, tables on its path created, and
 /// [`check_applied`] later makes sure the config took it, so that a typo is
 /// an error rather than a silently ignored setting. The value is parsed as
-/// TOML, or taken as a string when it is not valid TOML.
-pub fn apply(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
+/// TOML, or taken as a string when it is not valid TOML. Returns whether
+/// the key was added.
+pub fn apply(table: &mut toml::Table, assignment: &str) -> Result<bool, String> {
     let (key, raw) = split(assignment)?;
     let value = parse_value(raw);
     let parts: Vec<&str> = key.split('.').collect();
@@ -37,8 +38,7 @@ pub fn apply(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
         }
         (_, value) => value,
     };
-    current.insert(last.to_string(), value);
-    Ok(())
+    Ok(current.insert(last.to_string(), value).is_none())
 }
 
 /// Fails unless every key set by `assignments` is in `resolved`, the config

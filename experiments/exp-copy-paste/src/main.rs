@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::{RnnLmConfig, tap_name};
 use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_guidance::{
-    ArmConfig, CopyPasteTask, PairsConfig, Progress, TrainConfig, TrainedStore, resolve_pairs,
+    ArmConfig, CopyPasteTask, PairsConfig, TrainConfig, TrainedStore, resolve_pairs,
 };
 use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
 use untrainable_tasks::CopyPaste;
@@ -33,15 +33,11 @@ const PRESETS: &[(Preset, &str)] = &[
     about = "Copy-paste: a 4-layer tanh RNN alone, guided by a trained 4-layer Transformer \
 decoder, and guided by an untrained one; the Transformer alone is trained and logged as arm \
 `guide`. Writes OUT/copy-paste/{metrics,summary}.parquet and config.toml, then draws \
-FIGURES/copy-paste.{png,svg}."
+<figures>/copy-paste.{png,svg}."
 )]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Directory for the figure, drawn from the results once training ends
-    /// (FIGURES/copy-paste.png and .svg; `paper-figures` redraws it alone).
-    #[arg(long, value_name = "FIGURES", default_value = "paper-figures")]
-    figures: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +153,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), String> {
     let args = &cli.common;
+    args.init_logging();
     let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
     config.validate()?;
     let seeds = args.seeds(config.seeds);
@@ -174,13 +171,9 @@ fn run(cli: &Cli) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let device = args.backend.device();
-    let progress = if args.quiet {
-        Progress::Quiet
-    } else {
-        Progress::Bar
-    };
+    let progress = args.progress();
     let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
-    eprintln!(
+    tracing::info!(
         "copy-paste: L in {}..={}, {} training / {} validation sequences, RNN {} params, \
          Transformer {} params, {} arms × {} seeds → {}",
         config.task.copy_paste.min_len,
@@ -215,7 +208,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     println!("{}\n", untrainable_results::summary_table(&summaries));
     println!("{}\n", untrainable_results::arm_table(&summaries));
     println!("wrote {}", run_dir.path().display());
-    let stem = cli.figures.join(EXPERIMENT);
+    let stem = args.figure_stem(EXPERIMENT);
     paper_figures::draw_copy_paste(&rows, &stem)
         .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
     println!("drew {}.png and .svg", stem.display());

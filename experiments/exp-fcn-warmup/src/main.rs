@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, Progress, TrainConfig, TrainedStore,
+    ArmConfig, ImageData, InputSpec, PairsConfig, TrainConfig, TrainedStore,
 };
 use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
@@ -32,7 +32,7 @@ const PRESETS: &[(Preset, &str)] = &[
     version,
     about = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early disconnect vs guided \
 (untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet and config.toml, \
-then draws FIGURES/fcn-warmup.{png,svg}."
+then draws <figures>/fcn-warmup.{png,svg}."
 )]
 struct Cli {
     #[command(flatten)]
@@ -41,10 +41,6 @@ struct Cli {
     /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Directory for the figure, drawn from the results once training ends
-    /// (FIGURES/fcn-warmup.png and .svg; `paper-figures` redraws it alone).
-    #[arg(long, value_name = "FIGURES", default_value = "paper-figures")]
-    figures: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +114,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), String> {
     let args = &cli.common;
+    args.init_logging();
     let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
     config.validate()?;
     let seeds = args.seeds(config.seeds);
@@ -141,13 +138,9 @@ fn run(cli: &Cli) -> Result<(), String> {
         input: &config.input,
     };
     let device = args.backend.device();
-    let progress = if args.quiet {
-        Progress::Quiet
-    } else {
-        Progress::Bar
-    };
+    let progress = args.progress();
     let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
-    eprintln!(
+    tracing::info!(
         "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
         train.len(),
         val.len(),
@@ -177,7 +170,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     println!("{}\n", untrainable_results::summary_table(&summaries));
     println!("{}\n", untrainable_results::arm_table(&summaries));
     println!("wrote {}", run_dir.path().display());
-    let stem = cli.figures.join(EXPERIMENT);
+    let stem = args.figure_stem(EXPERIMENT);
     paper_figures::draw_fcn_warmup(&rows, &stem)
         .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
     println!("drew {}.png and .svg", stem.display());

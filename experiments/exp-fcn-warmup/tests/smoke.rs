@@ -12,6 +12,8 @@ fn exp(args: &[&str]) -> Output {
     let figures = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_exp-fcn-warmup"));
     command.args(args);
+    // The tests read the run notes, which `--quiet` alone would hide.
+    command.env("UNTRAINABLE_LOG", "info");
     if !args.contains(&"--figures") {
         command.arg("--figures").arg(figures.path());
     }

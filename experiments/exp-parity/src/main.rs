@@ -11,16 +11,13 @@
 //! split of the same 80/10/10 generation instead (NOTES §3). The test
 //! examples are never read.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::ParityRnnConfig;
 use untrainable_arch_transformer::EncoderClassifierConfig;
-use untrainable_guidance::{
-    ArmConfig, PairsConfig, ParityTask, Progress, TrainConfig, TrainedStore,
-};
+use untrainable_guidance::{ArmConfig, PairsConfig, ParityTask, TrainConfig, TrainedStore};
 use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
 use untrainable_tasks::parity::{self, Parity};
 
@@ -37,15 +34,11 @@ const PRESETS: &[(Preset, &str)] = &[
     version,
     about = "Parity: a 1-layer Transformer encoder alone, guided by a trained 1-layer RNN, and \
 guided by an untrained one (the RNN alone is the arm `guide`). Writes \
-OUT/parity/{metrics,summary}.parquet and config.toml, then draws FIGURES/parity.{png,svg}."
+OUT/parity/{metrics,summary}.parquet and config.toml, then draws <figures>/parity.{png,svg}."
 )]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Directory for the figure, drawn from the results once training ends
-    /// (FIGURES/parity.png and .svg; `paper-figures` redraws it alone).
-    #[arg(long, value_name = "FIGURES", default_value = "paper-figures")]
-    figures: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +196,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), String> {
     let args = &cli.common;
+    args.init_logging();
     let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
     config.validate()?;
     let seeds = args.seeds(config.seeds);
@@ -220,13 +214,9 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let recipe = config.guide_recipe()?;
     let device = args.backend.device();
-    let progress = if args.quiet {
-        Progress::Quiet
-    } else {
-        Progress::Bar
-    };
+    let progress = args.progress();
     let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
-    eprintln!(
+    tracing::info!(
         "parity: {} training / {} validation bit strings of length {}..={} (pad {}), target {} \
          parameters, guide {} parameters, {} arms × {} seeds → {}",
         sizes.train,
@@ -262,7 +252,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     println!("{}\n", untrainable_results::summary_table(&summaries));
     println!("{}\n", untrainable_results::arm_table(&summaries));
     println!("wrote {}", run_dir.path().display());
-    let stem = cli.figures.join(EXPERIMENT);
+    let stem = args.figure_stem(EXPERIMENT);
     paper_figures::draw_parity(&rows, &stem)
         .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
     println!("drew {}.png and .svg", stem.display());
