@@ -6,6 +6,7 @@
 
 pub mod plot;
 pub mod stats;
+pub mod tables;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use paper_figures::tables::{TABLES, experiment_table};
 use paper_figures::{FIGURES, FigureError};
 
 #[derive(Parser)]
@@ -23,6 +24,10 @@ struct Args {
     /// same name are replaced.
     #[arg(long, value_name = "OUT", default_value = "paper-figures")]
     out: PathBuf,
+    /// The Markdown file of result tables, next to the paper's numbers;
+    /// default RESULTS/TABLES.md.
+    #[arg(long, value_name = "FILE")]
+    tables: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -67,9 +72,49 @@ fn main() -> ExitCode {
             path.display()
         );
     }
+    match write_tables(&args) {
+        Ok(Some(path)) => println!("wrote {}", path.display()),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("paper-figures: tables: {e}");
+            failed += 1;
+        }
+    }
     if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Writes one table per experiment whose results exist; `None` when none do.
+fn write_tables(args: &Args) -> Result<Option<PathBuf>, FigureError> {
+    let mut text = String::from(
+        "# Results\n\nWritten by `cargo run -p paper-figures` from the committed parquet files in \
+         `results/`; do not edit by hand. Values are mean ± sd over seeds; \"selected epoch\" is \
+         the epoch of lowest validation loss (the paper's model selection), and the test column \
+         reports that network on the held-out split. The paper column quotes NOTES §2.\n",
+    );
+    let mut any = false;
+    for table in TABLES {
+        let dir = args.results.join(table.experiment);
+        let (metrics, summary) = (dir.join("metrics.parquet"), dir.join("summary.parquet"));
+        if !metrics.exists() || !summary.exists() {
+            continue;
+        }
+        let metrics = untrainable_results::read_metrics(&metrics)?;
+        let summaries = untrainable_results::read_summary(&summary)?;
+        text += "\n";
+        text += &experiment_table(table, &metrics, &summaries);
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    let path = args
+        .tables
+        .clone()
+        .unwrap_or_else(|| args.results.join("TABLES.md"));
+    untrainable_results::write_atomic(&path, text.as_bytes())?;
+    Ok(Some(path))
 }

@@ -27,7 +27,7 @@ fn no_results_exits_non_zero_naming_the_paths_and_the_command() {
 }
 
 #[test]
-fn draws_from_a_results_directory_and_names_the_files() {
+fn draws_from_a_results_directory_and_names_the_files_and_the_tables() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let out = dir.path().join("figures");
@@ -45,7 +45,42 @@ fn draws_from_a_results_directory_and_names_the_files() {
             })
         })
         .collect();
+    let mut rows = rows;
+    // Each seed's accuracy at its selected epoch and on the test split.
+    for (seed, val, test) in [(0u64, 0.5, 0.6), (1, 0.7, 0.8)] {
+        let row = |split, value| untrainable_results::MetricRow {
+            experiment: "fcn-warmup".into(),
+            arm: "base".into(),
+            seed,
+            step: 20,
+            epoch: Some(1),
+            split,
+            metric: "accuracy".into(),
+            value,
+        };
+        rows.push(row(untrainable_results::Split::Val, val));
+        rows.push(row(untrainable_results::Split::Test, test));
+    }
     untrainable_results::write_metrics(results.join("fcn-warmup/metrics.parquet"), &rows).unwrap();
+    let summaries: Vec<_> = [0u64, 1]
+        .map(|seed| untrainable_results::SummaryRow {
+            experiment: "fcn-warmup".into(),
+            arm: "base".into(),
+            seed,
+            status: untrainable_results::Status::Ok,
+            status_step: None,
+            steps: 20,
+            final_train_loss: 0.1,
+            final_val_loss: 0.2,
+            best_val_loss: 0.2,
+            best_epoch: 1,
+            final_val_accuracy: 0.5,
+            best_val_accuracy: 0.5,
+            wall_seconds: 1.0,
+        })
+        .into();
+    untrainable_results::write_summary(results.join("fcn-warmup/summary.parquet"), &summaries)
+        .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_paper-figures"))
         .arg("--results")
         .arg(&results)
@@ -64,6 +99,12 @@ fn draws_from_a_results_directory_and_names_the_files() {
         assert!(path.exists());
         assert!(stdout.contains(&path.display().to_string()), "{stdout}");
     }
+    let tables = std::fs::read_to_string(results.join("TABLES.md")).unwrap();
+    // Test 60 and 80 %, selected epoch 50 and 70 %: means 70 and 60, sd √200.
+    assert!(
+        tables.contains("| base | 2 | 70.00 ± 14.14 | 60.00 ± 14.14 | – |"),
+        "{tables}"
+    );
 }
 
 #[test]
