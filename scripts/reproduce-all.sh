@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs every experiment at one preset, then draws every figure and writes
+# results/TABLES.md.
+#
+#   scripts/reproduce-all.sh [smoke|cpu|paper] [--out DIR]
+#
+# Each experiment runs with --resume: after an interruption (Ctrl-C, a
+# killed machine) the same command keeps every finished (arm, seed) run,
+# continues the one it was in from its last checkpoint, and runs the rest.
+# One line per experiment says where the whole run stands; each
+# experiment's own output goes to DIR/logs/<experiment>.log.
+#
+# DIR defaults to results/ for the cpu preset (the committed reproduction)
+# and to results-<preset>/ otherwise, so a smoke or paper run never mixes
+# with the committed results. Figures go to paper-figures/ for results/,
+# else to DIR/figures/.
+#
+# UNTRAINABLE_BIN_DIR names a directory of already built binaries (tests
+# use it); otherwise the workspace is built first.
+set -euo pipefail
+
+usage() {
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+PRESET=cpu
+OUT=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    smoke | cpu | paper) PRESET="$1" ;;
+    --out) OUT="${2:?--out needs a directory}"; shift ;;
+    --out=*) OUT="${1#--out=}" ;;
+    -h | --help) usage; exit 0 ;;
+    *)
+      echo "reproduce-all: unknown argument '$1'; expected smoke, cpu or paper, and optionally --out DIR" >&2
+      exit 2
+      ;;
+  esac
+  shift
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if [[ -z "$OUT" ]]; then
+  if [[ "$PRESET" == cpu ]]; then OUT=results; else OUT="results-$PRESET"; fi
+fi
+if [[ "$OUT" == results ]]; then FIGURES=paper-figures; else FIGURES="$OUT/figures"; fi
+
+if [[ -n "${UNTRAINABLE_BIN_DIR:-}" ]]; then
+  BIN="$UNTRAINABLE_BIN_DIR"
+else
+  echo "reproduce-all: building the workspace (the dev profile is optimised)"
+  cargo build --workspace --quiet
+  BIN="$ROOT/target/debug"
+fi
+
+EXPERIMENTS=()
+for manifest in experiments/exp-*/Cargo.toml; do
+  EXPERIMENTS+=("$(basename "$(dirname "$manifest")")")
+done
+TOTAL=${#EXPERIMENTS[@]}
+mkdir -p "$OUT/logs"
+
+stamp() { date +%H:%M:%S; }
+START=$(date +%s)
+i=0
+for exp in "${EXPERIMENTS[@]}"; do
+  i=$((i + 1))
+  log="$OUT/logs/$exp.log"
+  echo "[$i/$TOTAL] $(stamp) $exp ($PRESET): running, log in $log"
+  began=$(date +%s)
+  # An experiment writes into OUT/<name without exp->; resume only what exists.
+  RESUME=()
+  [[ -f "$OUT/${exp#exp-}/config.toml" ]] && RESUME=(--resume)
+  # Run notes (kept runs, epochs) go to the log; --quiet hides the progress bars.
+  if ! UNTRAINABLE_LOG=info "$BIN/$exp" --preset "$PRESET" "${RESUME[@]}" --quiet --out "$OUT" --figures "$FIGURES" \
+    >"$log" 2>&1; then
+    echo "[$i/$TOTAL] $(stamp) $exp: FAILED after $(($(date +%s) - began)) s; the end of $log:" >&2
+    tail -n 20 "$log" >&2
+    echo "Fix the cause and run the same command again: finished runs are kept." >&2
+    exit 1
+  fi
+  kept=$(grep -c "kept from the earlier run" "$log" || true)
+  echo "[$i/$TOTAL] $(stamp) $exp: done in $(($(date +%s) - began)) s ($kept runs kept from before)"
+done
+
+echo "reproduce-all: drawing the figures into $FIGURES and the tables into $OUT/TABLES.md"
+"$BIN/paper-figures" --results "$OUT" --out "$FIGURES" >"$OUT/logs/paper-figures.log" 2>&1 || {
+  cat "$OUT/logs/paper-figures.log" >&2
+  exit 1
+}
+echo "reproduce-all: all $TOTAL experiments done in $(($(date +%s) - START)) s"
