@@ -570,17 +570,25 @@ where
             let task_loss = task.loss(output.clone(), &targets);
             let task_value = task_loss.clone().into_scalar::<f64>();
             let mut loss = task_loss;
+            // The terms of this step, for the log and the progress bar.
+            let mut terms = vec![("task", task_value)];
             if let Some((distill, teacher)) = teacher {
                 let term = distillation_loss(output, teacher, distill.temperature);
-                log.step(step, "distill_loss", term.clone().into_scalar::<f64>());
+                let value = term.clone().into_scalar::<f64>();
+                log.step(step, "distill_loss", value);
+                terms.push(("distill", value));
                 loss = loss.mul_scalar(1.0 - distill.weight) + term.mul_scalar(distill.weight);
             }
             if let Some(term) = term {
-                log.step(step, "guidance_loss", term.clone().into_scalar::<f64>());
+                let value = term.clone().into_scalar::<f64>();
+                log.step(step, "guidance_loss", value);
+                terms.push(("guidance", value));
                 loss = loss + term.mul_scalar(config.alpha);
             }
             if let Some((weight, term)) = hint_term {
-                log.step(step, "hint_loss", term.clone().into_scalar::<f64>());
+                let value = term.clone().into_scalar::<f64>();
+                log.step(step, "hint_loss", value);
+                terms.push(("hint", value));
                 loss = loss + term.mul_scalar(weight);
             }
             train_loss = loss.clone().into_scalar::<f64>();
@@ -643,8 +651,10 @@ where
                 log.row(step, None, Split::Val, "accuracy", accuracy);
             }
             bar.inc(1);
+            let terms: Vec<String> = terms.iter().map(|(n, v)| format!("{n} {v:.3}")).collect();
             bar.set_message(format!(
-                "epoch {epoch} loss {train_loss:.3} ce {task_value:.3}"
+                "epoch {epoch} loss {train_loss:.3} ({})",
+                terms.join(", ")
             ));
         }
         let best_before = log.best.0;
