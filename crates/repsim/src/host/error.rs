@@ -98,6 +98,16 @@ pub enum RepsimError {
         layer: usize,
         source: Box<RepsimError>,
     },
+    /// Two examples are the same point, so the ratio of neighbour distances
+    /// that TwoNN needs is undefined.
+    DuplicateExamples {
+        matrix: &'static str,
+        first: usize,
+        second: usize,
+    },
+    /// Both classifiers are always right, or both always wrong: their
+    /// agreement expected by chance is 1, so error consistency is undefined.
+    ChanceAgreementIsOne { accuracy_a: f64, accuracy_b: f64 },
 }
 
 impl fmt::Display for RepsimError {
@@ -217,6 +227,24 @@ impl fmt::Display for RepsimError {
                 layer,
                 source,
             } => write!(f, "layer {layer} of side {side}: {source}"),
+            DuplicateExamples {
+                matrix,
+                first,
+                second,
+            } => write!(
+                f,
+                "{matrix}: rows {first} and {second} are the same point; TwoNN needs distinct \
+                 examples (drop duplicates first)"
+            ),
+            ChanceAgreementIsOne {
+                accuracy_a,
+                accuracy_b,
+            } => write!(
+                f,
+                "error consistency is undefined for accuracies {accuracy_a} and {accuracy_b}: \
+                 when both classifiers are always right (or both always wrong) there are no \
+                 errors to compare"
+            ),
         }
     }
 }

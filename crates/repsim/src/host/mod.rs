@@ -20,6 +20,10 @@
 //! | [`ridge_similarity`] | similarity | [0, 1] | rotation, scaling, translation, example permutation | no |
 //! | [`mutual_knn_similarity`] | similarity | [0, 1] | rotation, scaling, example permutation | yes |
 //!
+//! Beside them, for the paper's analyses: [`error_consistency`] (Cohen's κ
+//! of two classifiers' per-example correctness) and [`twonn_dimension`]
+//! (intrinsic dimension of one representation).
+//!
 //! "Rotation" is an orthogonal map of the features, "scaling" multiplication
 //! by a non-zero constant, "translation" adding one vector to every example;
 //! the example permutation is applied to both arguments.
@@ -28,6 +32,7 @@
 //! nalgebra's; [`Matrix`] stays the public type and is converted at the
 //! boundary.
 
+mod behaviour;
 mod cca;
 mod cka;
 mod error;
@@ -35,7 +40,9 @@ mod knn;
 mod procrustes;
 mod ridge;
 mod rsa;
+mod twonn;
 
+pub use behaviour::{error_consistency, error_consistency_matrix};
 pub use cca::{DEFAULT_SVCCA_VARIANCE, cca_similarity, pwcca_similarity, svcca_similarity};
 pub use cka::{
     DEFAULT_RBF_THRESHOLD, MinibatchCka, linear_cka_biased, linear_cka_debiased, rbf_cka,
@@ -47,6 +54,7 @@ pub(crate) use procrustes::psd_power;
 pub use procrustes::{angular_procrustes_distance, procrustes_distance};
 pub use ridge::{DEFAULT_RIDGE_LAMBDA, ridge_similarity};
 pub use rsa::{RdmComparison, RdmDistance, pairwise_distances, rsa_similarity};
+pub use twonn::{DEFAULT_TWONN_DISCARD, twonn_dimension};
 
 use nalgebra::DMatrix;
 
