@@ -5,6 +5,7 @@
 //! Turning them into tensors is the training crate's job, so this crate
 //! does not depend on burn.
 
+pub mod augment;
 pub mod batches;
 pub mod copy_paste;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod sequence;
 pub mod sotu;
 pub mod tokenizer;
 
+pub use augment::Augment;
 pub use batches::epoch_batches;
 pub use copy_paste::CopyPaste;
 pub use error::{DataError, SETUP_COMMAND, SearchedPlace};
