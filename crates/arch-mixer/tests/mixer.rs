@@ -122,6 +122,7 @@ where
         channels: 1,
         mean: 0.3,
         std: 0.3,
+        augment: Default::default(),
     };
     let data = ImageData {
         train: &train,

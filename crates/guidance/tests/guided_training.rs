@@ -82,6 +82,7 @@ fn input() -> InputSpec {
         channels: 1,
         mean: 0.3,
         std: 0.3,
+        augment: Default::default(),
     }
 }
 
