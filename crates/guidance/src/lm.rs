@@ -1,0 +1,393 @@
+//! Language modelling (NOTES §2.2) as a trainer [`Task`]: the windows of a
+//! corpus's token streams ([`LmData`], [`LmStream::windows`]) are the
+//! examples; every position predicts the next token; the loss is the mean
+//! next-token cross-entropy and the score counts every token.
+//!
+//! # Word-level perplexity
+//!
+//! The paper reports word-level perplexity, `exp(total token NLL / words)`
+//! (NOTES §2.2). The trainer's [`evaluate`](crate::evaluate) gives the mean
+//! token NLL over every window of a part, that is `total NLL / tokens` with
+//! `tokens = windows · context`. The task knows how many tokens and words
+//! its windows of each part score ([`LmTask::tokens`], [`LmTask::words`];
+//! a word is counted in the window holding its first token, see
+//! [`LmStream`]), so [`LmTask::perplexity`] turns that mean into both
+//! perplexities exactly, and [`LmTask::perplexity_rows`] adds them to a
+//! run's metric rows (`token_ppl`, `word_ppl`) next to every validation and
+//! test `loss`. No change to [`Score`] or the training loop is needed.
+
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use untrainable_core::TokenBatch;
+use untrainable_results::{MetricRow, Split as ResultSplit};
+use untrainable_tasks::sequence::Split;
+use untrainable_tasks::sotu::{LmData, LmStream, Perplexity};
+
+use crate::sequence::{TokenTargets, masked_cross_entropy, masked_score};
+use crate::task::{Part, Score, Task};
+
+/// Metric name of token-level perplexity, `exp(mean token NLL)`.
+pub const TOKEN_PPL: &str = "token_ppl";
+/// Metric name of word-level perplexity, `exp(total token NLL / words)`,
+/// the paper's measure.
+pub const WORD_PPL: &str = "word_ppl";
+
+/// How many windows of each split a run uses, spread evenly over the
+/// split's stream; 0 takes every window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowCounts {
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+}
+
+impl WindowCounts {
+    /// Every window of every split.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    fn of(&self, split: Split) -> usize {
+        match split {
+            Split::Train => self.train,
+            Split::Val => self.val,
+            Split::Test => self.test,
+        }
+    }
+}
+
+fn split_of(part: Part) -> Split {
+    match part {
+        Part::Train => Split::Train,
+        Part::Val => Split::Val,
+        Part::Test => Split::Test,
+    }
+}
+
+fn index(split: Split) -> usize {
+    match split {
+        Split::Train => 0,
+        Split::Val => 1,
+        Split::Test => 2,
+    }
+}
+
+/// `count` window indices out of `available`, evenly spaced from 0
+/// (`⌊k · available / count⌋`), all of them when `count` is 0.
+fn spread(count: usize, available: usize) -> Vec<usize> {
+    if count == 0 || count >= available {
+        return (0..available).collect();
+    }
+    (0..count).map(|k| k * available / count).collect()
+}
+
+/// Next-token prediction over the non-overlapping windows of `context`
+/// tokens of each split's stream.
+#[derive(Debug, Clone)]
+pub struct LmTask {
+    pub data: LmData,
+    pub context: usize,
+    /// Window indices (into `data.<split>.windows(context)`) of train, val, test.
+    chosen: [Vec<usize>; 3],
+    /// Words scored by the chosen windows of each split.
+    words: [usize; 3],
+}
+
+impl LmTask {
+    /// The task over `counts` windows of each split of `data`.
+    ///
+    /// # Errors
+    /// `context` is 0, a split has fewer windows than asked for, or no
+    /// window at all.
+    pub fn new(data: LmData, context: usize, counts: WindowCounts) -> Result<Self, String> {
+        if context == 0 {
+            return Err("lm.context must be at least 1".into());
+        }
+        let mut chosen: [Vec<usize>; 3] = Default::default();
+        let mut words = [0; 3];
+        for split in Split::ALL {
+            let windows = data.stream(split).windows(context);
+            let (asked, available) = (counts.of(split), windows.len());
+            if available == 0 {
+                return Err(format!(
+                    "the {} split has {} tokens: not one window of lm.context = {context}",
+                    split.name(),
+                    data.stream(split).tokens.len()
+                ));
+            }
+            if asked > available {
+                return Err(format!(
+                    "windows.{} = {asked} but the {} split has only {available} windows of \
+                     lm.context = {context} tokens; set windows.{} ≤ {available} (0 takes all)",
+                    split.name(),
+                    split.name(),
+                    split.name()
+                ));
+            }
+            let idx = spread(asked, available);
+            words[index(split)] = idx.iter().map(|&i| windows.get(i).words).sum();
+            chosen[index(split)] = idx;
+        }
+        Ok(Self {
+            data,
+            context,
+            chosen,
+            words,
+        })
+    }
+
+    /// Token ids the networks read and predict.
+    pub fn vocab_size(&self) -> usize {
+        self.data.tokenizer.vocab_size()
+    }
+
+    /// Tokens scored over all windows of `part`: `windows · context`.
+    pub fn tokens(&self, part: Part) -> usize {
+        self.chosen[index(split_of(part))].len() * self.context
+    }
+
+    /// Words whose first token is scored by a window of `part`.
+    pub fn words(&self, part: Part) -> usize {
+        self.words[index(split_of(part))]
+    }
+
+    fn stream(&self, part: Part) -> &LmStream {
+        self.data.stream(split_of(part))
+    }
+
+    /// Token- and word-level perplexity of `part` from its mean token NLL
+    /// (natural log) over all its windows, as [`evaluate`](crate::evaluate)
+    /// returns it.
+    pub fn perplexity(&self, part: Part, mean_token_nll: f64) -> Perplexity {
+        let tokens = self.tokens(part);
+        Perplexity::new(mean_token_nll * tokens as f64, tokens, self.words(part))
+    }
+
+    /// Rows of [`TOKEN_PPL`] and [`WORD_PPL`] for every validation and test
+    /// `loss` row of `rows` (which must come from this task), with the same
+    /// experiment, arm, seed, step, epoch and split.
+    pub fn perplexity_rows(&self, rows: &[MetricRow]) -> Vec<MetricRow> {
+        let mut out = Vec::new();
+        for row in rows.iter().filter(|r| r.metric == "loss") {
+            let part = match row.split {
+                ResultSplit::Val => Part::Val,
+                ResultSplit::Test => Part::Test,
+                ResultSplit::Train => continue,
+            };
+            let ppl = self.perplexity(part, row.value);
+            for (metric, value) in [(TOKEN_PPL, ppl.token), (WORD_PPL, ppl.word)] {
+                out.push(MetricRow {
+                    metric: metric.into(),
+                    value,
+                    ..row.clone()
+                });
+            }
+        }
+        out
+    }
+}
+
+impl Task for LmTask {
+    type Input = TokenBatch;
+    type Targets = TokenTargets;
+
+    fn len(&self, part: Part) -> usize {
+        self.chosen[index(split_of(part))].len()
+    }
+
+    /// Windows `indices` of `part`: inputs `(batch, context)`, targets the
+    /// same tokens shifted by one, row `b · context + t`, every row scored.
+    fn batch(&self, part: Part, indices: &[usize], device: &Device) -> (TokenBatch, TokenTargets) {
+        let windows = self.stream(part).windows(self.context);
+        let chosen = &self.chosen[index(split_of(part))];
+        let n = indices.len() * self.context;
+        let (mut rows, mut ids) = (Vec::with_capacity(indices.len()), Vec::with_capacity(n));
+        for &i in indices {
+            let w = windows.get(chosen[i]);
+            rows.push(w.input.iter().map(|&t| t as i64).collect::<Vec<i64>>());
+            ids.extend(w.target.iter().map(|&t| t as i64));
+        }
+        let targets = TokenTargets {
+            ids: Tensor::from_data(TensorData::new(ids, [n]), device),
+            weights: Tensor::ones([n], device),
+        };
+        // Every window is `context` long: nothing is padded.
+        (TokenBatch::from_rows(&rows, 0, device), targets)
+    }
+
+    /// Token ids uniform over the vocabulary, `context` per sequence.
+    fn noise(&self, batch_size: usize, device: &Device) -> TokenBatch {
+        let vocab = self.vocab_size();
+        let ids = Tensor::<2>::random(
+            [batch_size, self.context],
+            Distribution::Uniform(0.0, vocab as f64),
+            device,
+        )
+        .floor()
+        .clamp(0.0, (vocab - 1) as f64)
+        .int();
+        TokenBatch {
+            ids,
+            lengths: vec![self.context; batch_size],
+        }
+    }
+
+    fn loss(&self, output: Tensor<2>, targets: &TokenTargets) -> Tensor<1> {
+        masked_cross_entropy(output, targets)
+    }
+
+    fn score(&self, output: Tensor<2>, targets: &TokenTargets) -> Score {
+        masked_score(output, targets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use untrainable_core::to_vec;
+    use untrainable_tasks::sotu::{LmSplits, SplitFractions};
+    use untrainable_tasks::tokenizer::SubwordTokenizer;
+
+    const TEXTS: [&str; 6] = [
+        "the cat sat on the mat and the dog sat on the log",
+        "fellow citizens of the senate and the house of representatives",
+        "the state of the union is strong and the year was good",
+        "we the people in order to form a more perfect union",
+        "a house divided against itself cannot stand",
+        "ask not what your country can do for you",
+    ];
+
+    fn data() -> LmData {
+        let tokenizer = SubwordTokenizer::train(&TEXTS[..4], 300);
+        let stream = |idx: &[usize]| LmStream::build(&tokenizer, idx.iter().map(|&i| TEXTS[i]));
+        LmData {
+            splits: LmSplits {
+                seed: 0,
+                fractions: SplitFractions {
+                    train: 4.0 / 6.0,
+                    val: 1.0 / 6.0,
+                    test: 1.0 / 6.0,
+                },
+                train: vec![0, 1, 2, 3],
+                val: vec![4],
+                test: vec![5],
+            },
+            train: stream(&[0, 1, 2, 3]),
+            val: stream(&[4]),
+            test: stream(&[5]),
+            tokenizer,
+        }
+    }
+
+    #[test]
+    fn spread_is_even_and_takes_all_for_zero() {
+        assert_eq!(spread(0, 5), vec![0, 1, 2, 3, 4]);
+        assert_eq!(spread(9, 5), vec![0, 1, 2, 3, 4]);
+        assert_eq!(spread(2, 10), vec![0, 5]);
+        assert_eq!(spread(3, 10), vec![0, 3, 6]);
+    }
+
+    #[test]
+    fn batches_are_windows_and_their_next_tokens() {
+        let device = Device::flex();
+        let task = LmTask::new(data(), 4, WindowCounts::all()).unwrap();
+        let windows = task.data.train.windows(4);
+        assert_eq!(task.len(Part::Train), windows.len());
+        let (input, targets) = task.batch(Part::Train, &[1, 0], &device);
+        assert_eq!(input.ids.dims(), [2, 4]);
+        assert_eq!(input.lengths, vec![4, 4]);
+        let ids: Vec<i64> = input.ids.into_data().convert::<i64>().try_to_vec().unwrap();
+        let want: Vec<i64> = [windows.get(1).input, windows.get(0).input]
+            .concat()
+            .iter()
+            .map(|&t| t as i64)
+            .collect();
+        assert_eq!(ids, want);
+        let next: Vec<i64> = targets
+            .ids
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
+        let want: Vec<i64> = [windows.get(1).target, windows.get(0).target]
+            .concat()
+            .iter()
+            .map(|&t| t as i64)
+            .collect();
+        assert_eq!(next, want);
+        assert!(to_vec(targets.weights).iter().all(|&w| w == 1.0));
+        let noise = task.noise(3, &device);
+        assert_eq!(noise.ids.dims(), [3, 4]);
+    }
+
+    #[test]
+    fn counts_pick_evenly_spread_windows_and_their_words() {
+        let full = LmTask::new(data(), 3, WindowCounts::all()).unwrap();
+        let windows = full.data.train.windows(3);
+        assert_eq!(full.tokens(Part::Train), windows.scored_tokens());
+        assert_eq!(full.words(Part::Train), windows.scored_words());
+        let counts = WindowCounts {
+            train: 2,
+            val: 0,
+            test: 1,
+        };
+        let task = LmTask::new(data(), 3, counts).unwrap();
+        assert_eq!(task.len(Part::Train), 2);
+        assert_eq!(task.tokens(Part::Train), 6);
+        let half = windows.len() / 2;
+        assert_eq!(
+            task.words(Part::Train),
+            windows.get(0).words + windows.get(half).words
+        );
+        assert_eq!(task.len(Part::Val), full.len(Part::Val));
+        assert_eq!(task.len(Part::Test), 1);
+
+        let too_many = WindowCounts {
+            val: 1000,
+            ..WindowCounts::all()
+        };
+        let err = LmTask::new(data(), 3, too_many).unwrap_err();
+        assert!(err.contains("windows.val = 1000"), "{err}");
+        let err = LmTask::new(data(), 10_000, WindowCounts::all()).unwrap_err();
+        assert!(err.contains("not one window"), "{err}");
+    }
+
+    #[test]
+    fn perplexity_rows_follow_every_val_and_test_loss() {
+        let task = LmTask::new(data(), 3, WindowCounts::all()).unwrap();
+        let row = |split, metric: &str, value| MetricRow {
+            experiment: "lm".into(),
+            arm: "small/base".into(),
+            seed: 2,
+            step: 7,
+            epoch: Some(1),
+            split,
+            metric: metric.into(),
+            value,
+        };
+        let rows = vec![
+            row(ResultSplit::Train, "loss", 9.0),
+            row(ResultSplit::Val, "loss", 2.0),
+            row(ResultSplit::Val, "accuracy", 0.5),
+            row(ResultSplit::Test, "loss", 3.0),
+        ];
+        let ppl = task.perplexity_rows(&rows);
+        assert_eq!(ppl.len(), 4);
+        let (tokens, words) = (task.tokens(Part::Val) as f64, task.words(Part::Val) as f64);
+        assert_eq!(ppl[0].metric, TOKEN_PPL);
+        assert!((ppl[0].value - 2f64.exp()).abs() < 1e-12);
+        assert_eq!(ppl[1].metric, WORD_PPL);
+        assert!((ppl[1].value - (2.0 * tokens / words).exp()).abs() < 1e-9);
+        assert_eq!(
+            (ppl[1].arm.as_str(), ppl[1].seed, ppl[1].step, ppl[1].epoch),
+            ("small/base", 2, 7, Some(1))
+        );
+        let (tokens, words) = (
+            task.tokens(Part::Test) as f64,
+            task.words(Part::Test) as f64,
+        );
+        assert_eq!(ppl[3].split, ResultSplit::Test);
+        assert!((ppl[3].value - (3.0 * tokens / words).exp()).abs() < 1e-9);
+    }
+}
