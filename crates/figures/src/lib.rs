@@ -134,6 +134,11 @@ pub const FIGURES: &[ExperimentFigure] = &[
         producer: "cargo run -p exp-parity",
         draw: draw_parity,
     },
+    ExperimentFigure {
+        experiment: "lm",
+        producer: "cargo run -p exp-lm",
+        draw: draw_lm,
+    },
 ];
 
 /// "3 seeds", or "2–3 seeds" when arms differ.
@@ -178,6 +183,101 @@ pub fn draw_copy_paste(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Fig
 /// parity (paper §2.2, Table 2): the training curves of [`draw_training_curves`].
 pub fn draw_parity(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
     draw_training_curves("parity", metrics, out_stem)
+}
+
+/// lm (paper §2.2, LM columns of Table 2): for the small (4-layer) and the
+/// large (6-layer) RNN in turn, (a) the training task loss per step, binned,
+/// and (b) the validation word-level perplexity (`word_ppl`) per epoch, of
+/// the arms `<target>/<arm>` and of the Transformer trained alone (`guide`)
+/// for reference. One colour per arm role (base, trained guide, untrained
+/// guide, guide alone) in all panels; line = mean over seeds, band = ±1 sd.
+pub fn draw_lm(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
+    const TARGETS: [(&str, &str); 2] = [("small", "4-layer"), ("large", "6-layer")];
+    let train = train_metric(metrics);
+    let is_train =
+        |r: &MetricRow| r.split == Split::Train && r.epoch.is_none() && r.metric == train;
+    let is_ppl =
+        |r: &MetricRow| r.split == Split::Val && r.epoch.is_some() && r.metric == "word_ppl";
+    if !metrics.iter().any(is_ppl) {
+        return Err(FigureError::NoData {
+            experiment: "lm".into(),
+            expected: "per-epoch validation `word_ppl` rows".into(),
+        });
+    }
+    let arms = arms_in_order(metrics);
+    // The role of an arm: what follows `<target>/`, or the arm itself.
+    let role = |arm: &str| arm.split_once('/').map_or(arm, |(_, r)| r).to_string();
+    let mut roles: Vec<String> = Vec::new();
+    for arm in &arms {
+        if !roles.contains(&role(arm)) {
+            roles.push(role(arm));
+        }
+    }
+    // The Transformer alone, the reference, last.
+    roles.sort_by_key(|r| r == "guide");
+    let color = |arm: &str| arm_color(roles.iter().position(|r| *r == role(arm)).unwrap_or(0));
+    let bins = StepBins::spanning(metrics, is_train, STEP_BINS);
+    let bin_note = match bins {
+        Some(b) if b.width > 1 => format!(" (means of {} steps)", b.width),
+        _ => String::new(),
+    };
+    let epoch = |r: &MetricRow| r.epoch.map(u64::from);
+    let mut panels = Vec::new();
+    for (i, (target, depth)) in TARGETS.iter().enumerate() {
+        let prefix = format!("{target}/");
+        let shown: Vec<&String> = arms
+            .iter()
+            .filter(|a| a.starts_with(&prefix) || !a.contains('/'))
+            .collect();
+        let curves = |bands: &dyn Fn(&str) -> Vec<stats::Band>| -> Vec<Curve> {
+            shown
+                .iter()
+                .map(|arm| Curve {
+                    label: (*arm).clone(),
+                    color: color(arm),
+                    bands: bands(arm),
+                })
+                .collect()
+        };
+        let letter = |k: usize| char::from(b'a' + (2 * i + k) as u8);
+        panels.push(Panel {
+            title: format!(
+                "({}) {target} ({depth}) RNN: training loss{bin_note}",
+                letter(0)
+            ),
+            x_label: "step".into(),
+            y_label: "task loss".into(),
+            curves: curves(&|arm| {
+                bins.map(|b| binned_mean_sd(metrics, arm, is_train, &b))
+                    .unwrap_or_default()
+            }),
+            y_bounds: (0.0, f64::INFINITY),
+            empty_note: "no per-step training loss rows".into(),
+        });
+        panels.push(Panel {
+            title: format!("({}) {target} RNN: validation perplexity", letter(1)),
+            x_label: "epoch".into(),
+            y_label: "word-level perplexity".into(),
+            curves: curves(&|arm| mean_sd_by_x(metrics, arm, is_ppl, epoch)),
+            y_bounds: (1.0, f64::INFINITY),
+            empty_note: "no validation word_ppl rows".into(),
+        });
+    }
+    let figure = Figure {
+        caption: format!(
+            "lm: RNN language models guided by a Transformer, mean over {}, band = ±1 sd",
+            seed_phrase(&seeds_per_arm(metrics, &arms))
+        ),
+        legend: roles
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.clone(), arm_color(i)))
+            .collect(),
+        panels,
+        size: (2400, 600),
+    };
+    plot::render(&figure, out_stem)?;
+    Ok(())
 }
 
 /// The curves of the paper's training figure: (a) training loss per step
@@ -300,6 +400,53 @@ mod tests {
             train_metric(&[row("loss", None), row("task_loss", Some(1))]),
             "loss"
         );
+    }
+
+    #[test]
+    fn lm_figure_draws_both_targets_and_needs_word_perplexity() {
+        let row = |arm: &str, seed, step, epoch, split, metric: &str, value| MetricRow {
+            experiment: "lm".into(),
+            arm: arm.into(),
+            seed,
+            step,
+            epoch,
+            split,
+            metric: metric.into(),
+            value,
+        };
+        let mut rows = Vec::new();
+        for arm in ["guide", "small/base", "small/trained-guide", "large/base"] {
+            for seed in 0..2 {
+                for step in 0..10 {
+                    let loss = 6.0 - 0.1 * step as f64 + 0.05 * seed as f64;
+                    rows.push(row(arm, seed, step, None, Split::Train, "task_loss", loss));
+                }
+                for epoch in 1..=3 {
+                    let ppl = 300.0 / epoch as f64 + seed as f64;
+                    rows.push(row(arm, seed, 10, Some(epoch), Split::Val, "word_ppl", ppl));
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("lm");
+        draw_lm(&rows, &stem).unwrap();
+        for ext in ["png", "svg"] {
+            let size = std::fs::metadata(dir.path().join(format!("lm.{ext}")))
+                .unwrap()
+                .len();
+            assert!(size > 1000, "lm.{ext}: {size} bytes");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("lm.svg")).unwrap();
+        for text in [
+            "small (4-layer) RNN",
+            "large (6-layer) RNN",
+            "word-level perplexity",
+        ] {
+            assert!(svg.contains(text), "no `{text}` in the figure");
+        }
+        rows.retain(|r| r.metric != "word_ppl");
+        let err = draw_lm(&rows, &stem).unwrap_err();
+        assert!(err.to_string().contains("word_ppl"), "{err}");
     }
 
     #[test]

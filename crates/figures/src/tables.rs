@@ -58,6 +58,23 @@ pub const TABLES: &[ExperimentTable] = &[
             ("guide", "100"),
         ],
     },
+    ExperimentTable {
+        experiment: "lm",
+        title: "Language modelling: 4-layer (small) and 6-layer (large) RNN guided by a 4-layer \
+                Transformer (NOTES §2.2; State of the Union here, WikiText-103 in the paper)",
+        metric: "word_ppl",
+        label: "word-level perplexity",
+        scale: 1.0,
+        paper: &[
+            ("small/base", "69.19 ± 1.89"),
+            ("small/trained-guide", "40.01 ± 1.54"),
+            ("small/untrained-guide", "59.61 ± 2.33"),
+            ("large/base", "89.13 ± 2.00"),
+            ("large/trained-guide", "36.91 ± 1.04"),
+            ("large/untrained-guide", "47.17 ± 2.50"),
+            ("guide", "34.15 (small table), 33.10 (large)"),
+        ],
+    },
 ];
 
 /// One Markdown section: per arm, the number of seeds, the metric on the
