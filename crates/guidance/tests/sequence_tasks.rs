@@ -397,29 +397,19 @@ fn distillation_loss_by_hand() {
     );
 }
 
-/// A distillation arm pulls the student's outputs towards the teacher's.
-#[test]
-fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
-    let _seeded = seeded();
-    let device = Device::flex();
-    seed(&device, 8);
-    let config = RnnLmConfig {
+/// A 2-layer RNN of width 16, small enough to train in a test.
+fn tiny_rnn() -> RnnLmConfig {
+    RnnLmConfig {
         embedding: 8,
         hidden: 16,
         layers: 2,
         ..RnnLmConfig::copy_paste_cpu()
-    };
-    let teacher = Guide::new(config.init(&device));
-    let distill = DistillConfig {
-        temperature: 2.0,
-        weight: 1.0,
-    };
-    let arm = ArmConfig {
-        distill: Some(distill),
-        ..ArmConfig::plain("distill")
-    };
-    assert!(arm.validate().is_ok());
-    let train_config = TrainConfig {
+    }
+}
+
+/// Four epochs of 8 steps, Adam at 10⁻², no guidance weight.
+fn four_short_epochs() -> TrainConfig {
+    TrainConfig {
         epochs: 4,
         batch_size: 8,
         learning_rate: 1e-2,
@@ -432,7 +422,27 @@ fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+    }
+}
+
+/// A distillation arm pulls the student's outputs towards the teacher's.
+#[test]
+fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
+    let _seeded = seeded();
+    let device = Device::flex();
+    seed(&device, 8);
+    let config = tiny_rnn();
+    let teacher = Guide::new(config.init(&device));
+    let distill = DistillConfig {
+        temperature: 2.0,
+        weight: 1.0,
     };
+    let arm = ArmConfig {
+        distill: Some(distill),
+        ..ArmConfig::plain("distill")
+    };
+    assert!(arm.validate().is_ok());
+    let train_config = four_short_epochs();
     let run = train_arm(
         "test",
         &arm,
@@ -476,12 +486,7 @@ fn a_hinted_arm_lowers_its_term_and_cannot_also_be_guided() {
     let _seeded = seeded();
     let device = Device::flex();
     seed(&device, 8);
-    let config = RnnLmConfig {
-        embedding: 8,
-        hidden: 16,
-        layers: 2,
-        ..RnnLmConfig::copy_paste_cpu()
-    };
+    let config = tiny_rnn();
     let teacher = Guide::new(config.init(&device));
     let target = config.init(&device);
     let pairs = resolve_pairs(
@@ -500,20 +505,7 @@ fn a_hinted_arm_lowers_its_term_and_cannot_also_be_guided() {
         ..ArmConfig::plain("fitnet")
     };
     assert!(arm.validate().is_ok());
-    let train_config = TrainConfig {
-        epochs: 4,
-        batch_size: 8,
-        learning_rate: 1e-2,
-        alpha: 0.0,
-        distance: Distance::LinearCka,
-        reduction: Reduction::Sum,
-        max_steps: 0,
-        eval_batch_size: 16,
-        weight_decay: 0.0,
-        grad_clip_norm: None,
-        lr_decay: None,
-        eval_every_steps: None,
-    };
+    let train_config = four_short_epochs();
     let run = train_arm(
         "test",
         &arm,
