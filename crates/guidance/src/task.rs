@@ -166,3 +166,89 @@ pub fn evaluate<K: Task, T: Network<Input = K::Input>>(
     }
     score.means()
 }
+
+/// How many rows of `output` (logits, one row per example) rank their label
+/// among their `k` largest entries: the numerator of top-`k` accuracy, the
+/// paper's ImageNet measure being top-5 (NOTES §2.1). A label tied with
+/// other entries counts as ranked above them; a row whose label logit is
+/// NaN never counts.
+pub fn top_k_correct(output: Tensor<2>, labels: &Tensor<1, Int>, k: usize) -> f64 {
+    let classes = output.dims()[1];
+    let logits = untrainable_core::to_vec(output);
+    let labels = labels
+        .clone()
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("integer labels convert to i64");
+    let correct = logits
+        .chunks(classes.max(1))
+        .zip(labels)
+        .filter(|(row, label)| {
+            let own = row[*label as usize];
+            !own.is_nan() && row.iter().filter(|&&v| v > own).count() < k
+        })
+        .count();
+    correct as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn top_k_counts_labels_among_the_k_largest_logits() {
+        let device = Device::flex();
+        let output = Tensor::<2>::from_data(
+            TensorData::new(
+                vec![
+                    0.1f32,
+                    0.9,
+                    0.5,
+                    0.3, // label 1: first
+                    0.1,
+                    0.9,
+                    0.5,
+                    0.3, // label 3: third
+                    0.1,
+                    0.9,
+                    0.5,
+                    0.3, // label 0: last
+                    0.2,
+                    0.2,
+                    0.2,
+                    f32::NAN, // label 3: NaN never counts
+                ],
+                [4, 4],
+            ),
+            &device,
+        );
+        let labels =
+            Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3, 0, 3], [4]), &device);
+        assert_eq!(top_k_correct(output.clone(), &labels, 1), 1.0);
+        assert_eq!(top_k_correct(output.clone(), &labels, 2), 1.0);
+        assert_eq!(top_k_correct(output.clone(), &labels, 3), 2.0);
+        assert_eq!(top_k_correct(output, &labels, 4), 3.0);
+    }
+
+    #[test]
+    fn top_1_agrees_with_the_score_of_image_data_without_ties() {
+        let device = Device::flex();
+        let output = Tensor::<2>::random([64, 10], burn::tensor::Distribution::Default, &device);
+        let labels = Tensor::<1, Int>::from_data(
+            TensorData::new(
+                (0..64).map(|i| (i * 7 % 10) as i64).collect::<Vec<_>>(),
+                [64],
+            ),
+            &device,
+        );
+        let argmax: Tensor<1, Int> = output.clone().argmax(1).flatten(0, 1);
+        let expected = argmax
+            .equal(labels.clone())
+            .int()
+            .sum()
+            .into_scalar::<i64>() as f64;
+        assert_eq!(top_k_correct(output, &labels, 1), expected);
+    }
+}
