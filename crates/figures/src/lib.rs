@@ -4,6 +4,7 @@
 //! Each experiment registers a draw function in [`FIGURES`]; the
 //! `paper-figures` binary draws every experiment whose results exist.
 
+pub mod image_guidance;
 pub mod plot;
 pub mod stats;
 pub mod tables;
@@ -17,6 +18,8 @@ use untrainable_results::{MetricRow, ResultsError, Split};
 
 use crate::plot::{Curve, Figure, Panel, arm_color};
 use crate::stats::{StepBins, arms_in_order, binned_mean_sd, mean_sd_by_x, seeds_per_arm};
+
+pub use crate::image_guidance::draw_image_guidance;
 
 /// The font family name every text style uses.
 pub(crate) const FONT: &str = "sans-serif";
@@ -138,6 +141,11 @@ pub const FIGURES: &[ExperimentFigure] = &[
         experiment: "lm",
         producer: "cargo run -p exp-lm",
         draw: draw_lm,
+    },
+    ExperimentFigure {
+        experiment: "image-guidance",
+        producer: "cargo run -p exp-image-guidance",
+        draw: draw_image_guidance,
     },
 ];
 
