@@ -127,6 +127,7 @@ where
     let data = ImageData {
         train: &train,
         val: &val,
+        test: None,
         input: &input,
     };
     let pairs = resolve_pairs(

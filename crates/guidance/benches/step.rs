@@ -111,6 +111,7 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
     let task = ImageData {
         train: &set,
         val: &val,
+        test: None,
         input: &input,
     };
     let idx: Vec<usize> = (0..batch).collect();

@@ -23,7 +23,7 @@ pub use lm::{LmTask, TOKEN_PPL, WORD_PPL, WindowCounts};
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
-pub use task::{ImageData, Part, Score, Task, evaluate};
+pub use task::{ImageData, Part, Score, TOP5_ACCURACY, Task, evaluate, score_part};
 pub use train::{
     ArmConfig, ArmRun, DistillConfig, GuideState, NoiseFor, Progress, StepDecay, TrainConfig,
     distillation_loss, train_arm, train_arm_checkpointed,

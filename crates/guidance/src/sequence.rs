@@ -53,6 +53,7 @@ pub fn masked_score(output: Tensor<2>, targets: &TokenTargets) -> Score {
         loss_sum: nll.sum().into_scalar::<f64>(),
         correct: hits.sum().into_scalar::<f64>(),
         counted: targets.weights.clone().sum().into_scalar::<f64>(),
+        extra: Vec::new(),
     }
 }
 
@@ -211,6 +212,7 @@ impl Task for ParityTask {
             loss_sum: self.loss(output, labels).into_scalar::<f64>() * n,
             correct,
             counted: n,
+            extra: Vec::new(),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::checkpoint::{Checkpointing, LoopState};
 use crate::hint::HintConfig;
 use crate::loss::{Reduction, guidance_loss, pair_cka};
 use crate::mapping::Pair;
-use crate::task::{Part, Task, evaluate};
+use crate::task::{Part, Task, score_part};
 
 /// Hyper-parameters of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -640,15 +640,7 @@ where
             if let Some(every) = config.eval_every_steps
                 && step % every.max(1) == 0
             {
-                let (loss, accuracy) = evaluate(
-                    &model.valid(),
-                    task,
-                    Part::Val,
-                    config.eval_batch_size,
-                    device,
-                );
-                log.row(step, None, Split::Val, "loss", loss);
-                log.row(step, None, Split::Val, "accuracy", accuracy);
+                log.evaluation(&model.valid(), task, Part::Val, config, step, None, device);
             }
             bar.inc(1);
             let terms: Vec<String> = terms.iter().map(|(n, v)| format!("{n} {v:.3}")).collect();
@@ -686,11 +678,8 @@ where
     if task.len(Part::Test) > 0 {
         // The selected network on the held-out split, once.
         let selected = best_model.clone().unwrap_or_else(|| model.valid());
-        let (loss, accuracy) =
-            evaluate(&selected, task, Part::Test, config.eval_batch_size, device);
         let epoch = Some(log.best.2);
-        log.row(step, epoch, Split::Test, "loss", loss);
-        log.row(step, epoch, Split::Test, "accuracy", accuracy);
+        log.evaluation(&selected, task, Part::Test, config, step, epoch, device);
     }
     let (rows, mut summary) = log.finish(Status::Ok, None, step, started);
     summary.wall_seconds += earlier_seconds;
@@ -766,6 +755,35 @@ impl Log {
         self.row(step, None, Split::Train, metric, value);
     }
 
+    /// Scores `model` on every example of `part` (validation or test) and
+    /// logs its `loss`, `accuracy` and the task's further metrics; returns
+    /// the mean loss and accuracy.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluation<K: Task, T: Network<Input = K::Input>>(
+        &mut self,
+        model: &T,
+        task: &K,
+        part: Part,
+        config: &TrainConfig,
+        step: u64,
+        epoch: Option<u32>,
+        device: &Device,
+    ) -> (f64, f64) {
+        let split = match part {
+            Part::Train => Split::Train,
+            Part::Val => Split::Val,
+            Part::Test => Split::Test,
+        };
+        let score = score_part(model, task, part, config.eval_batch_size, device);
+        let (loss, accuracy) = score.means();
+        self.row(step, epoch, split, "loss", loss);
+        self.row(step, epoch, split, "accuracy", accuracy);
+        for (name, value) in task.extra_metrics().iter().zip(score.extra_means()) {
+            self.row(step, epoch, split, name, value);
+        }
+        (loss, accuracy)
+    }
+
     /// Validation loss and accuracy over the whole validation set, and the
     /// CKA of every pair on the fixed batch.
     #[allow(clippy::too_many_arguments)]
@@ -787,9 +805,8 @@ impl Log {
         G: Network<Input = K::Input>,
     {
         let model = model.valid();
-        let (loss, accuracy) = evaluate(&model, task, Part::Val, config.eval_batch_size, device);
-        self.row(step, Some(epoch), Split::Val, "loss", loss);
-        self.row(step, Some(epoch), Split::Val, "accuracy", accuracy);
+        let (loss, accuracy) =
+            self.evaluation(&model, task, Part::Val, config, step, Some(epoch), device);
         let target_taps = model.forward(eval_batch.clone()).taps;
         let guide_taps = guide.forward(eval_batch.clone()).taps;
         for (pair, cka) in pairs.iter().zip(pair_cka(&target_taps, &guide_taps, pairs)) {

@@ -8,11 +8,13 @@ use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, GuideTapTable, ImageData, InputSpec, PairsConfig, Progress, Reduction, TrainConfig,
-    resolve_pairs, train_arm,
+    ArmConfig, GuideTapTable, ImageData, InputSpec, PairsConfig, Part, Progress, Reduction, Task,
+    TrainConfig, resolve_pairs, train_arm,
 };
+use untrainable_guidance::task::top_k_correct;
 use untrainable_repsim::Distance;
 use untrainable_results::Split;
+use untrainable_tasks::Augment;
 use untrainable_tasks::fashion_mnist::ImageSet;
 
 /// Ten classes of 8×8 images, each class a bright horizontal band at its own
@@ -130,6 +132,7 @@ impl Setup {
         let data = ImageData {
             train: &self.train,
             val: &self.val,
+            test: None,
             input: &self.input,
         };
         seed(&self.device, 7);
@@ -230,6 +233,7 @@ fn noise_warmup_lowers_the_guidance_term_on_noise() {
     let data = ImageData {
         train: &setup.train,
         val: &setup.val,
+        test: None,
         input: &setup.input,
     };
     seed(&setup.device, 7);
@@ -323,6 +327,7 @@ fn a_non_finite_loss_stops_the_arm_as_diverged() {
     let data = ImageData {
         train: &train,
         val: &setup.val,
+        test: None,
         input: &setup.input,
     };
     seed(&setup.device, 7);
@@ -406,6 +411,7 @@ fn guided_training_lowers_the_guidance_term_with_every_distance() {
         let data = ImageData {
             train: &setup.train,
             val: &setup.val,
+            test: None,
             input: &setup.input,
         };
         seed(&setup.device, 7);
@@ -443,5 +449,98 @@ fn guided_training_lowers_the_guidance_term_with_every_distance() {
         let head = term[..4].iter().sum::<f64>() / 4.0;
         let tail = term[28..].iter().sum::<f64>() / 4.0;
         assert!(tail < head - 0.1, "{distance:?}: {head} → {tail}");
+    }
+}
+
+#[test]
+fn the_loop_logs_top5_beside_every_accuracy_and_tests_the_selected_network_once() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let test = images(24, 5);
+    let data = ImageData {
+        train: &setup.train,
+        val: &setup.val,
+        test: Some(&test),
+        input: &setup.input,
+    };
+    seed(&setup.device, 7);
+    let target = target_config().init(&setup.device);
+    let run = train_arm(
+        "test",
+        &arm("base", false, 0),
+        7,
+        target,
+        &guide,
+        &[],
+        &data,
+        &train_config(3),
+        &setup.device,
+        Progress::Quiet,
+    );
+    let evaluations: Vec<(Split, &str)> = run
+        .rows
+        .iter()
+        .filter(|r| r.split != Split::Train)
+        .map(|r| (r.split, r.metric.as_str()))
+        .collect();
+    let one = |split| [(split, "loss"), (split, "accuracy"), (split, "top5_accuracy")];
+    let mut expected: Vec<(Split, &str)> = (0..3).flat_map(|_| one(Split::Val)).collect();
+    expected.extend(one(Split::Test));
+    assert_eq!(evaluations, expected);
+
+    // The test rows are the selected network's, recomputed here in one batch.
+    let best = run.best.expect("a best network");
+    let all: Vec<usize> = (0..test.len()).collect();
+    let (x, y) = setup.input.batch(&test, &all, &setup.device);
+    let top5 = top_k_correct(best.forward(x).output, &y, 5) / test.len() as f64;
+    let logged = |metric: &str| {
+        run.rows
+            .iter()
+            .find(|r| r.split == Split::Test && r.metric == metric)
+            .unwrap()
+            .value
+    };
+    assert!((logged("top5_accuracy") - top5).abs() < 1e-12);
+    assert!(logged("top5_accuracy") >= logged("accuracy"));
+}
+
+#[test]
+fn image_training_batches_are_augmented_and_evaluation_batches_and_guide_tables_never() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let shifted = InputSpec {
+        augment: Augment {
+            max_shift: 2,
+            flip: true,
+        },
+        ..input()
+    };
+    for (spec, augmented) in [(&setup.input, false), (&shifted, true)] {
+        let data = ImageData {
+            train: &setup.train,
+            val: &setup.val,
+            test: Some(&setup.val),
+            input: spec,
+        };
+        let idx: Vec<usize> = (0..16).collect();
+        seed(&setup.device, 3);
+        let train = to_vec(data.batch(Part::Train, &idx, &setup.device).0);
+        seed(&setup.device, 3);
+        let drawn = to_vec(spec.training_batch(&setup.train, &idx, &setup.device).0);
+        assert_eq!(train, drawn, "the training batch is InputSpec's training batch");
+        let stored = to_vec(spec.batch(&setup.train, &idx, &setup.device).0);
+        assert_eq!(train != stored, augmented);
+        for part in [Part::Val, Part::Test] {
+            assert_eq!(
+                to_vec(data.batch(part, &idx, &setup.device).0),
+                to_vec(spec.batch(&setup.val, &idx, &setup.device).0),
+                "{part:?} batches are never augmented"
+            );
+        }
+        // Stored taps would hold the unaugmented images the loop never trains on.
+        assert_eq!(
+            data.guide_table(&guide, 16, &setup.device).is_some(),
+            !augmented
+        );
     }
 }

@@ -135,6 +135,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     let images = ImageData {
         train: &train,
         val: &val,
+        test: None,
         input: &config.input,
     };
     let device = args.backend.device();

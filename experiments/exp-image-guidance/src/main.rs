@@ -18,8 +18,6 @@
 //! loss), which is then measured once on the 10k test images. Top-1 and top-5
 //! accuracy are logged for every evaluation (`accuracy`, `top5_accuracy`).
 
-mod top5;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,13 +28,12 @@ use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::Network;
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, TrainConfig, TrainedStore, resolve_pairs,
+    ArmConfig, ImageData, InputSpec, PairsConfig, TOP5_ACCURACY, TrainConfig, TrainedStore,
+    resolve_pairs,
 };
 use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
 use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunDir};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
-
-use crate::top5::{FashionTask, TOP5};
 
 const EXPERIMENT: &str = "image-guidance";
 
@@ -296,7 +293,7 @@ fn main() -> ExitCode {
 struct Context<'a> {
     args: &'a CommonArgs,
     config: &'a Config,
-    task: &'a FashionTask<'a>,
+    task: &'a ImageData<'a>,
     store: &'a TrainedStore,
     run_dir: &'a RunDir,
     device: &'a Device,
@@ -333,18 +330,13 @@ fn run(cli: &Cli) -> Result<(), String> {
             ));
         }
     };
-    let images = ImageData {
+    let task = ImageData {
         train: &train,
         val: &val,
+        test: Some(&test),
         input: &config.input,
     };
     let store = TrainedStore::new(args.out.join("trained"));
-    // Beside the guides it describes, and kept across runs as they are.
-    let task = FashionTask::new(
-        images,
-        &test,
-        &store.dir().join(format!("{EXPERIMENT}-top5.tsv")),
-    )?;
     let device = args.backend.device();
     let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
     let names: Vec<&str> = config.targets.iter().map(|t| t.name()).collect();
@@ -391,14 +383,6 @@ fn run(cli: &Cli) -> Result<(), String> {
         let new = |arm: &str| !before.iter().any(|a| a == arm);
         rows.extend(target_rows.into_iter().filter(|r| new(&r.arm)));
         summaries.extend(target_summaries.into_iter().filter(|s| new(&s.arm)));
-    }
-    let missing = task.add_top5(&mut rows);
-    if missing > 0 {
-        tracing::warn!(
-            "{missing} evaluations have no top-5 accuracy: they ran in an earlier invocation whose \
-             record in {} is gone",
-            store.dir().display()
-        );
     }
     run_dir.write_results(&rows, &summaries)?;
     println!("{}\n", untrainable_results::summary_table(&summaries));
@@ -509,9 +493,9 @@ fn accuracy_table(rows: &[MetricRow], summaries: &[SummaryRow]) -> String {
             "| {arm} | {} | {} | {} | {} | {} | {paper} |\n",
             runs.len(),
             shown(Split::Test, "accuracy"),
-            shown(Split::Test, TOP5),
+            shown(Split::Test, TOP5_ACCURACY),
             shown(Split::Val, "accuracy"),
-            shown(Split::Val, TOP5),
+            shown(Split::Val, TOP5_ACCURACY),
         );
     }
     out
