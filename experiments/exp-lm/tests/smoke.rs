@@ -6,10 +6,15 @@
 //! a failure instead.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use polars::prelude::*;
 use untrainable_tasks::sotu;
+use untrainable_test_support::{read_parquet, run_experiment, strings, text};
+
+fn exp(args: &[&str]) -> Output {
+    run_experiment(env!("CARGO_BIN_EXE_exp-lm"), args)
+}
 
 /// The directory holding the corpus, or `None` (skip) when it is missing
 /// and not required.
@@ -32,40 +37,6 @@ fn data_dir() -> Option<PathBuf> {
             None
         }
     }
-}
-
-/// Runs the binary with `args` (and `--data` where the corpus is);
-/// figures go to a temporary directory unless `args` name one.
-fn exp(args: &[&str]) -> Output {
-    let figures = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_exp-lm"));
-    command.args(args);
-    // The tests read the run notes, which `--quiet` alone would hide.
-    command.env("UNTRAINABLE_LOG", "info");
-    if !args.contains(&"--figures") {
-        command.arg("--figures").arg(figures.path());
-    }
-    command.output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    let file = std::fs::File::open(path).unwrap();
-    ParquetReader::new(file).finish().unwrap()
-}
-
-fn strings(frame: &DataFrame, column: &str) -> Vec<String> {
-    frame
-        .column(column)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap().to_string())
-        .collect()
 }
 
 const ARMS: [&str; 7] = [

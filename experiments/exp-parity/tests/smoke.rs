@@ -1,32 +1,13 @@
 //! The binary end to end at the smoke preset (generated data: nothing to
 //! install), and the errors a user meets first.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use polars::prelude::*;
+use untrainable_test_support::{read_parquet, run_experiment, text};
 
-/// Runs the binary with `args`; figures go to a temporary directory unless
-/// `args` name one.
 fn exp(args: &[&str]) -> Output {
-    let figures = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_exp-parity"));
-    command.args(args);
-    // The tests read the run notes, which `--quiet` alone would hide.
-    command.env("UNTRAINABLE_LOG", "info");
-    if !args.contains(&"--figures") {
-        command.arg("--figures").arg(figures.path());
-    }
-    command.output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    let file = std::fs::File::open(path).unwrap();
-    ParquetReader::new(file).finish().unwrap()
+    run_experiment(env!("CARGO_BIN_EXE_exp-parity"), args)
 }
 
 fn sorted_unique(frame: &DataFrame, column: &str) -> Vec<String> {
