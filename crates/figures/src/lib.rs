@@ -147,6 +147,11 @@ pub const FIGURES: &[ExperimentFigure] = &[
         producer: "cargo run -p exp-image-guidance",
         draw: draw_image_guidance,
     },
+    ExperimentFigure {
+        experiment: "kd-vs-guidance",
+        producer: "cargo run -p exp-kd-vs-guidance",
+        draw: draw_kd_vs_guidance,
+    },
 ];
 
 /// "3 seeds", or "2–3 seeds" when arms differ.
@@ -191,6 +196,13 @@ pub fn draw_copy_paste(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Fig
 /// parity (paper §2.2, Table 2): the training curves of [`draw_training_curves`].
 pub fn draw_parity(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
     draw_training_curves("parity", metrics, out_stem)
+}
+
+/// kd-vs-guidance (paper §2.5): the training curves of
+/// [`draw_training_curves`] for the Deep FCN's guidance, distillation and
+/// hint arms and the guide alone.
+pub fn draw_kd_vs_guidance(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
+    draw_training_curves("kd-vs-guidance", metrics, out_stem)
 }
 
 /// lm (paper §2.2, LM columns of Table 2): for the small (4-layer) and the

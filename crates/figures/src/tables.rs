@@ -106,6 +106,16 @@ pub const TABLES: &[ExperimentTable] = &[
         scale: 100.0,
         paper: &[],
     },
+    ExperimentTable {
+        experiment: "kd-vs-guidance",
+        title: "Guidance against logit distillation and a FitNets hint: Deep FCN from a trained \
+                and an untrained ResNet-18 (NOTES §2.5; the paper reports this comparison in \
+                words only: distillation from an untrained teacher fails, guidance still helps)",
+        metric: "accuracy",
+        label: "top-1 accuracy (%)",
+        scale: 100.0,
+        paper: &[],
+    },
 ];
 
 /// One Markdown section: per arm, the number of seeds, the metric on the

@@ -1,5 +1,8 @@
-//! `exp-image-guidance`: the paper's image classification experiment
-//! (NOTES §2.1, Table 1 and the image panels of its training-curve figure).
+//! Image classification on Fashion-MNIST with FCN and plain-CNN targets and
+//! ResNet guides: the paper's Table 1 (NOTES §2.1), run by `exp-image-guidance`,
+//! and the same machinery with other arms for `exp-kd-vs-guidance` (NOTES §2.5).
+//! An [`ImageExperiment`] names the experiment, its presets, the paper's
+//! numbers and its figure; [`run`] does the rest.
 //!
 //! Three targets, each in three arms that start from the same initial
 //! weights for each seed: `base` (cross-entropy only), `trained-guide`
@@ -18,11 +21,11 @@
 //! loss), which is then measured once on the 10k test images. Top-1 and top-5
 //! accuracy are logged for every evaluation (`accuracy`, `top5_accuracy`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn::tensor::{Device, Tensor};
-use clap::Parser;
+use clap::Args;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
@@ -35,46 +38,25 @@ use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
 use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunDir};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
 
-const EXPERIMENT: &str = "image-guidance";
+/// One experiment built on this crate: what sets it apart from the others.
+pub struct ImageExperiment {
+    /// Results directory and `experiment` column.
+    pub name: &'static str,
+    pub presets: &'static [(Preset, &'static str)],
+    /// The paper's ImageNet top-5 validation accuracy (%) per arm, where it
+    /// gives one, for the closing table.
+    pub paper_top5: &'static [(&'static str, &'static str)],
+    /// Draws the experiment's figure from its rows.
+    pub draw: fn(&[MetricRow], &Path) -> Result<(), paper_figures::FigureError>,
+}
 
-const PRESETS: &[(Preset, &str)] = &[
-    (Preset::Smoke, include_str!("../presets/smoke.toml")),
-    (Preset::Cpu, include_str!("../presets/cpu.toml")),
-    (Preset::Paper, include_str!("../presets/paper.toml")),
-];
-
-/// The paper's ImageNet top-5 validation accuracy (%) per arm (NOTES §2.1,
-/// Table 1), for the closing table.
-const PAPER_TOP5: &[(&str, &str)] = &[
-    ("resnet18/guide", "89.24"),
-    ("resnet50/guide", "92.99"),
-    ("deep-fcn/base", "1.65 ± 0.51"),
-    ("deep-fcn/trained-guide", "7.50 ± 1.51"),
-    ("deep-fcn/untrained-guide", "13.10 ± 0.72"),
-    ("wide-fcn/base", "34.09 ± 1.21"),
-    ("wide-fcn/trained-guide", "43.01 ± 0.92"),
-    ("wide-fcn/untrained-guide", "39.47 ± 0.31"),
-    ("conv/base", "70.02 ± 1.52"),
-    ("conv/trained-guide", "78.91 ± 2.16"),
-    ("conv/untrained-guide", "68.17 ± 2.54"),
-];
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Table 1 on Fashion-MNIST: a Deep FCN and a Wide FCN guided by ResNet-18 and a Deep \
-ConvNet guided by ResNet-50, each alone, with the trained guide and with the untrained guide; \
-the guides alone are logged as resnet18/guide and resnet50/guide. Reports top-1 and top-5 \
-accuracy. Writes OUT/image-guidance/{metrics,summary}.parquet and config.toml, then draws \
-<figures>/image-guidance.{png,svg}."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
+/// Where Fashion-MNIST is read from.
+#[derive(Debug, Args)]
+pub struct FashionArgs {
     /// Directory with the Fashion-MNIST .gz files (default: $UNTRAINABLE_FASHION_MNIST,
     /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist).
     #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
+    pub data: Option<PathBuf>,
 }
 
 /// A target of Table 1; its arms are logged as `<name>/<arm>`.
@@ -121,20 +103,26 @@ impl Target {
 struct Config {
     /// Number of seeds (0..seeds) unless --seed/--seeds say otherwise.
     seeds: u64,
-    /// The targets to run, in order: any of "deep-fcn", "wide-fcn", "conv".
+    /// The targets to run, in order: any of "deep-fcn", "wide-fcn", "conv";
+    /// each needs its section and its guide's.
     targets: Vec<Target>,
     data: DataConfig,
     input: InputSpec,
     /// The Deep FCN (paper: 150,528 → 2048 → 47 × 1024 → 1000).
-    deep_fcn: FcnConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deep_fcn: Option<FcnConfig>,
     /// The Wide FCN (paper: 150,528 → 3 × 8192 → 1000).
-    wide_fcn: FcnConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wide_fcn: Option<FcnConfig>,
     /// The Deep ConvNet: the ResNet-50 layout with `residual = false`.
-    conv: ResNetConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    conv: Option<ResNetConfig>,
     /// The guide of both FCNs.
-    resnet18: ResNetConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resnet18: Option<ResNetConfig>,
     /// The guide of the Deep ConvNet.
-    resnet50: ResNetConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resnet50: Option<ResNetConfig>,
     /// How target taps are paired with guide taps, for every target; an
     /// explicit list names taps, so it fits one target at a time.
     #[serde(default)]
@@ -161,7 +149,8 @@ struct DataConfig {
 }
 
 /// Everything besides the seed that decides a trained guide's weights:
-/// the key under which it is stored and found again.
+/// the key under which it is stored and found again, so experiments that
+/// share a guide recipe share the trained guide.
 #[derive(Serialize)]
 struct GuideRecipe<'a> {
     guide: &'a ResNetConfig,
@@ -170,12 +159,36 @@ struct GuideRecipe<'a> {
     guide_train: &'a Option<TrainConfig>,
 }
 
+/// A target's network config.
+enum TargetNet<'a> {
+    Fcn(&'a FcnConfig),
+    Conv(&'a ResNetConfig),
+}
+
 impl Config {
-    fn guide(&self, target: Target) -> &ResNetConfig {
-        match target {
-            Target::DeepFcn | Target::WideFcn => &self.resnet18,
-            Target::Conv => &self.resnet50,
-        }
+    fn missing(section: &str, target: Target) -> String {
+        format!(
+            "targets lists \"{}\" but the config has no [{section}] section; add it or drop the target",
+            target.name()
+        )
+    }
+
+    /// The target's network; validation made sure its section is there.
+    fn net(&self, target: Target) -> Result<TargetNet<'_>, String> {
+        let net = match target {
+            Target::DeepFcn => self.deep_fcn.as_ref().map(TargetNet::Fcn),
+            Target::WideFcn => self.wide_fcn.as_ref().map(TargetNet::Fcn),
+            Target::Conv => self.conv.as_ref().map(TargetNet::Conv),
+        };
+        net.ok_or_else(|| Self::missing(target.section(), target))
+    }
+
+    fn guide(&self, target: Target) -> Result<&ResNetConfig, String> {
+        let guide = match target {
+            Target::DeepFcn | Target::WideFcn => self.resnet18.as_ref(),
+            Target::Conv => self.resnet50.as_ref(),
+        };
+        guide.ok_or_else(|| Self::missing(target.guide(), target))
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -192,25 +205,16 @@ impl Config {
         }
         self.input.validate()?;
         let features = self.input.features();
-        for (section, fcn) in [("deep_fcn", &self.deep_fcn), ("wide_fcn", &self.wide_fcn)] {
-            fcn.validate()
-                .map_err(|e| e.replace("fcn.", &format!("{section}.")))?;
-            if fcn.input_features != features {
-                return Err(format!(
-                    "{section}.input_features is {} but the input is {}×{}×{} = {features}; \
-                     set {section}.input_features = {features}",
-                    fcn.input_features,
-                    self.input.channels,
-                    self.input.image_size,
-                    self.input.image_size,
-                ));
+        let check_classes = |section: &str, classes: usize| {
+            if classes == 10 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{section}.classes is {classes} but Fashion-MNIST has 10 classes; set {section}.classes = 10"
+                ))
             }
-        }
-        for (section, net) in [
-            ("conv", &self.conv),
-            ("resnet18", &self.resnet18),
-            ("resnet50", &self.resnet50),
-        ] {
+        };
+        let check_resnet = |section: &str, net: &ResNetConfig| {
             net.validate()
                 .map_err(|e| e.replace("resnet.", &format!("{section}.")))?;
             if net.in_channels != self.input.channels {
@@ -219,19 +223,37 @@ impl Config {
                     net.in_channels, self.input.channels, self.input.channels
                 ));
             }
-        }
-        for (section, classes) in [
-            ("deep_fcn", self.deep_fcn.classes),
-            ("wide_fcn", self.wide_fcn.classes),
-            ("conv", self.conv.classes),
-            ("resnet18", self.resnet18.classes),
-            ("resnet50", self.resnet50.classes),
-        ] {
-            if classes != 10 {
-                return Err(format!(
-                    "{section}.classes is {classes} but Fashion-MNIST has 10 classes; set {section}.classes = 10"
-                ));
-            }
+            check_classes(section, net.classes)
+        };
+        for &target in &self.targets {
+            let section = target.section();
+            let taps = match self.net(target)? {
+                TargetNet::Fcn(fcn) => {
+                    fcn.validate()
+                        .map_err(|e| e.replace("fcn.", &format!("{section}.")))?;
+                    if fcn.input_features != features {
+                        return Err(format!(
+                            "{section}.input_features is {} but the input is {}×{}×{} = {features}; \
+                             set {section}.input_features = {features}",
+                            fcn.input_features,
+                            self.input.channels,
+                            self.input.image_size,
+                            self.input.image_size,
+                        ));
+                    }
+                    check_classes(section, fcn.classes)?;
+                    fcn_taps(fcn)
+                }
+                TargetNet::Conv(conv) => {
+                    check_resnet(section, conv)?;
+                    conv.tap_names()
+                }
+            };
+            let guide = self.guide(target)?;
+            check_resnet(target.guide(), guide)?;
+            // Pair names are checked now, before any training.
+            resolve_pairs(&self.pairs, &taps, &guide.tap_names())
+                .map_err(|e| format!("target \"{}\": {e}", target.name()))?;
         }
         self.train.validate()?;
         let mut batch_sizes = vec![("train.batch_size", self.train.batch_size)];
@@ -256,18 +278,7 @@ impl Config {
                 ));
             }
         }
-        untrainable_runner::validate_arms(&self.arms, self.guide_train.is_some())?;
-        // Pair names are checked now, before any training.
-        for &target in &self.targets {
-            let taps = match target {
-                Target::DeepFcn => fcn_taps(&self.deep_fcn),
-                Target::WideFcn => fcn_taps(&self.wide_fcn),
-                Target::Conv => self.conv.tap_names(),
-            };
-            resolve_pairs(&self.pairs, &taps, &self.guide(target).tap_names())
-                .map_err(|e| format!("target \"{}\": {e}", target.name()))?;
-        }
-        Ok(())
+        untrainable_runner::validate_arms(&self.arms, self.guide_train.is_some())
     }
 }
 
@@ -278,12 +289,12 @@ fn fcn_taps(config: &FcnConfig) -> Vec<String> {
         .collect()
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
+/// [`run`], its error printed under the binary's name.
+pub fn exit(experiment: &ImageExperiment, args: &CommonArgs, fashion: &FashionArgs) -> ExitCode {
+    match run(experiment, args, fashion) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("exp-image-guidance: {message}");
+            eprintln!("exp-{}: {message}", experiment.name);
             ExitCode::FAILURE
         }
     }
@@ -291,6 +302,7 @@ fn main() -> ExitCode {
 
 /// What every target's runs share.
 struct Context<'a> {
+    experiment: &'a ImageExperiment,
     args: &'a CommonArgs,
     config: &'a Config,
     task: &'a ImageData<'a>,
@@ -300,10 +312,16 @@ struct Context<'a> {
     seeds: &'a [u64],
 }
 
-fn run(cli: &Cli) -> Result<(), String> {
-    let args = &cli.common;
+/// Resolves the config (preset, file, `--set`), trains every target's arms
+/// for every seed, writes the results and the resolved config, prints the
+/// tables and draws the figure.
+pub fn run(
+    experiment: &ImageExperiment,
+    args: &CommonArgs,
+    fashion: &FashionArgs,
+) -> Result<(), String> {
     args.init_logging();
-    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
+    let (config, resolved): (Config, String) = args.resolve(experiment.presets)?;
     config.validate()?;
     let seeds = args.seeds(config.seeds);
     if args.dry_run {
@@ -312,7 +330,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         return Ok(());
     }
 
-    let data = FashionMnist::load(cli.data.as_deref()).map_err(|e| e.to_string())?;
+    let data = FashionMnist::load(fashion.data.as_deref()).map_err(|e| e.to_string())?;
     let (train, val) = split_train_val(
         &data.train,
         config.data.val_size,
@@ -338,10 +356,11 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let store = TrainedStore::new(args.out.join("trained"));
     let device = args.backend.device();
-    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
+    let run_dir = args.run_dir(experiment.name, &resolved)?;
     let names: Vec<&str> = config.targets.iter().map(|t| t.name()).collect();
     tracing::info!(
-        "image-guidance: {} training / {} validation / {} test images, targets {}, {} arms × {} seeds → {}",
+        "{}: {} training / {} validation / {} test images, targets {}, {} arms × {} seeds → {}",
+        experiment.name,
         train.len(),
         val.len(),
         test.len(),
@@ -351,6 +370,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         run_dir.path().display()
     );
     let context = Context {
+        experiment,
         args,
         config: &config,
         task: &task,
@@ -362,21 +382,20 @@ fn run(cli: &Cli) -> Result<(), String> {
 
     let (mut rows, mut summaries) = (Vec::new(), Vec::<SummaryRow>::new());
     for &target in &config.targets {
+        let net = config.net(target)?;
         tracing::info!(
             "{}: {} parameters, guided by {} ({} parameters)",
             target.name(),
-            match target {
-                Target::DeepFcn => config.deep_fcn.num_params(),
-                Target::WideFcn => config.wide_fcn.num_params(),
-                Target::Conv => config.conv.num_params(),
+            match net {
+                TargetNet::Fcn(fcn) => fcn.num_params(),
+                TargetNet::Conv(conv) => conv.num_params(),
             },
             target.guide(),
-            config.guide(target).num_params()
+            config.guide(target)?.num_params()
         );
-        let (target_rows, target_summaries) = match target {
-            Target::DeepFcn => run_target(&context, target, &|d| config.deep_fcn.init(d))?,
-            Target::WideFcn => run_target(&context, target, &|d| config.wide_fcn.init(d))?,
-            Target::Conv => run_target(&context, target, &|d| config.conv.init(d))?,
+        let (target_rows, target_summaries) = match net {
+            TargetNet::Fcn(fcn) => run_target(&context, target, &|d| fcn.init(d))?,
+            TargetNet::Conv(conv) => run_target(&context, target, &|d| conv.init(d))?,
         };
         // Both FCNs read the same trained ResNet-18: its rows are kept once.
         let before: Vec<String> = summaries.iter().map(|s| s.arm.clone()).collect();
@@ -387,10 +406,10 @@ fn run(cli: &Cli) -> Result<(), String> {
     run_dir.write_results(&rows, &summaries)?;
     println!("{}\n", untrainable_results::summary_table(&summaries));
     println!("{}\n", untrainable_results::arm_table(&summaries));
-    println!("{}", accuracy_table(&rows, &summaries));
+    println!("{}", accuracy_table(&rows, &summaries, experiment.paper_top5));
     println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(EXPERIMENT);
-    paper_figures::draw_image_guidance(&rows, &stem)
+    let stem = args.figure_stem(experiment.name);
+    (experiment.draw)(&rows, &stem)
         .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
     println!("drew {}.png and .svg", stem.display());
     Ok(())
@@ -405,7 +424,7 @@ fn run_target<T: Network<Input = Tensor<4>>>(
     build: &dyn Fn(&Device) -> T,
 ) -> Result<(Vec<MetricRow>, Vec<SummaryRow>), String> {
     let config = context.config;
-    let guide = config.guide(target);
+    let guide = config.guide(target)?;
     let arms: Vec<ArmConfig> = config
         .arms
         .iter()
@@ -422,7 +441,7 @@ fn run_target<T: Network<Input = Tensor<4>>>(
     })
     .map_err(|e| e.to_string())?;
     let experiment = GuidedExperiment {
-        name: EXPERIMENT,
+        name: context.experiment.name,
         task: context.task,
         target: build,
         guide: &|device| guide.init(device),
@@ -453,7 +472,11 @@ fn run_target<T: Network<Input = Tensor<4>>>(
 /// Per arm, in %: top-1 and top-5 accuracy of the selected network on the
 /// test split and on validation at its selected epoch (mean ± sd over
 /// seeds), beside the paper's ImageNet top-5 validation accuracy.
-fn accuracy_table(rows: &[MetricRow], summaries: &[SummaryRow]) -> String {
+fn accuracy_table(
+    rows: &[MetricRow],
+    summaries: &[SummaryRow],
+    paper_top5: &[(&str, &str)],
+) -> String {
     let mut arms: Vec<&str> = Vec::new();
     for s in summaries {
         if !arms.contains(&s.arm.as_str()) {
@@ -485,7 +508,7 @@ fn accuracy_table(rows: &[MetricRow], summaries: &[SummaryRow]) -> String {
             let (mean, sd) = mean_sd(&values);
             format!("{:.2} ± {:.2}", 100.0 * mean, 100.0 * sd)
         };
-        let paper = PAPER_TOP5
+        let paper = paper_top5
             .iter()
             .find(|(a, _)| *a == arm)
             .map_or("–", |(_, v)| v);
