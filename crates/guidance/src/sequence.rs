@@ -54,6 +54,7 @@ pub fn masked_score(output: Tensor<2>, targets: &TokenTargets) -> Score {
         correct: hits.sum().into_scalar::<f64>(),
         counted: targets.weights.clone().sum().into_scalar::<f64>(),
         extra: Vec::new(),
+        predictions: Vec::new(),
     }
 }
 
@@ -213,6 +214,7 @@ impl Task for ParityTask {
             correct,
             counted: n,
             extra: Vec::new(),
+            predictions: Vec::new(),
         }
     }
 }

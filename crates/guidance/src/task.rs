@@ -30,6 +30,10 @@ pub struct Score {
     /// Sums of the task's further metrics, in the order of
     /// [`Task::extra_metrics`] (empty where it has none).
     pub extra: Vec<f64>,
+    /// `(label, predicted class)` of every scored example in order, where
+    /// the task classifies whole examples (empty otherwise): what analyses
+    /// of errors need.
+    pub predictions: Vec<(u32, u32)>,
 }
 
 impl Score {
@@ -43,6 +47,7 @@ impl Score {
         for (sum, value) in self.extra.iter_mut().zip(other.extra) {
             *sum += value;
         }
+        self.predictions.extend(other.predictions);
     }
 
     /// Mean loss and accuracy over everything added.
@@ -158,17 +163,31 @@ impl Task for ImageData<'_> {
     fn score(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Score {
         let n = labels.dims()[0] as f64;
         let predicted: Tensor<1, Int> = output.clone().argmax(1).flatten(0, 1);
+        let as_u32 = |t: Tensor<1, Int>| -> Vec<u32> {
+            let values = t.into_data().convert::<i64>().try_into_vec::<i64>();
+            values
+                .expect("class indices convert to i64")
+                .into_iter()
+                .map(|v| v as u32)
+                .collect()
+        };
         let correct = predicted
+            .clone()
             .equal(labels.clone())
             .int()
             .sum()
             .into_scalar::<i64>() as f64;
+        let predictions: Vec<(u32, u32)> = as_u32(labels.clone())
+            .into_iter()
+            .zip(as_u32(predicted))
+            .collect();
         let top5 = top_k_correct(output.clone(), labels, 5);
         Score {
             loss_sum: self.loss(output, labels).into_scalar::<f64>() * n,
             correct,
             counted: n,
             extra: vec![top5],
+            predictions,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::checkpoint::{Checkpointing, LoopState};
 use crate::hint::HintConfig;
 use crate::loss::{Reduction, guidance_loss, pair_cka};
 use crate::mapping::Pair;
-use crate::task::{Part, Task, score_part};
+use crate::task::{Part, Score, Task, score_part};
 
 /// Hyper-parameters of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,6 +305,10 @@ pub struct ArmRun<T> {
     /// selection), in evaluation mode on the plain device; `None` if no
     /// epoch finished.
     pub best: Option<T>,
+    /// That network's `(label, predicted class)` for every test example, in
+    /// order, where the task has a test split and predicts classes
+    /// ([`Score::predictions`](crate::Score::predictions)); empty otherwise.
+    pub test_predictions: Vec<(u32, u32)>,
 }
 
 /// Whether to draw progress bars.
@@ -486,6 +490,7 @@ where
                 rows,
                 summary,
                 best: None,
+                test_predictions: Vec::new(),
             });
         }
         let grads = GradientsParams::from_grads(term.backward(), &model);
@@ -606,6 +611,7 @@ where
                     rows,
                     summary,
                     best: best_model,
+                    test_predictions: Vec::new(),
                 });
             }
             let trained = (model, regressor);
@@ -675,11 +681,14 @@ where
     }
     bar.finish_and_clear();
     log.final_train_loss = train_loss;
+    let mut test_predictions = Vec::new();
     if task.len(Part::Test) > 0 {
         // The selected network on the held-out split, once.
         let selected = best_model.clone().unwrap_or_else(|| model.valid());
         let epoch = Some(log.best.2);
-        log.evaluation(&selected, task, Part::Test, config, step, epoch, device);
+        test_predictions = log
+            .evaluation(&selected, task, Part::Test, config, step, epoch, device)
+            .predictions;
     }
     let (rows, mut summary) = log.finish(Status::Ok, None, step, started);
     summary.wall_seconds += earlier_seconds;
@@ -687,6 +696,7 @@ where
         rows,
         summary,
         best: best_model,
+        test_predictions,
     })
 }
 
@@ -757,7 +767,7 @@ impl Log {
 
     /// Scores `model` on every example of `part` (validation or test) and
     /// logs its `loss`, `accuracy` and the task's further metrics; returns
-    /// the mean loss and accuracy.
+    /// the summed score.
     #[allow(clippy::too_many_arguments)]
     fn evaluation<K: Task, T: Network<Input = K::Input>>(
         &mut self,
@@ -768,7 +778,7 @@ impl Log {
         step: u64,
         epoch: Option<u32>,
         device: &Device,
-    ) -> (f64, f64) {
+    ) -> Score {
         let split = match part {
             Part::Train => Split::Train,
             Part::Val => Split::Val,
@@ -781,7 +791,7 @@ impl Log {
         for (name, value) in task.extra_metrics().iter().zip(score.extra_means()) {
             self.row(step, epoch, split, name, value);
         }
-        (loss, accuracy)
+        score
     }
 
     /// Validation loss and accuracy over the whole validation set, and the
@@ -805,8 +815,9 @@ impl Log {
         G: Network<Input = K::Input>,
     {
         let model = model.valid();
-        let (loss, accuracy) =
-            self.evaluation(&model, task, Part::Val, config, step, Some(epoch), device);
+        let (loss, accuracy) = self
+            .evaluation(&model, task, Part::Val, config, step, Some(epoch), device)
+            .means();
         let target_taps = model.forward(eval_batch.clone()).taps;
         let guide_taps = guide.forward(eval_batch.clone()).taps;
         for (pair, cka) in pairs.iter().zip(pair_cka(&target_taps, &guide_taps, pairs)) {

@@ -4,6 +4,9 @@
 //!   ([`MetricRow`], columns in [`METRICS_SCHEMA`]);
 //! - `summary.parquet`: one row per (arm, seed) ([`SummaryRow`], columns in
 //!   [`SUMMARY_SCHEMA`]);
+//! - `predictions.parquet`, where an experiment keeps them: the selected
+//!   network's prediction for every test example ([`PredictionRow`],
+//!   columns in [`PREDICTIONS_SCHEMA`]);
 //! - `config.toml`: the resolved config, written with [`write_atomic`].
 //!
 //! Plain column types (str, u32, u64, f64) keep the files readable by polars
@@ -26,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use atomic::write_atomic;
 pub use error::ResultsError;
-pub use schema::{ColumnSpec, Dtype, FileKind, METRICS_SCHEMA, SUMMARY_SCHEMA};
+pub use schema::{ColumnSpec, Dtype, FileKind, METRICS_SCHEMA, PREDICTIONS_SCHEMA, SUMMARY_SCHEMA};
 pub use table::{arm_table, mean_sd, summary_table};
 
 /// Which data a measurement was taken on.
@@ -147,6 +150,19 @@ pub struct SummaryRow {
     /// Accuracy at the epoch of the best validation loss.
     pub best_val_accuracy: f64,
     pub wall_seconds: f64,
+}
+
+/// One test example as one run's selected network classified it: a row of
+/// `predictions.parquet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictionRow {
+    pub experiment: String,
+    pub arm: String,
+    pub seed: u64,
+    /// The example's index in the test split.
+    pub example: u64,
+    pub label: u32,
+    pub predicted: u32,
 }
 
 fn frame_error<'p>(
@@ -308,6 +324,35 @@ pub fn write_summary(path: impl AsRef<Path>, rows: &[SummaryRow]) -> Result<(), 
     write_frame(path, df)
 }
 
+/// Writes `rows` to `path` (normally `DIR/<experiment>/predictions.parquet`),
+/// creating its directory.
+pub fn write_predictions(
+    path: impl AsRef<Path>,
+    rows: &[PredictionRow],
+) -> Result<(), ResultsError> {
+    let path = path.as_ref();
+    let str_col = |name: &str, f: fn(&PredictionRow) -> &str| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>())
+    };
+    let u64_col = |name: &str, f: fn(&PredictionRow) -> u64| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<u64>>())
+    };
+    let u32_col = |name: &str, f: fn(&PredictionRow) -> u32| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<u32>>())
+    };
+    let columns = vec![
+        str_col("experiment", |r| &r.experiment),
+        str_col("arm", |r| &r.arm),
+        u64_col("seed", |r| r.seed),
+        u64_col("example", |r| r.example),
+        u32_col("label", |r| r.label),
+        u32_col("predicted", |r| r.predicted),
+    ];
+    let df =
+        DataFrame::new(rows.len(), columns).map_err(frame_error(path, "build the frame for"))?;
+    write_frame(path, df)
+}
+
 /// `metrics.parquet` as a polars frame, checked against [`METRICS_SCHEMA`]
 /// and with its columns cast to the schema's types, for analysis code.
 pub fn metrics_frame(path: impl AsRef<Path>) -> Result<DataFrame, ResultsError> {
@@ -317,6 +362,11 @@ pub fn metrics_frame(path: impl AsRef<Path>) -> Result<DataFrame, ResultsError> 
 /// `summary.parquet` as a polars frame, checked like [`metrics_frame`].
 pub fn summary_frame(path: impl AsRef<Path>) -> Result<DataFrame, ResultsError> {
     read_frame(path.as_ref(), FileKind::Summary)
+}
+
+/// `predictions.parquet` as a polars frame, checked like [`metrics_frame`].
+pub fn predictions_frame(path: impl AsRef<Path>) -> Result<DataFrame, ResultsError> {
+    read_frame(path.as_ref(), FileKind::Predictions)
 }
 
 /// Typed access to the columns of a conformed frame.
@@ -403,6 +453,29 @@ pub fn read_metrics(path: impl AsRef<Path>) -> Result<Vec<MetricRow>, ResultsErr
             split: split[i],
             metric: metric[i].to_string(),
             value: value[i],
+        })
+        .collect())
+}
+
+/// Reads every row of a `predictions.parquet` file.
+pub fn read_predictions(path: impl AsRef<Path>) -> Result<Vec<PredictionRow>, ResultsError> {
+    let path = path.as_ref();
+    let df = predictions_frame(path)?;
+    let c = Columns { df: &df, path };
+    let experiment = c.str("experiment")?;
+    let arm = c.str("arm")?;
+    let seed = c.u64("seed")?;
+    let example = c.u64("example")?;
+    let label = c.u32("label")?;
+    let predicted = c.u32("predicted")?;
+    Ok((0..df.height())
+        .map(|i| PredictionRow {
+            experiment: experiment[i].to_string(),
+            arm: arm[i].to_string(),
+            seed: seed[i].unwrap_or_default(),
+            example: example[i].unwrap_or_default(),
+            label: label[i].unwrap_or_default(),
+            predicted: predicted[i].unwrap_or_default(),
         })
         .collect())
 }

@@ -101,11 +101,24 @@ pub const SUMMARY_SCHEMA: &[ColumnSpec] = &[
     col("wall_seconds", Dtype::F64),
 ];
 
-/// Which of the two files a path should hold.
+/// `predictions.parquet`: one row per (arm, seed, test example), the
+/// selected network's prediction, for analyses of errors (error
+/// consistency, confusion matrices).
+pub const PREDICTIONS_SCHEMA: &[ColumnSpec] = &[
+    col("experiment", Dtype::Str),
+    col("arm", Dtype::Str),
+    col("seed", Dtype::U64),
+    col("example", Dtype::U64),
+    col("label", Dtype::U32),
+    col("predicted", Dtype::U32),
+];
+
+/// Which of the results files a path should hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     Metrics,
     Summary,
+    Predictions,
 }
 
 impl FileKind {
@@ -113,6 +126,7 @@ impl FileKind {
         match self {
             Self::Metrics => "metrics",
             Self::Summary => "summary",
+            Self::Predictions => "predictions",
         }
     }
 
@@ -120,6 +134,7 @@ impl FileKind {
         match self {
             Self::Metrics => METRICS_SCHEMA,
             Self::Summary => SUMMARY_SCHEMA,
+            Self::Predictions => PREDICTIONS_SCHEMA,
         }
     }
 

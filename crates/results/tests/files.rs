@@ -6,8 +6,9 @@ use std::path::Path;
 
 use polars::prelude::{Column, DataFrame, DataType, ParquetReader, ParquetWriter, SerReader};
 use untrainable_results::{
-    MetricRow, ResultsError, Split, Status, SummaryRow, metrics_frame, read_metrics, read_summary,
-    write_atomic, write_metrics, write_summary,
+    MetricRow, PredictionRow, ResultsError, Split, Status, SummaryRow, metrics_frame,
+    predictions_frame, read_metrics, read_predictions, read_summary, write_atomic, write_metrics,
+    write_predictions, write_summary,
 };
 
 fn metric(
@@ -154,6 +155,48 @@ fn summary_round_trip_keeps_status_and_missing_values() {
             ..rows[1].clone()
         }
     );
+}
+
+#[test]
+fn predictions_round_trip_with_their_column_types_and_a_missing_column_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("predictions.parquet");
+    let rows: Vec<PredictionRow> = (0..5u64)
+        .map(|i| PredictionRow {
+            experiment: "x".into(),
+            arm: if i < 3 { "base" } else { "guided" }.into(),
+            seed: i % 2,
+            example: i,
+            label: (i * 3 % 10) as u32,
+            predicted: u32::MAX - i as u32,
+        })
+        .collect();
+    write_predictions(&path, &rows).unwrap();
+    assert_eq!(read_predictions(&path).unwrap(), rows);
+    let frame = predictions_frame(&path).unwrap();
+    let types: Vec<(String, DataType)> = frame
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.dtype().clone()))
+        .collect();
+    let expected = [
+        ("experiment", DataType::String),
+        ("arm", DataType::String),
+        ("seed", DataType::UInt64),
+        ("example", DataType::UInt64),
+        ("label", DataType::UInt32),
+        ("predicted", DataType::UInt32),
+    ];
+    assert_eq!(
+        types,
+        expected.map(|(n, t)| (n.to_string(), t)).to_vec()
+    );
+
+    // A metrics file is not a predictions file: the first missing column is named.
+    write_metrics(&path, &sample_metrics()).unwrap();
+    let message = read_predictions(&path).unwrap_err().to_string();
+    assert!(message.contains("`example`"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
 }
 
 #[test]

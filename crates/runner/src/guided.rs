@@ -6,12 +6,12 @@
 use burn::tensor::Device;
 use untrainable_core::{Guide, Network};
 use untrainable_guidance::{
-    ArmConfig, GuideState, PairsConfig, Progress, Task, TrainConfig, TrainedStore, resolve_pairs,
-    train_arm_checkpointed,
+    ArmConfig, GuideState, PairsConfig, Part, Progress, Task, TrainConfig, TrainedStore,
+    resolve_pairs, score_part, train_arm_checkpointed,
 };
-use untrainable_results::{MetricRow, SummaryRow};
+use untrainable_results::SummaryRow;
 
-use crate::RunDir;
+use crate::{RunDir, RunResults, prediction_rows};
 
 /// The name under which the guide's own training is logged.
 pub const GUIDE_ARM: &str = "guide";
@@ -79,15 +79,15 @@ where
     G: Network<Input = K::Input>,
 {
     /// Runs every arm for every seed (keeping runs an interrupted invocation
-    /// finished when resuming) and returns all rows and summaries, the
-    /// guide's training first for each seed where it ran.
-    pub fn run(&self, seeds: &[u64]) -> Result<(Vec<MetricRow>, Vec<SummaryRow>), String> {
-        let (mut rows, mut summaries) = (Vec::new(), Vec::new());
+    /// finished when resuming) and returns all rows, summaries and test
+    /// predictions, the guide's first for each seed where it was trained.
+    pub fn run(&self, seeds: &[u64]) -> Result<RunResults, String> {
+        let mut results = RunResults::default();
         for &seed in seeds {
             untrainable_core::seed(self.device, guide_seed(seed));
             let untrained = Guide::new((self.guide)(self.device));
             let trained = if self.arms.iter().any(|a| a.guide == GuideState::Trained) {
-                Some(self.trained_guide(seed, &untrained, &mut rows, &mut summaries)?)
+                Some(self.trained_guide(seed, &untrained, &mut results)?)
             } else {
                 None
             };
@@ -98,7 +98,7 @@ where
                     GuideState::Untrained => &untrained,
                     GuideState::Trained => trained.as_ref().expect("trained when an arm needs it"),
                 };
-                let (arm_rows, summary) = self.arm(arm, seed, |device| {
+                let run = self.arm(arm, seed, |device| {
                     // The same seed gives every arm the same initial target.
                     untrainable_core::seed(device, seed);
                     let target = (self.target)(device);
@@ -116,13 +116,18 @@ where
                         self.progress,
                         Some(&checkpointing),
                     )?;
-                    Ok((run.rows, run.summary))
+                    let predictions =
+                        prediction_rows(self.name, &arm.name, seed, &run.test_predictions);
+                    Ok(RunResults {
+                        rows: run.rows,
+                        summaries: vec![run.summary],
+                        predictions,
+                    })
                 })?;
-                rows.extend(arm_rows);
-                summaries.push(summary);
+                results.extend(run);
             }
         }
-        Ok((rows, summaries))
+        Ok(results)
     }
 
     /// The guide trained alone on the task from its seed's initial weights:
@@ -131,8 +136,7 @@ where
         &self,
         seed: u64,
         untrained: &Guide<G>,
-        rows: &mut Vec<MetricRow>,
-        summaries: &mut Vec<SummaryRow>,
+        results: &mut RunResults,
     ) -> Result<Guide<G>, String> {
         let train = self
             .guide_train
@@ -153,8 +157,20 @@ where
                     row.experiment = self.name.to_string();
                 }
                 stored.summary.experiment = self.name.to_string();
-                rows.extend(stored.rows);
-                summaries.push(stored.summary);
+                // The stored network is the selected one: its test predictions
+                // are those its training would have made.
+                let score = score_part(
+                    &stored.network,
+                    self.task,
+                    Part::Test,
+                    train.eval_batch_size,
+                    self.device,
+                );
+                results.extend(RunResults {
+                    rows: stored.rows,
+                    summaries: vec![stored.summary],
+                    predictions: prediction_rows(self.name, GUIDE_ARM, seed, &score.predictions),
+                });
                 stored.network
             }
             None => {
@@ -184,10 +200,15 @@ where
                     "{GUIDE_ARM} seed {seed}: trained, kept in {}",
                     path.display()
                 );
-                self.run_dir.save(&run.rows, &run.summary)?;
+                let predictions =
+                    prediction_rows(self.name, GUIDE_ARM, seed, &run.test_predictions);
+                self.run_dir.save(&run.rows, &run.summary, &predictions)?;
                 report(&run.summary);
-                rows.extend(run.rows);
-                summaries.push(run.summary);
+                results.extend(RunResults {
+                    rows: run.rows,
+                    summaries: vec![run.summary],
+                    predictions,
+                });
                 best
             }
         };
@@ -200,21 +221,25 @@ where
         &self,
         arm: &ArmConfig,
         seed: u64,
-        run: impl FnOnce(&Device) -> Result<(Vec<MetricRow>, SummaryRow), String>,
-    ) -> Result<(Vec<MetricRow>, SummaryRow), String> {
-        let (rows, summary) = match self.run_dir.finished(&arm.name, seed)? {
+        run: impl FnOnce(&Device) -> Result<RunResults, String>,
+    ) -> Result<RunResults, String> {
+        let results = match self.run_dir.finished(&arm.name, seed)? {
             Some(done) if self.resume => {
                 tracing::info!("{} seed {seed}: kept from the earlier run", arm.name);
                 done
             }
             _ => {
-                let (rows, summary) = run(self.device)?;
-                self.run_dir.save(&rows, &summary)?;
-                (rows, summary)
+                let results = run(self.device)?;
+                let [summary] = &results.summaries[..] else {
+                    unreachable!("one run has one summary")
+                };
+                self.run_dir
+                    .save(&results.rows, summary, &results.predictions)?;
+                results
             }
         };
-        report(&summary);
-        Ok((rows, summary))
+        results.summaries.iter().for_each(report);
+        Ok(results)
     }
 }
 

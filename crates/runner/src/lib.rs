@@ -16,7 +16,7 @@ use untrainable_core::Backend;
 use untrainable_guidance::Progress;
 
 pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
-pub use run_dir::RunDir;
+pub use run_dir::{RunDir, RunResults, prediction_rows};
 
 /// The scale a run is configured for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,12 +1,64 @@
 //! `OUT/<experiment>/`: `config.toml`, `metrics.parquet`, `summary.parquet`,
-//! and `runs/<arm>-seed<S>/` with each finished (arm, seed) run, so that an
+//! `predictions.parquet` where the runs made test predictions, and
+//! `runs/<arm>-seed<S>/` with each finished (arm, seed) run, so that an
 //! interrupted invocation resumes where it stopped.
 
 use std::path::{Path, PathBuf};
 
 use untrainable_results::{
-    MetricRow, SummaryRow, read_metrics, read_summary, write_metrics, write_summary,
+    MetricRow, PredictionRow, SummaryRow, read_metrics, read_predictions, read_summary,
+    write_metrics, write_predictions, write_summary,
 };
+
+/// What runs produced: the rows of the three results files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunResults {
+    pub rows: Vec<MetricRow>,
+    pub summaries: Vec<SummaryRow>,
+    pub predictions: Vec<PredictionRow>,
+}
+
+impl RunResults {
+    pub fn extend(&mut self, other: RunResults) {
+        self.rows.extend(other.rows);
+        self.summaries.extend(other.summaries);
+        self.predictions.extend(other.predictions);
+    }
+
+    /// Renames every row of `arm` (metrics, summary, predictions) to `to`.
+    pub fn rename_arm(&mut self, arm: &str, to: &str) {
+        for row in self.rows.iter_mut().filter(|r| r.arm == arm) {
+            row.arm = to.to_string();
+        }
+        for summary in self.summaries.iter_mut().filter(|s| s.arm == arm) {
+            summary.arm = to.to_string();
+        }
+        for prediction in self.predictions.iter_mut().filter(|p| p.arm == arm) {
+            prediction.arm = to.to_string();
+        }
+    }
+}
+
+/// One run's test predictions as rows.
+pub fn prediction_rows(
+    experiment: &str,
+    arm: &str,
+    seed: u64,
+    predictions: &[(u32, u32)],
+) -> Vec<PredictionRow> {
+    predictions
+        .iter()
+        .enumerate()
+        .map(|(example, &(label, predicted))| PredictionRow {
+            experiment: experiment.to_string(),
+            arm: arm.to_string(),
+            seed,
+            example: example as u64,
+            label,
+            predicted,
+        })
+        .collect()
+}
 
 pub struct RunDir {
     dir: PathBuf,
@@ -80,11 +132,7 @@ impl RunDir {
     }
 
     /// The rows of a run an earlier invocation finished, if any.
-    pub fn finished(
-        &self,
-        arm: &str,
-        seed: u64,
-    ) -> Result<Option<(Vec<MetricRow>, SummaryRow)>, String> {
+    pub fn finished(&self, arm: &str, seed: u64) -> Result<Option<RunResults>, String> {
         let part = self.part(arm, seed);
         let summary_path = part.join("summary.parquet");
         if !summary_path.exists() {
@@ -101,14 +149,30 @@ impl RunDir {
                     summary_path.display()
                 )
             })?;
-        Ok(Some((rows, summary)))
+        let predictions_path = part.join("predictions.parquet");
+        let predictions = if predictions_path.exists() {
+            read_predictions(&predictions_path).map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(RunResults {
+            rows,
+            summaries: vec![summary],
+            predictions,
+        }))
     }
 
     /// Saves one finished run. The summary is written last, so a run counts
-    /// as finished only when both files are complete.
-    pub fn save(&self, rows: &[MetricRow], summary: &SummaryRow) -> Result<(), String> {
+    /// as finished only when every file is complete.
+    pub fn save(
+        &self,
+        rows: &[MetricRow],
+        summary: &SummaryRow,
+        predictions: &[PredictionRow],
+    ) -> Result<(), String> {
         let part = self.part(&summary.arm, summary.seed);
         write_metrics(&part.join("metrics.parquet"), rows).map_err(|e| e.to_string())?;
+        write_or_remove_predictions(&part.join("predictions.parquet"), predictions)?;
         write_summary(&part.join("summary.parquet"), std::slice::from_ref(summary))
             .map_err(|e| e.to_string())?;
         // The finished run supersedes its checkpoints.
@@ -120,13 +184,30 @@ impl RunDir {
         Ok(())
     }
 
-    /// Writes `metrics.parquet` and `summary.parquet` for all runs.
-    pub fn write_results(
-        &self,
-        rows: &[MetricRow],
-        summaries: &[SummaryRow],
-    ) -> Result<(), String> {
-        write_metrics(&self.dir.join("metrics.parquet"), rows).map_err(|e| e.to_string())?;
-        write_summary(&self.dir.join("summary.parquet"), summaries).map_err(|e| e.to_string())
+    /// Writes `metrics.parquet`, `summary.parquet` and, where there are
+    /// predictions, `predictions.parquet` for all runs.
+    pub fn write_results(&self, results: &RunResults) -> Result<(), String> {
+        write_metrics(&self.dir.join("metrics.parquet"), &results.rows)
+            .map_err(|e| e.to_string())?;
+        write_or_remove_predictions(
+            &self.dir.join("predictions.parquet"),
+            &results.predictions,
+        )?;
+        write_summary(&self.dir.join("summary.parquet"), &results.summaries)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Writes `predictions` to `path`; none removes a file left by an earlier
+/// invocation, which would describe other runs.
+fn write_or_remove_predictions(path: &Path, predictions: &[PredictionRow]) -> Result<(), String> {
+    if !predictions.is_empty() {
+        return write_predictions(path, predictions).map_err(|e| e.to_string());
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {e}", path.display()))
+        }
+        _ => Ok(()),
     }
 }

@@ -203,13 +203,13 @@ fn run(cli: &Cli) -> Result<(), String> {
         device: &device,
         progress,
     };
-    let (rows, summaries) = experiment.run(&seeds)?;
-    run_dir.write_results(&rows, &summaries)?;
-    println!("{}\n", untrainable_results::summary_table(&summaries));
-    println!("{}\n", untrainable_results::arm_table(&summaries));
+    let results = experiment.run(&seeds)?;
+    run_dir.write_results(&results)?;
+    println!("{}\n", untrainable_results::summary_table(&results.summaries));
+    println!("{}\n", untrainable_results::arm_table(&results.summaries));
     println!("wrote {}", run_dir.path().display());
     let stem = args.figure_stem(EXPERIMENT);
-    paper_figures::draw_copy_paste(&rows, &stem)
+    paper_figures::draw_copy_paste(&results.rows, &stem)
         .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
     println!("drew {}.png and .svg", stem.display());
     Ok(())

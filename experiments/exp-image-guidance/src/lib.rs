@@ -35,7 +35,7 @@ use untrainable_guidance::{
     resolve_pairs,
 };
 use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
-use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunDir};
+use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunDir, RunResults};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
 
 /// One experiment built on this crate: what sets it apart from the others.
@@ -380,7 +380,7 @@ pub fn run(
         seeds: &seeds,
     };
 
-    let (mut rows, mut summaries) = (Vec::new(), Vec::<SummaryRow>::new());
+    let mut results = RunResults::default();
     for &target in &config.targets {
         let net = config.net(target)?;
         tracing::info!(
@@ -393,17 +393,23 @@ pub fn run(
             target.guide(),
             config.guide(target)?.num_params()
         );
-        let (target_rows, target_summaries) = match net {
+        let target = match net {
             TargetNet::Fcn(fcn) => run_target(&context, target, &|d| fcn.init(d))?,
             TargetNet::Conv(conv) => run_target(&context, target, &|d| conv.init(d))?,
         };
         // Both FCNs read the same trained ResNet-18: its rows are kept once.
-        let before: Vec<String> = summaries.iter().map(|s| s.arm.clone()).collect();
+        let before: Vec<String> = results.summaries.iter().map(|s| s.arm.clone()).collect();
         let new = |arm: &str| !before.iter().any(|a| a == arm);
-        rows.extend(target_rows.into_iter().filter(|r| new(&r.arm)));
-        summaries.extend(target_summaries.into_iter().filter(|s| new(&s.arm)));
+        results.extend(RunResults {
+            rows: target.rows.into_iter().filter(|r| new(&r.arm)).collect(),
+            summaries: target.summaries.into_iter().filter(|s| new(&s.arm)).collect(),
+            predictions: target.predictions.into_iter().filter(|p| new(&p.arm)).collect(),
+        });
     }
-    run_dir.write_results(&rows, &summaries)?;
+    run_dir.write_results(&results)?;
+    let RunResults {
+        rows, summaries, ..
+    } = results;
     println!("{}\n", untrainable_results::summary_table(&summaries));
     println!("{}\n", untrainable_results::arm_table(&summaries));
     println!("{}", accuracy_table(&rows, &summaries, experiment.paper_top5));
@@ -422,7 +428,7 @@ fn run_target<T: Network<Input = Tensor<4>>>(
     context: &Context<'_>,
     target: Target,
     build: &dyn Fn(&Device) -> T,
-) -> Result<(Vec<MetricRow>, Vec<SummaryRow>), String> {
+) -> Result<RunResults, String> {
     let config = context.config;
     let guide = config.guide(target)?;
     let arms: Vec<ArmConfig> = config
@@ -456,17 +462,11 @@ fn run_target<T: Network<Input = Tensor<4>>>(
         device: context.device,
         progress: context.args.progress(),
     };
-    let (mut rows, mut summaries) = experiment
+    let mut results = experiment
         .run(context.seeds)
         .map_err(|e| format!("{} ([{}]): {e}", target.name(), target.section()))?;
-    let guide_arm = format!("{}/{GUIDE_ARM}", target.guide());
-    for row in rows.iter_mut().filter(|r| r.arm == GUIDE_ARM) {
-        row.arm.clone_from(&guide_arm);
-    }
-    for summary in summaries.iter_mut().filter(|s| s.arm == GUIDE_ARM) {
-        summary.arm.clone_from(&guide_arm);
-    }
-    Ok((rows, summaries))
+    results.rename_arm(GUIDE_ARM, &format!("{}/{GUIDE_ARM}", target.guide()));
+    Ok(results)
 }
 
 /// Per arm, in %: top-1 and top-5 accuracy of the selected network on the

@@ -29,7 +29,7 @@ use untrainable_guidance::{
     resolve_pairs,
 };
 use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
-use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset};
+use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunResults};
 use untrainable_tasks::Split as DataSplit;
 use untrainable_tasks::sotu::{Sotu, SotuLm};
 
@@ -228,7 +228,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         run_dir.path().display()
     );
 
-    let (mut rows, mut summaries) = (Vec::new(), Vec::new());
+    let mut results = RunResults::default();
     for (i, (name, target)) in config.targets.named().into_iter().enumerate() {
         let arms: Vec<ArmConfig> = config
             .arms
@@ -254,16 +254,19 @@ fn run(cli: &Cli) -> Result<(), String> {
             device: &device,
             progress,
         };
-        let (target_rows, target_summaries) = experiment.run(&seeds)?;
+        let target = experiment.run(&seeds)?;
         // The first target trained (or read) the guide; the second reads the
         // same guide back from the store, and its rows are already in.
         let keep = |arm: &str| i == 0 || arm != GUIDE_ARM;
-        rows.extend(target_rows.into_iter().filter(|r| keep(&r.arm)));
-        summaries.extend(target_summaries.into_iter().filter(|s| keep(&s.arm)));
+        results.rows.extend(target.rows.into_iter().filter(|r| keep(&r.arm)));
+        results.summaries.extend(target.summaries.into_iter().filter(|s| keep(&s.arm)));
     }
-    let perplexities = task.perplexity_rows(&rows);
-    rows.extend(perplexities);
-    run_dir.write_results(&rows, &summaries)?;
+    let perplexities = task.perplexity_rows(&results.rows);
+    results.rows.extend(perplexities);
+    run_dir.write_results(&results)?;
+    let RunResults {
+        rows, summaries, ..
+    } = results;
     println!("{}\n", untrainable_results::summary_table(&summaries));
     println!("{}\n", untrainable_results::arm_table(&summaries));
     println!("{}\n", perplexity_table(&rows, &summaries));
