@@ -4,6 +4,7 @@
 //! Each experiment registers a draw function in [`FIGURES`]; the
 //! `paper-figures` binary draws every experiment whose results exist.
 
+pub mod error_consistency;
 pub mod image_guidance;
 pub mod plot;
 pub mod stats;
@@ -19,6 +20,7 @@ use untrainable_results::{MetricRow, ResultsError, Split};
 use crate::plot::{Curve, Figure, Panel, arm_color};
 use crate::stats::{StepBins, arms_in_order, binned_mean_sd, mean_sd_by_x, seeds_per_arm};
 
+pub use crate::error_consistency::draw_error_consistency;
 pub use crate::image_guidance::draw_image_guidance;
 
 /// The font family name every text style uses.
@@ -151,6 +153,11 @@ pub const FIGURES: &[ExperimentFigure] = &[
         experiment: "kd-vs-guidance",
         producer: "cargo run -p exp-kd-vs-guidance",
         draw: draw_kd_vs_guidance,
+    },
+    ExperimentFigure {
+        experiment: "error-consistency",
+        producer: "cargo run -p exp-error-consistency",
+        draw: draw_error_consistency,
     },
 ];
 

@@ -1,7 +1,8 @@
-//! A figure of panels side by side, each with one mean line and a
-//! translucent ±sd band per arm, a caption line and a shared legend.
-//! Experiments describe their panels with [`Figure`]; [`render`] writes the
-//! PNG and the SVG.
+//! The figures' two shapes: panels of curves side by side, each with one
+//! mean line and a translucent ±sd band per arm, under a caption line and a
+//! shared legend ([`Figure`]); and annotated matrices side by side
+//! ([`HeatMaps`]). Experiments describe what to show; [`render`] writes the
+//! PNG and the SVG of either.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,50 @@ pub struct Figure {
     pub size: (u32, u32),
 }
 
+/// One square matrix of values with the same labels on both axes; a cell
+/// shows its value and, below it, an optional note (e.g. "± 0.02").
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    pub title: String,
+    /// `cells[row][column]`; `None` is drawn as an empty grey cell.
+    pub cells: Vec<Vec<Option<(f64, String)>>>,
+}
+
+/// Matrices side by side under a caption line, sharing row and column
+/// labels and one colour scale from `scale.0` (white) to `scale.1` (blue).
+#[derive(Debug, Clone)]
+pub struct HeatMaps {
+    pub caption: String,
+    pub labels: Vec<String>,
+    pub matrices: Vec<Matrix>,
+    pub scale: (f64, f64),
+    pub size: (u32, u32),
+}
+
+/// What [`render`] can draw on either backend.
+pub trait Drawing {
+    fn size(&self) -> (u32, u32);
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+impl Drawing for Figure {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_figure(root, self)
+    }
+}
+
+impl Drawing for HeatMaps {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_heat_maps(root, self).map_err(|e| e.to_string())
+    }
+}
+
 /// Colour-blind-safe colours (Okabe and Ito), in the order arms are given.
 const PALETTE: [RGBColor; 7] = [
     RGBColor(0, 114, 178),
@@ -74,7 +119,7 @@ fn font(px: u32) -> TextStyle<'static> {
 
 /// Writes `<out_stem>.png` and `<out_stem>.svg`, each through a temporary
 /// file and a rename, and returns their paths.
-pub fn render(figure: &Figure, out_stem: &Path) -> Result<[PathBuf; 2], FigureError> {
+pub fn render(figure: &impl Drawing, out_stem: &Path) -> Result<[PathBuf; 2], FigureError> {
     ensure_font()?;
     let png = with_extension(out_stem, "png");
     let svg = with_extension(out_stem, "svg");
@@ -105,8 +150,8 @@ pub fn render(figure: &Figure, out_stem: &Path) -> Result<[PathBuf; 2], FigureEr
         .tempfile_in(&dir)
         .map_err(io(&png, "create a temporary file for"))?;
     {
-        let root = BitMapBackend::new(tmp.path(), figure.size).into_drawing_area();
-        draw_figure(&root, figure).map_err(|message| FigureError::Draw {
+        let root = BitMapBackend::new(tmp.path(), figure.size()).into_drawing_area();
+        figure.draw_on(&root).map_err(|message| FigureError::Draw {
             path: png.clone(),
             message,
         })?;
@@ -123,8 +168,8 @@ pub fn render(figure: &Figure, out_stem: &Path) -> Result<[PathBuf; 2], FigureEr
 
     let mut text = String::new();
     {
-        let root = SVGBackend::with_string(&mut text, figure.size).into_drawing_area();
-        draw_figure(&root, figure).map_err(|message| FigureError::Draw {
+        let root = SVGBackend::with_string(&mut text, figure.size()).into_drawing_area();
+        figure.draw_on(&root).map_err(|message| FigureError::Draw {
             path: svg.clone(),
             message,
         })?;
@@ -343,9 +388,155 @@ fn draw_panel<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The colour of `value` on a scale from white at `scale.0` to the
+/// palette's blue at `scale.1`, values outside clamped.
+fn scale_color(value: f64, scale: (f64, f64)) -> RGBColor {
+    let t = ((value - scale.0) / (scale.1 - scale.0)).clamp(0.0, 1.0);
+    let RGBColor(r, g, b) = PALETTE[0];
+    let mix = |c: u8| (255.0 + (f64::from(c) - 255.0) * t).round() as u8;
+    RGBColor(mix(r), mix(g), mix(b))
+}
+
+fn draw_heat_maps<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    maps: &HeatMaps,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let (width, _) = root.dim_in_pixel();
+    root.draw(&Text::new(
+        maps.caption.clone(),
+        (width as i32 / 2, 6),
+        font(CAPTION_PX).pos(Pos::new(HPos::Center, VPos::Top)),
+    ))?;
+    let (_, body) = root.split_vertically(CAPTION_PX as i32 + 20);
+    let areas = body.split_evenly((1, maps.matrices.len().max(1)));
+    for (matrix, area) in maps.matrices.iter().zip(&areas) {
+        draw_matrix(
+            &area.margin(0, 10, 10, 10),
+            matrix,
+            &maps.labels,
+            maps.scale,
+        )?;
+    }
+    Ok(())
+}
+
+/// A title, column labels above, row labels to the left and one coloured
+/// cell per value with its number and note.
+fn draw_matrix<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    matrix: &Matrix,
+    labels: &[String],
+    scale: (f64, f64),
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let n = labels.len().max(1) as i32;
+    let (width, height) = area.dim_in_pixel();
+    let label_style = font(TICK_PX);
+    let mut row_label_px = 0;
+    for label in labels {
+        row_label_px = row_label_px.max(area.estimate_text_size(label, &label_style)?.0 as i32);
+    }
+    let left = row_label_px + 14;
+    let top = TITLE_PX as i32 + 2 * TICK_PX as i32 + 24;
+    let cell = ((width as i32 - left) / n)
+        .min((height as i32 - top) / n)
+        .max(1);
+    area.draw(&Text::new(
+        matrix.title.clone(),
+        (left + cell * n / 2, 0),
+        font(TITLE_PX).pos(Pos::new(HPos::Center, VPos::Top)),
+    ))?;
+    for (i, label) in labels.iter().enumerate() {
+        let i = i as i32;
+        area.draw(&Text::new(
+            label.clone(),
+            (left - 8, top + i * cell + cell / 2),
+            label_style.pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+        // Column labels alternate between two lines so that long ones do not collide.
+        area.draw(&Text::new(
+            label.clone(),
+            (
+                left + i * cell + cell / 2,
+                top - 6 - (i % 2) * (TICK_PX as i32 + 4),
+            ),
+            label_style.pos(Pos::new(HPos::Center, VPos::Bottom)),
+        ))?;
+    }
+    for (r, row) in matrix.cells.iter().enumerate() {
+        for (c, value) in row.iter().enumerate() {
+            let (x, y) = (left + c as i32 * cell, top + r as i32 * cell);
+            let fill = match value {
+                Some((v, _)) => scale_color(*v, scale),
+                None => RGBColor(240, 240, 240),
+            };
+            area.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                fill.filled(),
+            ))?;
+            area.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                RGBColor(255, 255, 255).stroke_width(2),
+            ))?;
+            if let Some((v, note)) = value {
+                // Dark text on light cells, white on dark ones.
+                let light = (*v - scale.0) / (scale.1 - scale.0) < 0.55;
+                let ink = if light { TEXT } else { WHITE };
+                let centre = (x + cell / 2, y + cell / 2);
+                let number_y = if note.is_empty() {
+                    centre.1
+                } else {
+                    centre.1 - 9
+                };
+                area.draw(&Text::new(
+                    cell_label(*v),
+                    (centre.0, number_y),
+                    (FONT, LEGEND_PX)
+                        .into_font()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                ))?;
+                if !note.is_empty() {
+                    area.draw(&Text::new(
+                        note.clone(),
+                        (centre.0, centre.1 + 12),
+                        (FONT, TICK_PX - 2)
+                            .into_font()
+                            .color(&ink)
+                            .pos(Pos::new(HPos::Center, VPos::Center)),
+                    ))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cell's value: three decimals below 0.1 in magnitude, two above.
+fn cell_label(v: f64) -> String {
+    if v.abs() < 0.1 && v != 0.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scale_runs_from_white_to_the_first_colour_and_clamps() {
+        assert_eq!(scale_color(0.0, (0.0, 1.0)), WHITE);
+        assert_eq!(scale_color(-3.0, (0.0, 1.0)), WHITE);
+        assert_eq!(scale_color(1.0, (0.0, 1.0)), PALETTE[0]);
+        assert_eq!(scale_color(7.0, (0.0, 1.0)), PALETTE[0]);
+        let RGBColor(r, _, _) = scale_color(0.5, (0.0, 1.0));
+        assert_eq!(r, 128);
+        assert_eq!(cell_label(0.0029), "0.003");
+        assert_eq!(cell_label(0.49), "0.49");
+        assert_eq!(cell_label(1.0), "1.00");
+    }
 
     #[test]
     fn tick_labels_are_short() {

@@ -19,6 +19,8 @@ pub struct ExperimentTable {
     pub scale: f64,
     /// The paper's value for an arm, as printed there, where it reports one.
     pub paper: &'static [(&'static str, &'static str)],
+    /// A further section drawn from the same rows, after the table.
+    pub appendix: Option<fn(&[MetricRow]) -> String>,
 }
 
 /// The tables `paper-figures` writes, in this order.
@@ -31,6 +33,7 @@ pub const TABLES: &[ExperimentTable] = &[
         scale: 100.0,
         // The paper gives curves only for this experiment.
         paper: &[],
+        appendix: None,
     },
     ExperimentTable {
         experiment: "copy-paste",
@@ -44,6 +47,7 @@ pub const TABLES: &[ExperimentTable] = &[
             ("untrained-guide", "42.56 ± 1.51"),
             ("guide", "96.98"),
         ],
+        appendix: None,
     },
     ExperimentTable {
         experiment: "parity",
@@ -57,6 +61,7 @@ pub const TABLES: &[ExperimentTable] = &[
             ("untrained-guide", "70.38 ± 4.17"),
             ("guide", "100"),
         ],
+        appendix: None,
     },
     ExperimentTable {
         experiment: "lm",
@@ -74,6 +79,7 @@ pub const TABLES: &[ExperimentTable] = &[
             ("large/untrained-guide", "47.17 ± 2.50"),
             ("guide", "34.15 (small table), 33.10 (large)"),
         ],
+        appendix: None,
     },
     ExperimentTable {
         experiment: "image-guidance",
@@ -96,6 +102,7 @@ pub const TABLES: &[ExperimentTable] = &[
             ("conv/trained-guide", "78.91 ± 2.16"),
             ("conv/untrained-guide", "68.17 ± 2.54"),
         ],
+        appendix: None,
     },
     ExperimentTable {
         experiment: "image-guidance",
@@ -105,6 +112,7 @@ pub const TABLES: &[ExperimentTable] = &[
         label: "top-1 accuracy (%)",
         scale: 100.0,
         paper: &[],
+        appendix: None,
     },
     ExperimentTable {
         experiment: "kd-vs-guidance",
@@ -115,6 +123,18 @@ pub const TABLES: &[ExperimentTable] = &[
         label: "top-1 accuracy (%)",
         scale: 100.0,
         paper: &[],
+        appendix: None,
+    },
+    ExperimentTable {
+        experiment: "error-consistency",
+        title: "Error consistency: the Deep FCN alone and guided by a trained ResNet-18 or ViT, \
+                and the guides (NOTES §2.3; the paper reports ImageNet top-5 for some of these \
+                arms in Table 1)",
+        metric: "accuracy",
+        label: "top-1 accuracy (%)",
+        scale: 100.0,
+        paper: &[],
+        appendix: Some(crate::error_consistency::error_consistency_table),
     },
 ];
 
@@ -169,6 +189,10 @@ pub fn experiment_table(
             shown(&val)
         );
     }
+    if let Some(appendix) = table.appendix {
+        out += "\n";
+        out += &appendix(metrics);
+    }
     out
 }
 
@@ -217,6 +241,7 @@ mod tests {
             label: "accuracy (%)",
             scale: 100.0,
             paper: &[("base", "14.35")],
+            appendix: None,
         };
         let metrics = vec![
             row("base", 0, Some(1), Split::Val, 0.1),

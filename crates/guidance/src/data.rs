@@ -170,7 +170,11 @@ mod tests {
             let images = to_vec(images);
             seed(&device, s);
             assert_eq!(images, to_vec(flip.training_batch(&set, &idx, &device).0));
-            let labels = labels.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+            let labels = labels
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .unwrap();
             assert_eq!(labels, vec![1, 3]);
             for (k, &i) in idx.iter().enumerate() {
                 let got = &images[9 * k..9 * (k + 1)];

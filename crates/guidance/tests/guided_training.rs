@@ -7,11 +7,11 @@ use burn::tensor::Device;
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
+use untrainable_guidance::task::top_k_correct;
 use untrainable_guidance::{
     ArmConfig, GuideTapTable, ImageData, InputSpec, PairsConfig, Part, Progress, Reduction, Task,
     TrainConfig, resolve_pairs, train_arm,
 };
-use untrainable_guidance::task::top_k_correct;
 use untrainable_repsim::Distance;
 use untrainable_results::Split;
 use untrainable_tasks::Augment;
@@ -483,7 +483,13 @@ fn the_loop_logs_top5_beside_every_accuracy_and_tests_the_selected_network_once(
         .filter(|r| r.split != Split::Train)
         .map(|r| (r.split, r.metric.as_str()))
         .collect();
-    let one = |split| [(split, "loss"), (split, "accuracy"), (split, "top5_accuracy")];
+    let one = |split| {
+        [
+            (split, "loss"),
+            (split, "accuracy"),
+            (split, "top5_accuracy"),
+        ]
+    };
     let mut expected: Vec<(Split, &str)> = (0..3).flat_map(|_| one(Split::Val)).collect();
     expected.extend(one(Split::Test));
     assert_eq!(evaluations, expected);
@@ -527,7 +533,10 @@ fn image_training_batches_are_augmented_and_evaluation_batches_and_guide_tables_
         let train = to_vec(data.batch(Part::Train, &idx, &setup.device).0);
         seed(&setup.device, 3);
         let drawn = to_vec(spec.training_batch(&setup.train, &idx, &setup.device).0);
-        assert_eq!(train, drawn, "the training batch is InputSpec's training batch");
+        assert_eq!(
+            train, drawn,
+            "the training batch is InputSpec's training batch"
+        );
         let stored = to_vec(spec.batch(&setup.train, &idx, &setup.device).0);
         assert_eq!(train != stored, augmented);
         for part in [Part::Val, Part::Test] {

@@ -187,10 +187,7 @@ fn predictions_round_trip_with_their_column_types_and_a_missing_column_is_named(
         ("label", DataType::UInt32),
         ("predicted", DataType::UInt32),
     ];
-    assert_eq!(
-        types,
-        expected.map(|(n, t)| (n.to_string(), t)).to_vec()
-    );
+    assert_eq!(types, expected.map(|(n, t)| (n.to_string(), t)).to_vec());
 
     // A metrics file is not a predictions file: the first missing column is named.
     write_metrics(&path, &sample_metrics()).unwrap();

@@ -189,10 +189,7 @@ impl RunDir {
     pub fn write_results(&self, results: &RunResults) -> Result<(), String> {
         write_metrics(&self.dir.join("metrics.parquet"), &results.rows)
             .map_err(|e| e.to_string())?;
-        write_or_remove_predictions(
-            &self.dir.join("predictions.parquet"),
-            &results.predictions,
-        )?;
+        write_or_remove_predictions(&self.dir.join("predictions.parquet"), &results.predictions)?;
         write_summary(&self.dir.join("summary.parquet"), &results.summaries)
             .map_err(|e| e.to_string())
     }

@@ -242,7 +242,9 @@ fn test_predictions_are_kept_per_run_resumed_and_recomputed_for_a_stored_guide()
         let logged = first
             .rows
             .iter()
-            .find(|r| &r.arm == arm && r.seed == seed && r.split == Split::Test && r.metric == "accuracy")
+            .find(|r| {
+                &r.arm == arm && r.seed == seed && r.split == Split::Test && r.metric == "accuracy"
+            })
             .unwrap()
             .value;
         assert_eq!(hits as f64 / 15.0, logged, "{arm} seed {seed}");

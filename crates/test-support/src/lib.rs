@@ -28,8 +28,8 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 pub fn read_parquet(path: &Path) -> DataFrame {
-    let file = std::fs::File::open(path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
     ParquetReader::new(file)
         .finish()
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))

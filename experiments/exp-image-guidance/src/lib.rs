@@ -29,6 +29,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
+use untrainable_arch_transformer::VitConfig;
 use untrainable_core::Network;
 use untrainable_guidance::{
     ArmConfig, ImageData, InputSpec, PairsConfig, TOP5_ACCURACY, TrainConfig, TrainedStore,
@@ -48,6 +49,9 @@ pub struct ImageExperiment {
     pub paper_top5: &'static [(&'static str, &'static str)],
     /// Draws the experiment's figure from its rows.
     pub draw: fn(&[MetricRow], &Path) -> Result<(), paper_figures::FigureError>,
+    /// Rows computed from every run's results (e.g. agreement between the
+    /// arms' test predictions), added before the results are written.
+    pub analyse: Option<fn(&RunResults) -> Result<Vec<MetricRow>, String>>,
 }
 
 /// Where Fashion-MNIST is read from.
@@ -69,6 +73,9 @@ enum Target {
     WideFcn,
     /// The Deep ConvNet (config `[conv]`), guided by `[resnet50]`.
     Conv,
+    /// The Deep FCN (config `[deep_fcn]`) guided by a vision transformer
+    /// (`[vit]`), the attention-based guide of the error-consistency figure.
+    DeepFcnVit,
 }
 
 impl Target {
@@ -77,13 +84,14 @@ impl Target {
             Target::DeepFcn => "deep-fcn",
             Target::WideFcn => "wide-fcn",
             Target::Conv => "conv",
+            Target::DeepFcnVit => "deep-fcn-vit",
         }
     }
 
     /// Its config section.
     fn section(self) -> &'static str {
         match self {
-            Target::DeepFcn => "deep_fcn",
+            Target::DeepFcn | Target::DeepFcnVit => "deep_fcn",
             Target::WideFcn => "wide_fcn",
             Target::Conv => "conv",
         }
@@ -94,6 +102,7 @@ impl Target {
         match self {
             Target::DeepFcn | Target::WideFcn => "resnet18",
             Target::Conv => "resnet50",
+            Target::DeepFcnVit => "vit",
         }
     }
 }
@@ -103,7 +112,8 @@ impl Target {
 struct Config {
     /// Number of seeds (0..seeds) unless --seed/--seeds say otherwise.
     seeds: u64,
-    /// The targets to run, in order: any of "deep-fcn", "wide-fcn", "conv";
+    /// The targets to run, in order: any of "deep-fcn", "wide-fcn", "conv",
+    /// "deep-fcn-vit";
     /// each needs its section and its guide's.
     targets: Vec<Target>,
     data: DataConfig,
@@ -123,6 +133,9 @@ struct Config {
     /// The guide of the Deep ConvNet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resnet50: Option<ResNetConfig>,
+    /// The guide of `deep-fcn-vit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vit: Option<VitConfig>,
     /// How target taps are paired with guide taps, for every target; an
     /// explicit list names taps, so it fits one target at a time.
     #[serde(default)]
@@ -152,8 +165,8 @@ struct DataConfig {
 /// the key under which it is stored and found again, so experiments that
 /// share a guide recipe share the trained guide.
 #[derive(Serialize)]
-struct GuideRecipe<'a> {
-    guide: &'a ResNetConfig,
+struct GuideRecipe<'a, C> {
+    guide: &'a C,
     data: &'a DataConfig,
     input: &'a InputSpec,
     guide_train: &'a Option<TrainConfig>,
@@ -163,6 +176,29 @@ struct GuideRecipe<'a> {
 enum TargetNet<'a> {
     Fcn(&'a FcnConfig),
     Conv(&'a ResNetConfig),
+}
+
+/// A guide's network config.
+#[derive(Clone, Copy)]
+enum GuideNet<'a> {
+    ResNet(&'a ResNetConfig),
+    Vit(&'a VitConfig),
+}
+
+impl GuideNet<'_> {
+    fn num_params(self) -> usize {
+        match self {
+            GuideNet::ResNet(net) => net.num_params(),
+            GuideNet::Vit(net) => net.num_params(),
+        }
+    }
+
+    fn tap_names(self) -> Vec<String> {
+        match self {
+            GuideNet::ResNet(net) => net.tap_names(),
+            GuideNet::Vit(net) => net.tap_names(),
+        }
+    }
 }
 
 impl Config {
@@ -176,17 +212,18 @@ impl Config {
     /// The target's network; validation made sure its section is there.
     fn net(&self, target: Target) -> Result<TargetNet<'_>, String> {
         let net = match target {
-            Target::DeepFcn => self.deep_fcn.as_ref().map(TargetNet::Fcn),
+            Target::DeepFcn | Target::DeepFcnVit => self.deep_fcn.as_ref().map(TargetNet::Fcn),
             Target::WideFcn => self.wide_fcn.as_ref().map(TargetNet::Fcn),
             Target::Conv => self.conv.as_ref().map(TargetNet::Conv),
         };
         net.ok_or_else(|| Self::missing(target.section(), target))
     }
 
-    fn guide(&self, target: Target) -> Result<&ResNetConfig, String> {
+    fn guide(&self, target: Target) -> Result<GuideNet<'_>, String> {
         let guide = match target {
-            Target::DeepFcn | Target::WideFcn => self.resnet18.as_ref(),
-            Target::Conv => self.resnet50.as_ref(),
+            Target::DeepFcn | Target::WideFcn => self.resnet18.as_ref().map(GuideNet::ResNet),
+            Target::Conv => self.resnet50.as_ref().map(GuideNet::ResNet),
+            Target::DeepFcnVit => self.vit.as_ref().map(GuideNet::Vit),
         };
         guide.ok_or_else(|| Self::missing(target.guide(), target))
     }
@@ -194,7 +231,7 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.targets.is_empty() {
             return Err(
-                "targets is empty; list at least one of \"deep-fcn\", \"wide-fcn\", \"conv\""
+                "targets is empty; list at least one of \"deep-fcn\", \"wide-fcn\", \"conv\", \"deep-fcn-vit\""
                     .into(),
             );
         }
@@ -250,7 +287,22 @@ impl Config {
                 }
             };
             let guide = self.guide(target)?;
-            check_resnet(target.guide(), guide)?;
+            match guide {
+                GuideNet::ResNet(net) => check_resnet(target.guide(), net)?,
+                GuideNet::Vit(vit) => {
+                    vit.validate()?;
+                    let size = self.input.image_size;
+                    let channels = self.input.channels;
+                    if (vit.image_size, vit.in_channels) != (size, channels) {
+                        return Err(format!(
+                            "vit takes {}×{} images of {} channels but the input is {size}×{size} \
+                             of {channels}; set vit.image_size = {size} and vit.in_channels = {channels}",
+                            vit.image_size, vit.image_size, vit.in_channels
+                        ));
+                    }
+                    check_classes("vit", vit.classes)?;
+                }
+            }
             // Pair names are checked now, before any training.
             resolve_pairs(&self.pairs, &taps, &guide.tap_names())
                 .map_err(|e| format!("target \"{}\": {e}", target.name()))?;
@@ -402,9 +454,21 @@ pub fn run(
         let new = |arm: &str| !before.iter().any(|a| a == arm);
         results.extend(RunResults {
             rows: target.rows.into_iter().filter(|r| new(&r.arm)).collect(),
-            summaries: target.summaries.into_iter().filter(|s| new(&s.arm)).collect(),
-            predictions: target.predictions.into_iter().filter(|p| new(&p.arm)).collect(),
+            summaries: target
+                .summaries
+                .into_iter()
+                .filter(|s| new(&s.arm))
+                .collect(),
+            predictions: target
+                .predictions
+                .into_iter()
+                .filter(|p| new(&p.arm))
+                .collect(),
         });
+    }
+    if let Some(analyse) = experiment.analyse {
+        let rows = analyse(&results)?;
+        results.rows.extend(rows);
     }
     run_dir.write_results(&results)?;
     let RunResults {
@@ -412,11 +476,13 @@ pub fn run(
     } = results;
     println!("{}\n", untrainable_results::summary_table(&summaries));
     println!("{}\n", untrainable_results::arm_table(&summaries));
-    println!("{}", accuracy_table(&rows, &summaries, experiment.paper_top5));
+    println!(
+        "{}",
+        accuracy_table(&rows, &summaries, experiment.paper_top5)
+    );
     println!("wrote {}", run_dir.path().display());
     let stem = args.figure_stem(experiment.name);
-    (experiment.draw)(&rows, &stem)
-        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
+    (experiment.draw)(&rows, &stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
     println!("drew {}.png and .svg", stem.display());
     Ok(())
 }
@@ -429,8 +495,29 @@ fn run_target<T: Network<Input = Tensor<4>>>(
     target: Target,
     build: &dyn Fn(&Device) -> T,
 ) -> Result<RunResults, String> {
+    match context.config.guide(target)? {
+        GuideNet::ResNet(guide) => {
+            run_target_with(context, target, build, guide, &|d| guide.init(d))
+        }
+        GuideNet::Vit(guide) => run_target_with(context, target, build, guide, &|d| guide.init(d)),
+    }
+}
+
+/// [`run_target`] with the guide's config (part of the trained guide's
+/// recipe) and constructor.
+fn run_target_with<T, G, C>(
+    context: &Context<'_>,
+    target: Target,
+    build: &dyn Fn(&Device) -> T,
+    guide: &C,
+    build_guide: &dyn Fn(&Device) -> G,
+) -> Result<RunResults, String>
+where
+    T: Network<Input = Tensor<4>>,
+    G: Network<Input = Tensor<4>>,
+    C: Serialize,
+{
     let config = context.config;
-    let guide = config.guide(target)?;
     let arms: Vec<ArmConfig> = config
         .arms
         .iter()
@@ -450,7 +537,7 @@ fn run_target<T: Network<Input = Tensor<4>>>(
         name: context.experiment.name,
         task: context.task,
         target: build,
-        guide: &|device| guide.init(device),
+        guide: build_guide,
         pairs: &config.pairs,
         train: &config.train,
         guide_train: config.guide_train.as_ref(),

@@ -30,6 +30,7 @@ const EXPERIMENT: ImageExperiment = ImageExperiment {
         ("conv/untrained-guide", "68.17 ± 2.54"),
     ],
     draw: paper_figures::draw_image_guidance,
+    analyse: None,
 };
 
 #[derive(Debug, Parser)]

@@ -28,6 +28,7 @@ const EXPERIMENT: ImageExperiment = ImageExperiment {
         ("deep-fcn/untrained-guide", "13.10 ± 0.72"),
     ],
     draw: paper_figures::draw_kd_vs_guidance,
+    analyse: None,
 };
 
 #[derive(Debug, Parser)]

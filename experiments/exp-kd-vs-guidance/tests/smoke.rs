@@ -167,8 +167,16 @@ fn bad_input_gets_an_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let smoke = include_str!("../presets/smoke.toml");
     for (from, to, needle) in [
-        ("temperature = 4.0", "temperature = 0.0", "distill.temperature must be > 0"),
-        ("weight = 1.0", "weight = -1.0", "hint.weight must be at least 0"),
+        (
+            "temperature = 4.0",
+            "temperature = 0.0",
+            "distill.temperature must be > 0",
+        ),
+        (
+            "weight = 1.0",
+            "weight = -1.0",
+            "hint.weight must be at least 0",
+        ),
     ] {
         assert!(smoke.contains(from));
         let path = dir.path().join("broken.toml");

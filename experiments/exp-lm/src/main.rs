@@ -258,8 +258,12 @@ fn run(cli: &Cli) -> Result<(), String> {
         // The first target trained (or read) the guide; the second reads the
         // same guide back from the store, and its rows are already in.
         let keep = |arm: &str| i == 0 || arm != GUIDE_ARM;
-        results.rows.extend(target.rows.into_iter().filter(|r| keep(&r.arm)));
-        results.summaries.extend(target.summaries.into_iter().filter(|s| keep(&s.arm)));
+        results
+            .rows
+            .extend(target.rows.into_iter().filter(|r| keep(&r.arm)));
+        results
+            .summaries
+            .extend(target.summaries.into_iter().filter(|s| keep(&s.arm)));
     }
     let perplexities = task.perplexity_rows(&results.rows);
     results.rows.extend(perplexities);

@@ -249,7 +249,10 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let results = experiment.run(&seeds)?;
     run_dir.write_results(&results)?;
-    println!("{}\n", untrainable_results::summary_table(&results.summaries));
+    println!(
+        "{}\n",
+        untrainable_results::summary_table(&results.summaries)
+    );
     println!("{}\n", untrainable_results::arm_table(&results.summaries));
     println!("wrote {}", run_dir.path().display());
     let stem = args.figure_stem(EXPERIMENT);
