@@ -153,6 +153,7 @@ where
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     };
     let run: ArmRun<T> = train_arm(
         "test",

@@ -21,7 +21,7 @@ pub use guide_table::GuideTapTable;
 pub use hint::HintConfig;
 pub use lm::{LmTask, TOKEN_PPL, WORD_PPL, WindowCounts};
 pub use loss::{Reduction, guidance_loss};
-pub use mapping::{Pair, PairsConfig, resolve_pairs, uniform_pairs};
+pub use mapping::{Pair, PairSubset, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
 pub use task::{ImageData, Part, Score, TOP5_ACCURACY, Task, evaluate, score_part};
 pub use train::{

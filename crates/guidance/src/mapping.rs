@@ -116,6 +116,52 @@ pub fn resolve_pairs(
         .collect())
 }
 
+/// Which of the experiment's pairs an arm guides (the layer ablations,
+/// NOTES §2.6), counted in guide-tap order (input side first). In TOML:
+/// `pairs = "first-half"`, or `pairs = { evenly = 4 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PairSubset {
+    /// The first ⌈n/2⌉ pairs.
+    FirstHalf,
+    /// The last ⌊n/2⌋ pairs (all of them when n = 1).
+    SecondHalf,
+    /// Pairs 0, 2, 4, …
+    EveryOther,
+    /// Only the last pair (the guide's deepest tap).
+    Last,
+    /// `k` pairs spread evenly from the first to the last by the uniform
+    /// rule (the first alone when k = 1).
+    Evenly(usize),
+}
+
+impl PairSubset {
+    /// The selected pairs of `pairs`, in order.
+    ///
+    /// # Errors
+    /// A subset with no pair, or more pairs asked for than there are.
+    pub fn select(self, pairs: &[Pair]) -> Result<Vec<Pair>, String> {
+        let n = pairs.len();
+        let indices: Vec<usize> = match self {
+            Self::FirstHalf => (0..n.div_ceil(2)).collect(),
+            Self::SecondHalf if n == 1 => vec![0],
+            Self::SecondHalf => (n.div_ceil(2)..n).collect(),
+            Self::EveryOther => (0..n).step_by(2).collect(),
+            Self::Last => (n.saturating_sub(1)..n).collect(),
+            Self::Evenly(k) if k == 0 || k > n => {
+                return Err(format!(
+                    "pairs = {{ evenly = {k} }} asks for {k} of the {n} pairs; give 1 to {n}"
+                ));
+            }
+            Self::Evenly(k) => uniform_pairs(n, k).into_iter().map(|(i, _)| i).collect(),
+        };
+        if indices.is_empty() {
+            return Err(format!("pairs = {self:?} selects none of the {n} pairs"));
+        }
+        Ok(indices.into_iter().map(|i| pairs[i].clone()).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +210,55 @@ mod tests {
         metrics.sort();
         metrics.dedup();
         assert_eq!(metrics.len(), 21);
+    }
+
+    #[test]
+    fn subsets_of_pairs_by_hand() {
+        let pairs = resolve_pairs(&PairsConfig::default(), &names("t", 7), &names("g", 7)).unwrap();
+        let picked = |s: PairSubset| -> Vec<usize> {
+            s.select(&pairs).unwrap().iter().map(|p| p.guide).collect()
+        };
+        assert_eq!(picked(PairSubset::FirstHalf), [0, 1, 2, 3]);
+        assert_eq!(picked(PairSubset::SecondHalf), [4, 5, 6]);
+        assert_eq!(picked(PairSubset::EveryOther), [0, 2, 4, 6]);
+        assert_eq!(picked(PairSubset::Last), [6]);
+        assert_eq!(picked(PairSubset::Evenly(3)), [0, 3, 6]);
+        assert_eq!(picked(PairSubset::Evenly(7)), [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(picked(PairSubset::Evenly(1)), [0]);
+        // The halves split every pair between them, whatever n.
+        for n in 1..6 {
+            let pairs =
+                resolve_pairs(&PairsConfig::default(), &names("t", n), &names("g", n)).unwrap();
+            let first = PairSubset::FirstHalf.select(&pairs).unwrap();
+            let second = PairSubset::SecondHalf.select(&pairs).unwrap();
+            assert!(first.len() + second.len() >= n, "n = {n}");
+            assert_eq!(first.last(), pairs.get(n.div_ceil(2) - 1));
+            assert_eq!(second.last(), pairs.last());
+        }
+        let err = PairSubset::Evenly(8).select(&pairs).unwrap_err();
+        assert!(
+            err.contains("evenly = 8") && err.contains("1 to 7"),
+            "{err}"
+        );
+        assert!(PairSubset::Evenly(0).select(&pairs).is_err());
+    }
+
+    #[test]
+    fn subsets_read_from_toml() {
+        #[derive(Deserialize)]
+        struct Arm {
+            pairs: PairSubset,
+        }
+        let read = |text: &str| toml::from_str::<Arm>(text).map(|a| a.pairs);
+        assert_eq!(
+            read("pairs = \"second-half\"").unwrap(),
+            PairSubset::SecondHalf
+        );
+        assert_eq!(
+            read("pairs = { evenly = 4 }").unwrap(),
+            PairSubset::Evenly(4)
+        );
+        assert!(read("pairs = \"middle\"").is_err());
     }
 
     #[test]

@@ -12,14 +12,15 @@ use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use untrainable_core::{Guide, Network, Tap};
-use untrainable_repsim::Distance;
+use untrainable_repsim::host::{DEFAULT_TWONN_DISCARD, twonn_dimension};
+use untrainable_repsim::{Distance, host_matrix};
 use untrainable_results::{MetricRow, Split, Status, SummaryRow};
 use untrainable_tasks::fashion_mnist::epoch_batches;
 
 use crate::checkpoint::{Checkpointing, LoopState};
 use crate::hint::HintConfig;
 use crate::loss::{Reduction, guidance_loss, pair_cka};
-use crate::mapping::Pair;
+use crate::mapping::{Pair, PairSubset};
 use crate::task::{Part, Score, Task, score_part};
 
 /// Hyper-parameters of one training run.
@@ -62,6 +63,11 @@ pub struct TrainConfig {
     /// model selection stays per epoch. Absent: per epoch only.
     #[serde(default)]
     pub eval_every_steps: Option<u64>,
+    /// At every epoch also log the TwoNN intrinsic dimension of each target
+    /// tap on the first `eval_batch_size` validation examples
+    /// (`twonn/<tap>`, the NeurIPS version's analysis, NOTES §2.6).
+    #[serde(default)]
+    pub intrinsic_dimension: bool,
 }
 
 /// `lr · factor^(epoch / every_epochs)` (integer division).
@@ -222,6 +228,14 @@ pub struct ArmConfig {
     /// Train with a FitNets hint from the guide (a second baseline).
     #[serde(default)]
     pub hint: Option<HintConfig>,
+    /// Guide only these of the experiment's pairs (the layer ablations);
+    /// absent: every pair. CKA is still logged for every pair.
+    #[serde(default)]
+    pub pairs: Option<PairSubset>,
+    /// The distance of this arm's guidance term in place of
+    /// `train.distance` (the distance ablation).
+    #[serde(default)]
+    pub distance: Option<Distance>,
 }
 
 impl ArmConfig {
@@ -240,6 +254,8 @@ impl ArmConfig {
             guide: GuideState::Untrained,
             distill: None,
             hint: None,
+            pairs: None,
+            distance: None,
         }
     }
 
@@ -264,6 +280,15 @@ impl ArmConfig {
                 ));
             }
         }
+        if (self.pairs.is_some() || self.distance.is_some())
+            && !(self.guided || self.noise_warmup_steps > 0)
+        {
+            return Err(format!(
+                "arm `{}` sets pairs or distance, which shape the guidance term, but is neither \
+                 guided nor warmed up on noise; set guided = true",
+                self.name
+            ));
+        }
         if (self.guided_from > 0 || self.guide_on_noise) && !self.guided {
             return Err(format!(
                 "arm `{}` sets guided_from or guide_on_noise but not guided = true; set guided = true",
@@ -282,6 +307,28 @@ impl ArmConfig {
             return Err(format!(
                 "arm `{}` sets guided_steps but not guided = true; set both to guide the first steps",
                 self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// The distance of this arm's guidance term.
+    pub fn distance(&self, config: &TrainConfig) -> Distance {
+        self.distance.unwrap_or(config.distance)
+    }
+
+    /// Checks what depends on the training config: the distance's smallest
+    /// batch.
+    pub fn validate_with(&self, config: &TrainConfig) -> Result<(), String> {
+        let distance = self.distance(config);
+        if config.batch_size < distance.min_batch() {
+            return Err(format!(
+                "arm `{}` uses the distance \"{}\", which needs batches of at least {} examples, \
+                 but train.batch_size is {}",
+                self.name,
+                distance.name(),
+                distance.min_batch(),
+                config.batch_size
             ));
         }
         Ok(())
@@ -439,13 +486,19 @@ where
     };
     let bar = progress_bar(progress, total, &format!("{} seed {seed}", arm.name));
 
+    let guided_pairs = match arm.pairs {
+        Some(subset) => subset
+            .select(pairs)
+            .map_err(|e| format!("arm `{}`: {e}", arm.name))?,
+        None => pairs.to_vec(),
+    };
     let guide_terms = |model: &T, target_input: K::Input, guide_taps: &[Tap]| {
         let target_out = model.forward(target_input);
         let term = guidance_loss(
             &target_out.taps,
             guide_taps,
-            pairs,
-            config.distance,
+            &guided_pairs,
+            arm.distance(config),
             config.reduction,
         );
         (target_out.output, term)
@@ -822,6 +875,30 @@ impl Log {
         let guide_taps = guide.forward(eval_batch.clone()).taps;
         for (pair, cka) in pairs.iter().zip(pair_cka(&target_taps, &guide_taps, pairs)) {
             self.row(step, Some(epoch), Split::Val, &pair.metric_name(), cka);
+        }
+        if config.intrinsic_dimension {
+            // The first eval_batch_size validation examples: TwoNN needs more
+            // points than one training batch holds.
+            let n = config.eval_batch_size.min(task.len(Part::Val));
+            let idx: Vec<usize> = (0..n).collect();
+            let taps = model.forward(task.batch(Part::Val, &idx, device).0).taps;
+            for tap in &taps {
+                let x = host_matrix(&tap.value);
+                match twonn_dimension(&x, DEFAULT_TWONN_DISCARD) {
+                    Ok(d) => self.row(
+                        step,
+                        Some(epoch),
+                        Split::Val,
+                        &format!("twonn/{}", tap.name),
+                        d,
+                    ),
+                    // Collapsed layers (two examples with one representation) have no
+                    // TwoNN estimate; the row is left out, not faked.
+                    Err(e) => {
+                        tracing::debug!("no TwoNN dimension of {} at epoch {epoch}: {e}", tap.name)
+                    }
+                }
+            }
         }
         self.final_val = (loss, accuracy);
         if loss < self.best.0 {

@@ -9,10 +9,11 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::task::top_k_correct;
 use untrainable_guidance::{
-    ArmConfig, GuideTapTable, ImageData, InputSpec, PairsConfig, Part, Progress, Reduction, Task,
-    TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, GuideTapTable, ImageData, InputSpec, PairSubset, PairsConfig, Part, Progress,
+    Reduction, Task, TrainConfig, resolve_pairs, train_arm,
 };
-use untrainable_repsim::Distance;
+use untrainable_repsim::host::{DEFAULT_TWONN_DISCARD, twonn_dimension};
+use untrainable_repsim::{Distance, host_matrix};
 use untrainable_results::Split;
 use untrainable_tasks::Augment;
 use untrainable_tasks::fashion_mnist::ImageSet;
@@ -75,6 +76,7 @@ fn train_config(epochs: u32) -> TrainConfig {
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     }
 }
 
@@ -129,20 +131,29 @@ impl Setup {
         guide: &Guide<untrainable_arch_cnn::ResNet>,
         epochs: u32,
     ) -> untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn> {
-        let data = ImageData {
+        self.run_with(arm, guide, &PairsConfig::default(), &train_config(epochs))
+    }
+
+    fn data(&self) -> ImageData<'_> {
+        ImageData {
             train: &self.train,
             val: &self.val,
             test: None,
             input: &self.input,
-        };
+        }
+    }
+
+    fn run_with(
+        &self,
+        arm: &ArmConfig,
+        guide: &Guide<untrainable_arch_cnn::ResNet>,
+        pairs: &PairsConfig,
+        config: &TrainConfig,
+    ) -> untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn> {
         seed(&self.device, 7);
         let target = target_config().init(&self.device);
-        let pairs = resolve_pairs(
-            &PairsConfig::default(),
-            &target.tap_names(),
-            &guide.network().tap_names(),
-        )
-        .unwrap();
+        let pairs =
+            resolve_pairs(pairs, &target.tap_names(), &guide.network().tap_names()).unwrap();
         train_arm(
             "test",
             arm,
@@ -150,8 +161,8 @@ impl Setup {
             target,
             guide,
             &pairs,
-            &data,
-            &train_config(epochs),
+            &self.data(),
+            config,
             &self.device,
             Progress::Quiet,
         )
@@ -401,6 +412,152 @@ fn a_distance_that_needs_larger_batches_is_refused_by_name() {
         .validate()
         .is_ok()
     );
+}
+
+/// The rows of a run other than the per-pair CKA, as (metric, step, value bits).
+fn rows_but_cka(
+    run: &untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn>,
+) -> Vec<(String, u64, u64)> {
+    run.rows
+        .iter()
+        .filter(|r| !r.metric.starts_with("cka/"))
+        .map(|r| (r.metric.clone(), r.step, r.value.to_bits()))
+        .collect()
+}
+
+#[test]
+fn an_arm_guides_its_subset_of_pairs_as_explicit_pairs_would_and_logs_every_pair() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let config = train_config(1);
+    let all = setup.run(&arm("guided", true, 0), &guide, 1);
+    let subset = ArmConfig {
+        pairs: Some(PairSubset::SecondHalf),
+        ..arm("guided", true, 0)
+    };
+    let by_subset = setup.run_with(&subset, &guide, &PairsConfig::default(), &config);
+
+    // The same pairs spelled out as the experiment's explicit pairs.
+    seed(&setup.device, 7);
+    let target = target_config().init(&setup.device);
+    let every = resolve_pairs(
+        &PairsConfig::default(),
+        &target.tap_names(),
+        &guide.network().tap_names(),
+    )
+    .unwrap();
+    let second_half = PairSubset::SecondHalf.select(&every).unwrap();
+    assert!(second_half.len() < every.len());
+    let explicit = PairsConfig {
+        explicit: second_half
+            .iter()
+            .map(|p| [p.target_name.clone(), p.guide_name.clone()])
+            .collect(),
+        last_guide_wins: false,
+    };
+    let by_explicit = setup.run_with(&arm("guided", true, 0), &guide, &explicit, &config);
+    assert_eq!(rows_but_cka(&by_subset), rows_but_cka(&by_explicit));
+    assert_ne!(rows_but_cka(&by_subset), rows_but_cka(&all));
+
+    // CKA is still logged for every pair of the experiment.
+    let cka_rows = |run: &untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn>| {
+        run.rows
+            .iter()
+            .filter(|r| r.metric.starts_with("cka/"))
+            .count()
+    };
+    assert_eq!(cka_rows(&by_subset), cka_rows(&all));
+    assert_eq!(cka_rows(&by_explicit), second_half.len());
+}
+
+#[test]
+fn an_arm_distance_trains_as_the_same_train_distance_and_is_checked_against_the_batch() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let by_arm = ArmConfig {
+        distance: Some(Distance::Rsa),
+        ..arm("guided", true, 0)
+    };
+    let config = train_config(1);
+    let rsa = TrainConfig {
+        distance: Distance::Rsa,
+        ..config.clone()
+    };
+    let a = setup.run_with(&by_arm, &guide, &PairsConfig::default(), &config);
+    let b = setup.run_with(
+        &arm("guided", true, 0),
+        &guide,
+        &PairsConfig::default(),
+        &rsa,
+    );
+    let linear = setup.run(&arm("guided", true, 0), &guide, 1);
+    assert_eq!(rows_but_cka(&a), rows_but_cka(&b));
+    assert_ne!(rows_but_cka(&a), rows_but_cka(&linear));
+
+    let small = TrainConfig {
+        batch_size: 3,
+        ..config
+    };
+    let debiased = ArmConfig {
+        distance: Some(Distance::LinearCkaDebiased),
+        ..arm("small-batch", true, 0)
+    };
+    let message = debiased.validate_with(&small).unwrap_err();
+    assert!(
+        message.contains("small-batch") && message.contains("linear-cka-debiased"),
+        "{message}"
+    );
+    assert!(arm("plain", false, 0).validate_with(&small).is_ok());
+    let unguided = ArmConfig {
+        pairs: Some(PairSubset::Last),
+        ..arm("plain", false, 0)
+    };
+    assert!(unguided.validate().unwrap_err().contains("guided = true"));
+}
+
+#[test]
+fn the_intrinsic_dimension_of_every_target_tap_is_logged_per_epoch_as_recomputed() {
+    let setup = Setup::new();
+    let guide = setup.guide();
+    let config = TrainConfig {
+        intrinsic_dimension: true,
+        ..train_config(1)
+    };
+    let run = setup.run_with(
+        &arm("base", false, 0),
+        &guide,
+        &PairsConfig::default(),
+        &config,
+    );
+    let logged: Vec<(String, f64)> = run
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let tap = r.metric.strip_prefix("twonn/")?;
+            assert_eq!((r.split, r.epoch), (Split::Val, Some(1)));
+            Some((tap.to_string(), r.value))
+        })
+        .collect();
+    // One epoch: the selected network is the one measured then.
+    let best = run.best.unwrap();
+    let n = config.eval_batch_size.min(setup.val.labels.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let taps = best
+        .forward(setup.data().batch(Part::Val, &idx, &setup.device).0)
+        .taps;
+    assert_eq!(logged.len(), taps.len());
+    for ((name, value), tap) in logged.iter().zip(&taps) {
+        assert_eq!(*name, tap.name);
+        let expected = twonn_dimension(&host_matrix(&tap.value), DEFAULT_TWONN_DISCARD).unwrap();
+        assert!(
+            (value - expected).abs() < 1e-9,
+            "{name}: {value} vs {expected}"
+        );
+        assert!(*value > 0.0 && *value < 64.0, "{name}: {value}");
+    }
+    // Off by default.
+    let plain = setup.run(&arm("base", false, 0), &guide, 1);
+    assert!(!plain.rows.iter().any(|r| r.metric.starts_with("twonn/")));
 }
 
 #[test]

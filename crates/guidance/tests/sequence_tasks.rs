@@ -223,6 +223,7 @@ fn guided_training_runs_on_copy_paste() {
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     };
     let run = train_arm(
         "test",
@@ -313,6 +314,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
             grad_clip_norm: Some(1.0),
             lr_decay: None,
             eval_every_steps: None,
+            intrinsic_dimension: false,
         };
         assert!(train_config.validate().is_ok());
         let run = train_arm(
@@ -353,6 +355,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     };
     let message = TrainConfig {
         weight_decay: -0.1,
@@ -365,6 +368,7 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
         grad_clip_norm: Some(0.0),
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
         ..base
     }
     .validate()
@@ -422,6 +426,7 @@ fn four_short_epochs() -> TrainConfig {
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     }
 }
 
@@ -587,6 +592,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         grad_clip_norm: Some(1.0),
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     };
     let run = |arm: &ArmConfig, checkpoint: Option<&Checkpointing>| {
         seed(&device, 21);
@@ -671,6 +677,7 @@ fn step_decay_of_the_learning_rate() {
             factor: 0.1,
         }),
         eval_every_steps: None,
+        intrinsic_dimension: false,
     };
     let rates: Vec<f64> = [0, 29, 30, 59, 60, 99]
         .iter()
@@ -684,6 +691,7 @@ fn step_decay_of_the_learning_rate() {
         TrainConfig {
             lr_decay: None,
             eval_every_steps: None,
+            intrinsic_dimension: false,
             ..config.clone()
         }
         .learning_rate_at(99),
@@ -727,6 +735,7 @@ fn guidance_window_and_noise_fed_guide() {
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     };
     let run = |arm: &ArmConfig| {
         seed(&device, 30);

@@ -279,6 +279,12 @@ fn unit_trace(k: Tensor<2>) -> Tensor<2> {
 /// A matrix's values on the host in `f64`, for the factorisations burn has no
 /// differentiable form of; held constant in the gradient.
 fn to_host(t: &Tensor<2>) -> DMatrix<f64> {
+    host_matrix(t).to_dmatrix()
+}
+
+/// A tensor's values as a host [`Matrix`](host::Matrix) (one row per
+/// example), for the `f64` analyses of [`host`].
+pub fn host_matrix(t: &Tensor<2>) -> host::Matrix {
     let [rows, cols] = t.dims();
     let values = t
         .clone()
@@ -287,7 +293,7 @@ fn to_host(t: &Tensor<2>) -> DMatrix<f64> {
         .convert::<f64>()
         .try_into_vec::<f64>()
         .expect("a float tensor");
-    DMatrix::from_row_slice(rows, cols, &values)
+    host::Matrix::new(rows, cols, values)
 }
 
 /// A host matrix as a constant tensor with `like`'s dtype and device.

@@ -41,14 +41,20 @@ pub struct GuidedExperiment<'a, K, T, G> {
 }
 
 /// The checks every experiment makes of its `[[arms]]`: at least one, each
-/// valid, names unique and not [`GUIDE_ARM`], and a `[guide_train]` section
-/// (`has_guide_train`) where an arm asks for a trained guide.
-pub fn validate_arms(arms: &[ArmConfig], has_guide_train: bool) -> Result<(), String> {
+/// valid (also against the targets' `train`), names unique and not
+/// [`GUIDE_ARM`], and a `[guide_train]` section (`has_guide_train`) where
+/// an arm asks for a trained guide.
+pub fn validate_arms(
+    arms: &[ArmConfig],
+    train: &TrainConfig,
+    has_guide_train: bool,
+) -> Result<(), String> {
     if arms.is_empty() {
         return Err("the config lists no [[arms]]".into());
     }
     for (i, arm) in arms.iter().enumerate() {
         arm.validate()?;
+        arm.validate_with(train)?;
         if arms[..i].iter().any(|a| a.name == arm.name) {
             return Err(format!("two arms are named `{}`", arm.name));
         }

@@ -51,6 +51,7 @@ fn a_trained_guide_is_trained_once_and_reused_by_the_next_run() {
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     };
     let arms = [ArmConfig {
         guided: true,
@@ -189,6 +190,7 @@ fn test_predictions_are_kept_per_run_resumed_and_recomputed_for_a_stored_guide()
         grad_clip_norm: None,
         lr_decay: None,
         eval_every_steps: None,
+        intrinsic_dimension: false,
     };
     let arms = [
         ArmConfig::plain("base"),

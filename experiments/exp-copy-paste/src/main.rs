@@ -132,7 +132,7 @@ impl Config {
                 ));
             }
         }
-        untrainable_runner::validate_arms(&self.arms, self.guide_train.is_some())?;
+        untrainable_runner::validate_arms(&self.arms, &self.train, self.guide_train.is_some())?;
         // Pair names are checked now, before any training.
         let target_taps: Vec<String> = (0..self.target.layers).map(tap_name).collect();
         resolve_pairs(&self.pairs, &target_taps, &self.guide.tap_names())?;

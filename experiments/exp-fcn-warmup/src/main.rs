@@ -96,7 +96,7 @@ impl Config {
         if self.target.classes != 10 || self.guide.classes != 10 {
             return Err("target.classes and guide.classes must be 10 for Fashion-MNIST".into());
         }
-        untrainable_runner::validate_arms(&self.arms, false)?;
+        untrainable_runner::validate_arms(&self.arms, &self.train, false)?;
         Ok(())
     }
 }

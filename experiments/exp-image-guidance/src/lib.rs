@@ -330,7 +330,7 @@ impl Config {
                 ));
             }
         }
-        untrainable_runner::validate_arms(&self.arms, self.guide_train.is_some())
+        untrainable_runner::validate_arms(&self.arms, &self.train, self.guide_train.is_some())
     }
 }
 

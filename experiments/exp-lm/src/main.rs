@@ -173,7 +173,7 @@ impl Config {
                 ));
             }
         }
-        untrainable_runner::validate_arms(&self.arms, self.guide_train.is_some())?;
+        untrainable_runner::validate_arms(&self.arms, &self.train, self.guide_train.is_some())?;
         // Pair names are checked now, before any training.
         for (_, target) in self.targets.named() {
             let target_taps: Vec<String> = (0..target.layers).map(tap_name).collect();
