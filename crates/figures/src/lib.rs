@@ -4,6 +4,7 @@
 //! Each experiment registers a draw function in [`FIGURES`]; the
 //! `paper-figures` binary draws every experiment whose results exist.
 
+pub mod ablations;
 pub mod error_consistency;
 pub mod image_guidance;
 pub mod plot;
@@ -20,6 +21,7 @@ use untrainable_results::{MetricRow, ResultsError, Split};
 use crate::plot::{Curve, Figure, Panel, arm_color};
 use crate::stats::{StepBins, arms_in_order, binned_mean_sd, mean_sd_by_x, seeds_per_arm};
 
+pub use crate::ablations::draw_ablations;
 pub use crate::error_consistency::draw_error_consistency;
 pub use crate::image_guidance::draw_image_guidance;
 
@@ -158,6 +160,11 @@ pub const FIGURES: &[ExperimentFigure] = &[
         experiment: "error-consistency",
         producer: "cargo run -p exp-error-consistency",
         draw: draw_error_consistency,
+    },
+    ExperimentFigure {
+        experiment: "ablations",
+        producer: "cargo run -p exp-ablations",
+        draw: draw_ablations,
     },
 ];
 

@@ -39,6 +39,8 @@ pub struct Panel {
 #[derive(Debug, Clone)]
 pub struct Figure {
     pub caption: String,
+    /// The legend shared by all panels; empty: each panel labels its own
+    /// curves (for panels that show different arms).
     pub legend: Vec<(String, RGBColor)>,
     pub panels: Vec<Panel>,
     pub size: (u32, u32),
@@ -210,8 +212,9 @@ fn draw_figure<DB: DrawingBackend>(
     draw_legend(&header, &figure.legend, CAPTION_PX as i32 + 22).map_err(err)?;
 
     let areas = body.split_evenly((1, figure.panels.len().max(1)));
+    let own_legends = figure.legend.is_empty();
     for (panel, area) in figure.panels.iter().zip(&areas) {
-        draw_panel(&area.margin(0, 4, 6, 14), panel).map_err(err)?;
+        draw_panel(&area.margin(0, 4, 6, 14), panel, own_legends).map_err(err)?;
     }
     Ok(())
 }
@@ -311,6 +314,7 @@ fn tick_label(v: f64) -> String {
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel,
+    own_legend: bool,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (x_range, y_range) = ranges(panel).unwrap_or(((0.0, 1.0), (0.0, 1.0)));
     let mut chart = ChartBuilder::on(area)
@@ -357,7 +361,7 @@ fn draw_panel<DB: DrawingBackend>(
     for curve in &panel.curves {
         any |= !curve.bands.is_empty();
         let style = curve.color.stroke_width(2);
-        if curve.bands.len() == 1 {
+        let series = if curve.bands.len() == 1 {
             let b = curve.bands[0];
             let (lo, hi) = band_limits(&b, panel.y_bounds);
             chart.draw_series(std::iter::once(PathElement::new(
@@ -368,13 +372,28 @@ fn draw_panel<DB: DrawingBackend>(
                 (b.x, b.mean),
                 4,
                 curve.color.filled(),
-            )))?;
+            )))?
         } else {
             chart.draw_series(LineSeries::new(
                 curve.bands.iter().map(|b| (b.x, b.mean)),
                 style,
-            ))?;
+            ))?
+        };
+        if own_legend && !curve.bands.is_empty() {
+            let color = curve.color;
+            series.label(curve.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
         }
+    }
+    if own_legend && any {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(GRID)
+            .label_font(font(TICK_PX))
+            .draw()?;
     }
     if !any {
         let area = chart.plotting_area().strip_coord_spec();

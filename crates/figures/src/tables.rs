@@ -136,6 +136,17 @@ pub const TABLES: &[ExperimentTable] = &[
         paper: &[],
         appendix: Some(crate::error_consistency::error_consistency_table),
     },
+    ExperimentTable {
+        experiment: "ablations",
+        title: "Ablations: the Deep FCN guided by ResNet-18 on subsets of its pairs and with each \
+                distance (NOTES §2.6; the paper reports these in words only: more pairs give a \
+                stronger signal, ridge regression is the best distance)",
+        metric: "accuracy",
+        label: "top-1 accuracy (%)",
+        scale: 100.0,
+        paper: &[],
+        appendix: None,
+    },
 ];
 
 /// One Markdown section: per arm, the number of seeds, the metric on the

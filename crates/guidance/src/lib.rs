@@ -25,6 +25,6 @@ pub use mapping::{Pair, PairSubset, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
 pub use task::{ImageData, Part, Score, TOP5_ACCURACY, Task, evaluate, score_part};
 pub use train::{
-    ArmConfig, ArmRun, DistillConfig, GuideState, NoiseFor, Progress, StepDecay, TrainConfig,
-    distillation_loss, train_arm, train_arm_checkpointed,
+    ArmConfig, ArmRun, DistillConfig, GUIDED_PAIRS, GuideState, NoiseFor, Progress, StepDecay,
+    TrainConfig, distillation_loss, train_arm, train_arm_checkpointed,
 };

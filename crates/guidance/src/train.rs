@@ -358,6 +358,10 @@ pub struct ArmRun<T> {
     pub test_predictions: Vec<(u32, u32)>,
 }
 
+/// The metric under which a guided arm logs its number of guided pairs,
+/// once, at step 0.
+pub const GUIDED_PAIRS: &str = "guided_pairs";
+
 /// Whether to draw progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -492,6 +496,16 @@ where
             .map_err(|e| format!("arm `{}`: {e}", arm.name))?,
         None => pairs.to_vec(),
     };
+    if arm.guided {
+        // How many pairs the term sums, for comparisons across subsets.
+        log.row(
+            0,
+            None,
+            Split::Train,
+            GUIDED_PAIRS,
+            guided_pairs.len() as f64,
+        );
+    }
     let guide_terms = |model: &T, target_input: K::Input, guide_taps: &[Tap]| {
         let target_out = model.forward(target_input);
         let term = guidance_loss(

@@ -9,8 +9,8 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::task::top_k_correct;
 use untrainable_guidance::{
-    ArmConfig, GuideTapTable, ImageData, InputSpec, PairSubset, PairsConfig, Part, Progress,
-    Reduction, Task, TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, GUIDED_PAIRS, GuideTapTable, ImageData, InputSpec, PairSubset, PairsConfig, Part,
+    Progress, Reduction, Task, TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::host::{DEFAULT_TWONN_DISCARD, twonn_dimension};
 use untrainable_repsim::{Distance, host_matrix};
@@ -468,6 +468,17 @@ fn an_arm_guides_its_subset_of_pairs_as_explicit_pairs_would_and_logs_every_pair
     };
     assert_eq!(cka_rows(&by_subset), cka_rows(&all));
     assert_eq!(cka_rows(&by_explicit), second_half.len());
+    let guided_pairs = |run: &untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn>| {
+        let rows: Vec<f64> = run
+            .rows
+            .iter()
+            .filter(|r| r.metric == GUIDED_PAIRS)
+            .map(|r| r.value)
+            .collect();
+        rows
+    };
+    assert_eq!(guided_pairs(&by_subset), [second_half.len() as f64]);
+    assert_eq!(guided_pairs(&all), [every.len() as f64]);
 }
 
 #[test]
