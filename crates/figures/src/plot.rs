@@ -90,8 +90,9 @@ impl Drawing for HeatMaps {
     }
 }
 
-/// Colour-blind-safe colours (Okabe and Ito), in the order arms are given.
-const PALETTE: [RGBColor; 7] = [
+/// Colour-blind-safe colours (Okabe and Ito, their yellow left out for
+/// contrast on white, grey added), in the order arms are given.
+const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
     RGBColor(230, 159, 0),
     RGBColor(0, 158, 115),
@@ -99,6 +100,7 @@ const PALETTE: [RGBColor; 7] = [
     RGBColor(204, 121, 167),
     RGBColor(86, 180, 233),
     RGBColor(120, 120, 120),
+    RGBColor(0, 0, 0),
 ];
 
 /// The colour of the `i`-th arm.
