@@ -170,18 +170,42 @@ impl<const D: usize> WithoutAutodiff for Tensor<D, Int> {
 
 /// The compute backends this build can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Backend {
     /// burn's pure-Rust CPU backend (the default).
     Flex,
+    /// burn's older CPU backend (feature `ndarray`; with `openblas`, matrix
+    /// products by the system OpenBLAS).
+    #[cfg(feature = "ndarray")]
+    Ndarray,
+    /// LibTorch on the CPU (feature `tch`).
+    #[cfg(feature = "tch")]
+    TchCpu,
+    /// LibTorch on the first CUDA GPU (feature `tch`, a CUDA build of torch).
+    #[cfg(feature = "tch")]
+    TchCuda,
 }
 
 impl Backend {
-    pub const ALL: &[Backend] = &[Backend::Flex];
+    pub const ALL: &[Backend] = &[
+        Backend::Flex,
+        #[cfg(feature = "ndarray")]
+        Backend::Ndarray,
+        #[cfg(feature = "tch")]
+        Backend::TchCpu,
+        #[cfg(feature = "tch")]
+        Backend::TchCuda,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Backend::Flex => "flex",
+            #[cfg(feature = "ndarray")]
+            Backend::Ndarray => "ndarray",
+            #[cfg(feature = "tch")]
+            Backend::TchCpu => "tch-cpu",
+            #[cfg(feature = "tch")]
+            Backend::TchCuda => "tch-cuda",
         }
     }
 
@@ -189,6 +213,27 @@ impl Backend {
     pub fn device(self) -> Device {
         match self {
             Backend::Flex => Device::flex(),
+            // Deprecated in favour of flex, kept to measure against it.
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            Backend::Ndarray => Device::ndarray(),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            Backend::TchCpu => Device::libtorch(),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            Backend::TchCuda => Device::libtorch_cuda(0),
+        }
+    }
+
+    /// The backend named by `UNTRAINABLE_BACKEND`, else flex: for benchmarks,
+    /// which take no command line.
+    pub fn from_env() -> Result<Backend, String> {
+        match std::env::var("UNTRAINABLE_BACKEND") {
+            Ok(name) => name
+                .parse()
+                .map_err(|e| format!("UNTRAINABLE_BACKEND: {e}")),
+            Err(_) => Ok(Backend::Flex),
         }
     }
 }

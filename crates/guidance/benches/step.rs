@@ -1,7 +1,8 @@
 //! One training step, plain and guided, and the parts of a guided step, so
 //! that the cost of guidance beyond the guide's own forward pass is visible.
 //! Measure with `cargo test --workspace --bench step -- --bench`;
-//! `cargo test --workspace` runs each benchmark once.
+//! `cargo test --workspace` runs each benchmark once. Another backend of
+//! the build: `UNTRAINABLE_BACKEND=ndarray` (see untrainable-core's features).
 //!
 //! Sizes: the Deep FCN 784 → 20 × 512 → 10 at batch 256, guided by an
 //! untrained ResNet-18 of base width 16 on 28 × 28 images over the uniform
@@ -19,7 +20,7 @@ use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_arch_transformer::CausalLmConfig;
-use untrainable_core::{Guide, Network, WithoutAutodiff, seed};
+use untrainable_core::{Backend, Guide, Network, WithoutAutodiff, seed};
 use untrainable_guidance::{
     CopyPasteTask, ImageData, InputSpec, Pair, PairsConfig, Part, Reduction, Task, guidance_loss,
     resolve_pairs,
@@ -65,8 +66,16 @@ impl<T: Network> Trainer<T> {
     }
 }
 
+/// The backend under measurement: `UNTRAINABLE_BACKEND` (a `--backend`
+/// name of this build), flex by default.
+fn device() -> Device {
+    Backend::from_env()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .device()
+}
+
 fn random_images(n: usize) -> ImageSet {
-    let device = Device::flex();
+    let device = device();
     let pixels: Tensor<1> = Tensor::random([n * 784], Distribution::Uniform(0.0, 1.0), &device);
     ImageSet {
         images: untrainable_core::to_vec(pixels),
@@ -97,7 +106,7 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
     guide: impl Fn(&Device) -> G,
     batch: usize,
 ) {
-    let device = Device::flex();
+    let device = device();
     let train = device.clone().autodiff();
     seed(&device, 0);
     let (set, val) = (random_images(batch), random_images(2));
@@ -193,7 +202,7 @@ fn deep_convnet(c: &mut Criterion) {
 }
 
 fn copy_paste(c: &mut Criterion) {
-    let device = Device::flex();
+    let device = device();
     let train = device.clone().autodiff();
     seed(&device, 0);
     let task = CopyPasteTask {
