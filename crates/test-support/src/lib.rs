@@ -22,6 +22,29 @@ pub fn run_experiment(path: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
 }
 
+/// Runs an image experiment at its `paper` preset for one training step of
+/// every guide and arm, on batches of `batch` examples and validation and
+/// test sets of `2 · batch`, writing into `out`: a check that the paper's
+/// networks build and train, short enough for two cores.
+pub fn run_paper_start(path: &str, out: &Path, batch: usize) -> Output {
+    let sets = [
+        "train.max_steps=1".to_string(),
+        "guide_train.max_steps=1".to_string(),
+        format!("train.batch_size={batch}"),
+        format!("guide_train.batch_size={batch}"),
+        format!("train.eval_batch_size={batch}"),
+        format!("guide_train.eval_batch_size={batch}"),
+        format!("data.val_size={}", 2 * batch),
+        format!("data.test_size={}", 2 * batch),
+    ];
+    let out = out.to_str().expect("a UTF-8 path");
+    let mut args = vec!["--preset", "paper", "--seed", "0", "--quiet", "--out", out];
+    for set in &sets {
+        args.extend(["--set", set.as_str()]);
+    }
+    run_experiment(path, &args)
+}
+
 /// A process's output as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

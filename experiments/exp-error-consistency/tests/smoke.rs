@@ -4,7 +4,7 @@
 use std::process::Output;
 
 use untrainable_results::{Split, read_metrics, read_predictions};
-use untrainable_test_support::{read_parquet, run_experiment, strings, text};
+use untrainable_test_support::{read_parquet, run_experiment, run_paper_start, strings, text};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-error-consistency"), args)
@@ -130,28 +130,7 @@ fn every_preset_resolves_with_both_guides() {
 #[test]
 fn paper_preset_starts() {
     let out = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "--preset",
-        "paper",
-        "--seed",
-        "0",
-        "--quiet",
-        "--out",
-        out.path().to_str().unwrap(),
-    ];
-    for set in [
-        "train.max_steps=1",
-        "guide_train.max_steps=1",
-        "train.batch_size=4",
-        "guide_train.batch_size=4",
-        "train.eval_batch_size=4",
-        "guide_train.eval_batch_size=4",
-        "data.val_size=8",
-        "data.test_size=8",
-    ] {
-        args.extend(["--set", set]);
-    }
-    let run = exp(&args);
+    let run = run_paper_start(env!("CARGO_BIN_EXE_exp-error-consistency"), out.path(), 4);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let summary = read_parquet(&out.path().join("error-consistency").join("summary.parquet"));
     assert!(

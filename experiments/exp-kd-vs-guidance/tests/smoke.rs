@@ -4,7 +4,7 @@
 use std::process::Output;
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, strings, text};
+use untrainable_test_support::{read_parquet, run_experiment, run_paper_start, strings, text};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-kd-vs-guidance"), args)
@@ -118,28 +118,7 @@ fn every_preset_resolves_with_the_deep_fcn_and_resnet18_only() {
 #[test]
 fn paper_preset_starts() {
     let out = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "--preset",
-        "paper",
-        "--seed",
-        "0",
-        "--quiet",
-        "--out",
-        out.path().to_str().unwrap(),
-    ];
-    for set in [
-        "train.max_steps=1",
-        "guide_train.max_steps=1",
-        "train.batch_size=8",
-        "guide_train.batch_size=8",
-        "train.eval_batch_size=8",
-        "guide_train.eval_batch_size=8",
-        "data.val_size=16",
-        "data.test_size=16",
-    ] {
-        args.extend(["--set", set]);
-    }
-    let run = exp(&args);
+    let run = run_paper_start(env!("CARGO_BIN_EXE_exp-kd-vs-guidance"), out.path(), 8);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let summary = read_parquet(&out.path().join("kd-vs-guidance").join("summary.parquet"));
     assert_eq!(strings(&summary, "arm"), ARMS);
