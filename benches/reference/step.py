@@ -1,0 +1,232 @@
+"""PyTorch twin of the image groups of crates/guidance/benches/step.rs: one
+training step of the Deep FCN (plain and guided by an untrained ResNet-18)
+and of the Deep ConvNet guided by a ResNet-50, the guide's forward alone and
+the guidance terms alone, with the same sizes, batch and thread count; and
+the machine's f32 matrix-product ceiling.
+
+    python step.py [threads] [iterations]
+
+Prints one JSON line per benchmark, named as criterion names its directory
+(target/criterion/<group>/<function>); parameter and tap counts go to stderr
+so that they can be checked against the Rust networks.
+"""
+
+import json
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+ITERS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+torch.set_num_threads(THREADS)
+torch.manual_seed(0)
+
+
+class DeepFcn(nn.Module):
+    """784 → hidden × (Linear → BN → ReLU → dropout) → classes; taps are
+    the Linear outputs before the norm, as in crates/arch-fcn."""
+
+    def __init__(self, inputs=784, width=512, hidden=20, classes=10, dropout=0.1):
+        super().__init__()
+        dims = [inputs] + [width] * hidden
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(width) for _ in range(hidden))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        taps = []
+        for linear, norm in zip(self.linears, self.norms):
+            x = linear(x)
+            taps.append(x)
+            x = self.drop(F.relu(norm(x)))
+        return self.head(x), taps
+
+
+def conv(cin, cout, k, stride=1):
+    return nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+
+
+class Block(nn.Module):
+    """Basic (two 3×3) or bottleneck (1×1, 3×3, 1×1) block; taps are each
+    conv's output before its norm and the downsample conv's; without
+    `residual` the skip is dropped (the Deep ConvNet)."""
+
+    def __init__(self, bottleneck, cin, width, cout, stride, residual):
+        super().__init__()
+        if bottleneck:
+            self.conv1, self.conv2 = conv(cin, width, 1), conv(width, width, 3, stride)
+            self.conv3, self.norm3 = conv(width, cout, 1), nn.BatchNorm2d(cout)
+        else:
+            self.conv1, self.conv2 = conv(cin, width, 3, stride), conv(width, width, 3)
+            self.conv3 = None
+        self.norm1, self.norm2 = nn.BatchNorm2d(width), nn.BatchNorm2d(width)
+        self.residual = residual
+        self.down = None
+        if residual and (stride != 1 or cin != cout):
+            self.down, self.down_norm = conv(cin, cout, 1, stride), nn.BatchNorm2d(cout)
+
+    def forward(self, x, taps):
+        h = self.conv1(x)
+        taps.append(h)
+        h = self.conv2(F.relu(self.norm1(h)))
+        taps.append(h)
+        h = self.norm2(h)
+        if self.conv3 is not None:
+            h = self.conv3(F.relu(h))
+            taps.append(h)
+            h = self.norm3(h)
+        if not self.residual:
+            return F.relu(h)
+        identity = x
+        if self.down is not None:
+            d = self.down(x)
+            taps.append(d)
+            identity = self.down_norm(d)
+        return F.relu(h + identity)
+
+
+class ResNet(nn.Module):
+    """crates/arch-cnn's ResNet with the small stem (3×3 conv, stride 1, no
+    pooling): taps conv1, every block's convs, avgpool."""
+
+    def __init__(self, blocks, bottleneck, width, residual=True, classes=10):
+        super().__init__()
+        expansion = 4 if bottleneck else 1
+        self.stem, self.stem_norm = conv(1, width, 3), nn.BatchNorm2d(width)
+        layers, cin = [], width
+        for stage, n in enumerate(blocks):
+            w = width << stage
+            for i in range(n):
+                stride = 2 if stage > 0 and i == 0 else 1
+                layers.append(Block(bottleneck, cin, w, w * expansion, stride, residual))
+                cin = w * expansion
+        self.blocks = nn.ModuleList(layers)
+        self.head = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        h = self.stem(x)
+        taps = [h]
+        h = F.relu(self.stem_norm(h))
+        for block in self.blocks:
+            h = block(h, taps)
+        pooled = h.mean((2, 3))
+        taps.append(pooled)
+        return self.head(pooled), taps
+
+
+def uniform_pairs(n_target, n_guide):
+    """Guide tap i → target tap round(i (n_t − 1) / (n_g − 1)), halves to even
+    (Python's round), as crates/guidance/src/mapping.rs."""
+    step = 1.0 if n_guide == 1 else (n_target - 1) / (n_guide - 1)
+    return [(min(round(i * step), n_target - 1), i) for i in range(n_guide)]
+
+
+def centred_gram(x):
+    x = x.flatten(1)
+    k = x @ x.T
+    return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
+
+
+def linear_cka(x, y):
+    kc, lc = centred_gram(x), centred_gram(y)
+    return (kc * lc).sum() / torch.sqrt((kc * kc).sum() * (lc * lc).sum())
+
+
+def guidance(target_taps, guide_taps, pairs):
+    return sum(1 - linear_cka(target_taps[t], guide_taps[g]) for t, g in pairs)
+
+
+def median_seconds(fn, iters):
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def report(bench, seconds, **extra):
+    print(json.dumps({"bench": bench, "median_s": seconds, "iters": ITERS, "threads": THREADS, **extra}), flush=True)
+
+
+def image_group(name, make_target, make_guide, batch):
+    x = torch.rand(batch, 1, 28, 28)
+    y = torch.arange(batch) % 10
+    guide = make_guide().eval()
+    for p in guide.parameters():
+        p.requires_grad_(False)
+    plain, guided = make_target().train(), make_target().train()
+    with torch.no_grad():
+        n_target, n_guide = len(plain(x)[1]), len(guide(x)[1])
+    pairs = uniform_pairs(n_target, n_guide)
+    for label, net in [("target", plain), ("guide", guide)]:
+        count = sum(p.numel() for p in net.parameters())
+        print(f"{name}: {label} {count} parameters, {n_target if label == 'target' else n_guide} taps", file=sys.stderr)
+    optims = {id(plain): torch.optim.Adam(plain.parameters(), 1e-3), id(guided): torch.optim.Adam(guided.parameters(), 1e-3)}
+
+    def step(net, with_guide):
+        optim = optims[id(net)]
+        optim.zero_grad(set_to_none=True)
+        out, taps = net(x)
+        loss = F.cross_entropy(out, y)
+        if with_guide:
+            with torch.no_grad():
+                guide_taps = guide(x)[1]
+            loss = loss + guidance(taps, guide_taps, pairs)
+        loss.backward()
+        optim.step()
+        return loss.item()
+
+    report(f"{name}/plain_step", median_seconds(lambda: step(plain, False), ITERS))
+    report(f"{name}/guided_step", median_seconds(lambda: step(guided, True), ITERS))
+
+    def guide_forward():
+        with torch.no_grad():
+            guide(x)[0].numpy()
+
+    report(f"{name}/guide_forward", median_seconds(guide_forward, ITERS))
+    with torch.no_grad():
+        guide_taps = guide(x)[1]
+        fixed = [t.detach().clone() for t in guided(x)[1]]
+    fixed = [t.requires_grad_(True) for t in fixed]
+
+    def terms():
+        for t in fixed:
+            t.grad = None
+        guidance(fixed, guide_taps, pairs).backward()
+        return fixed[0].grad.numpy()
+
+    report(f"{name}/guidance_terms_forward_backward", median_seconds(terms, ITERS))
+
+
+def sgemm(size):
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    seconds = median_seconds(lambda: torch.mm(a, b), ITERS)
+    report(f"sgemm/torch_mm_{size}", seconds, gflops=2 * size**3 / seconds / 1e9)
+    try:
+        import numpy as np
+    except ImportError:
+        return
+    a, b = np.random.rand(size, size).astype(np.float32), np.random.rand(size, size).astype(np.float32)
+    seconds = median_seconds(lambda: a @ b, ITERS)
+    report(f"sgemm/numpy_matmul_{size}", seconds, gflops=2 * size**3 / seconds / 1e9)
+
+
+if __name__ == "__main__":
+    print(f"torch {torch.__version__}, {THREADS} threads, median of {ITERS}", file=sys.stderr)
+    sgemm(2048)
+    image_group("deep_fcn_resnet18", DeepFcn, lambda: ResNet([2, 2, 2, 2], False, 16), 256)
+    image_group(
+        "deep_convnet_resnet50",
+        lambda: ResNet([3, 4, 6, 3], True, 8, residual=False),
+        lambda: ResNet([3, 4, 6, 3], True, 8),
+        64,
+    )
