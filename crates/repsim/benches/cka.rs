@@ -3,7 +3,8 @@
 //! test build; `cargo bench` works too but builds everything again in the
 //! release profile). `cargo test --workspace` runs each benchmark once.
 //!
-//! - linear CKA on burn tensors (flex, f32), forward and forward + backward,
+//! - linear CKA on burn tensors (f32; flex, or the backend
+//!   `UNTRAINABLE_BACKEND` names), forward and forward + backward,
 //!   at n = 256 examples and d ∈ {1 024, 16 384, 200 704} features (200 704 =
 //!   a 64 × 56 × 56 conv map), the sizes of guidance taps;
 //! - every metric at n = 256, d = 1 024: the differentiable forms on burn
@@ -20,12 +21,20 @@ use untrainable_repsim::{Distance, linear_cka};
 
 const N: usize = 256;
 
+/// The backend under measurement: `UNTRAINABLE_BACKEND` (a `--backend` name
+/// of this build), flex by default.
+fn device() -> Device {
+    untrainable_core::Backend::from_env()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .device()
+}
+
 fn random(n: usize, d: usize, device: &Device) -> Tensor<2> {
     Tensor::random([n, d], Distribution::Normal(0.0, 1.0), device)
 }
 
 fn linear_cka_sizes(c: &mut Criterion) {
-    let device = Device::flex();
+    let device = device();
     let mut group = c.benchmark_group("linear_cka");
     group
         .sample_size(10)
@@ -68,7 +77,7 @@ fn matrix(seed: u64, rows: usize, cols: usize) -> Matrix {
 
 fn every_metric(c: &mut Criterion) {
     let d = 1024;
-    let device = Device::flex();
+    let device = device();
     let (x, y) = (random(N, d, &device), random(N, d, &device));
     let mut group = c.benchmark_group("metrics_n256_d1024");
     group.sample_size(10);
