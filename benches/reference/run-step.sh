@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One training step of the Deep FCN (plain, guided by ResNet-18) and the Deep
-# ConvNet (guided by ResNet-50), the guide's forward and the guidance terms:
+# One training step of the Deep FCN (guided by ResNet-18), the Deep ConvNet
+# (guided by ResNet-50) and the copy-paste RNN (guided by a Transformer),
+# plain and guided, the guide's forward and the guidance terms:
 # burn (the criterion bench `step`, on the backend UNTRAINABLE_BACKEND names,
 # flex by default) against the PyTorch twin (step.py), on the same machine and
 # thread count, and their ratio; and the machine's sgemm ceiling.
@@ -31,9 +32,9 @@ for line in open(sys.argv[1]):
         print(f"{row['bench']:40} {row['gflops']:9.1f} GFLOP/s")
     else:
         torch[row["bench"]] = row["median_s"]
-print(f"{'benchmark':40} {'burn':>10} {'torch':>10} {'torch/burn':>10}")
+print(f"{'benchmark':56} {'burn':>10} {'torch':>10} {'torch/burn':>10}")
 for bench, t in torch.items():
     estimates = pathlib.Path("target/criterion") / bench / "new/estimates.json"
     burn = json.loads(estimates.read_text())["median"]["point_estimate"] / 1e9
-    print(f"{bench:40} {burn:9.4f}s {t:9.4f}s {t / burn:9.2f}x")
+    print(f"{bench:56} {burn:9.4f}s {t:9.4f}s {t / burn:9.2f}x")
 PY

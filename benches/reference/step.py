@@ -1,8 +1,8 @@
-"""PyTorch twin of the image groups of crates/guidance/benches/step.rs: one
-training step of the Deep FCN (plain and guided by an untrained ResNet-18)
-and of the Deep ConvNet guided by a ResNet-50, the guide's forward alone and
-the guidance terms alone, with the same sizes, batch and thread count; and
-the machine's f32 matrix-product ceiling.
+"""PyTorch twin of crates/guidance/benches/step.rs: one training step of the
+Deep FCN (plain and guided by an untrained ResNet-18), of the Deep ConvNet
+guided by a ResNet-50 and of the copy-paste RNN guided by a Transformer, the
+guide's forward alone and the guidance terms alone, with the same sizes,
+batch and thread count; and the machine's f32 matrix-product ceiling.
 
     python step.py [threads] [iterations]
 
@@ -12,6 +12,7 @@ so that they can be checked against the Rust networks.
 """
 
 import json
+import math
 import statistics
 import sys
 import time
@@ -120,6 +121,68 @@ class ResNet(nn.Module):
         return self.head(pooled), taps
 
 
+class RnnLm(nn.Module):
+    """crates/arch-rnn's RnnLm: embedding → stacked single-layer tanh RNNs
+    from zero states → linear head; taps are every layer's output sequence."""
+
+    def __init__(self, vocab=13, embedding=64, hidden=128, layers=4):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, embedding)
+        widths = [embedding] + [hidden] * layers
+        self.layers = nn.ModuleList(nn.RNN(a, hidden, batch_first=True) for a, b in zip(widths, widths[1:]))
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, ids):
+        x, taps = self.embedding(ids), []
+        for layer in self.layers:
+            x = layer(x)[0]
+            taps.append(x)
+        return self.head(x).flatten(0, 1), taps
+
+
+def sinusoids(time, d):
+    position = torch.arange(time, dtype=torch.float64)[:, None]
+    rate = torch.exp(-torch.arange(0, d, 2, dtype=torch.float64) * math.log(10_000.0) / d)
+    table = torch.zeros(time, d, dtype=torch.float64)
+    table[:, 0::2], table[:, 1::2] = torch.sin(position * rate), torch.cos(position * rate)
+    return table.float()
+
+
+class CopyPasteGuide(nn.Module):
+    """crates/arch-transformer's copy-paste guide without dropout: embeddings
+    × √d plus sinusoidal positions, then one post-norm decoder layer (causal
+    self-attention, unmasked attention to the layer's input, ReLU
+    feed-forward) applied `layers` times; 8 taps per application, as the
+    released code hooks nn.TransformerDecoderLayer."""
+
+    def __init__(self, vocab=13, d=64, heads=4, ff=64, layers=4):
+        super().__init__()
+        self.d, self.layers = d, layers
+        self.embedding = nn.Embedding(vocab, d)
+        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.linear1, self.linear2 = nn.Linear(d, ff), nn.Linear(ff, d)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, ids):
+        time = ids.shape[1]
+        causal = torch.triu(torch.ones(time, time, dtype=torch.bool), 1)
+        x = self.embedding(ids) * math.sqrt(self.d) + sinusoids(time, self.d)
+        taps = []
+        for _ in range(self.layers):
+            memory = x
+            a = self.self_attn(x, x, x, attn_mask=causal, need_weights=False)[0]
+            h1 = self.norm1(x + a)
+            c = self.cross_attn(h1, memory, memory, need_weights=False)[0]
+            h2 = self.norm2(h1 + c)
+            f1 = self.linear1(h2)
+            f2 = self.linear2(F.relu(f1))
+            x = self.norm3(h2 + f2)
+            taps += [a, h1, c, h2, f1, f2, x, x]
+        return self.head(x).flatten(0, 1), taps
+
+
 def uniform_pairs(n_target, n_guide):
     """Guide tap i → target tap round(i (n_t − 1) / (n_g − 1)), halves to even
     (Python's round), as crates/guidance/src/mapping.rs."""
@@ -157,9 +220,9 @@ def report(bench, seconds, **extra):
     print(json.dumps({"bench": bench, "median_s": seconds, "iters": ITERS, "threads": THREADS, **extra}), flush=True)
 
 
-def image_group(name, make_target, make_guide, batch):
-    x = torch.rand(batch, 1, 28, 28)
-    y = torch.arange(batch) % 10
+def group(name, make_target, make_guide, x, loss_of):
+    """Plain step, guided step, guide forward and guidance terms of one
+    target and guide on the batch `x`, with `loss_of(output)` the task loss."""
     guide = make_guide().eval()
     for p in guide.parameters():
         p.requires_grad_(False)
@@ -167,16 +230,17 @@ def image_group(name, make_target, make_guide, batch):
     with torch.no_grad():
         n_target, n_guide = len(plain(x)[1]), len(guide(x)[1])
     pairs = uniform_pairs(n_target, n_guide)
-    for label, net in [("target", plain), ("guide", guide)]:
+    for label, net, taps in [("target", plain, n_target), ("guide", guide, n_guide)]:
         count = sum(p.numel() for p in net.parameters())
-        print(f"{name}: {label} {count} parameters, {n_target if label == 'target' else n_guide} taps", file=sys.stderr)
-    optims = {id(plain): torch.optim.Adam(plain.parameters(), 1e-3), id(guided): torch.optim.Adam(guided.parameters(), 1e-3)}
+        print(f"{name}: {label} {count} parameters, {taps} taps", file=sys.stderr)
+    # burn's Adam default epsilon, as the Rust bench uses.
+    optims = {id(net): torch.optim.Adam(net.parameters(), 1e-3, eps=1e-5) for net in (plain, guided)}
 
     def step(net, with_guide):
         optim = optims[id(net)]
         optim.zero_grad(set_to_none=True)
         out, taps = net(x)
-        loss = F.cross_entropy(out, y)
+        loss = loss_of(out)
         if with_guide:
             with torch.no_grad():
                 guide_taps = guide(x)[1]
@@ -207,6 +271,38 @@ def image_group(name, make_target, make_guide, batch):
     report(f"{name}/guidance_terms_forward_backward", median_seconds(terms, ITERS))
 
 
+def image_group(name, make_target, make_guide, batch):
+    """Random 28 × 28 images normalised as the bench's InputSpec (mean 0.3,
+    std 0.3), labels cycling through the 10 classes."""
+    x = (torch.rand(batch, 1, 28, 28) - 0.3) / 0.3
+    y = torch.arange(batch) % 10
+    group(name, make_target, make_guide, x, lambda out: F.cross_entropy(out, y))
+
+
+def copy_paste_group(batch=64, min_len=5, max_len=10, pad=10, copy=11, eos=12):
+    """Copy-paste sequences as crates/tasks builds them: L digits, COPY, L
+    pads, EOS, padded to the longest; the loss is the mean cross-entropy
+    over the L copied positions of each sequence."""
+    rows, targets, scored = [], [], []
+    for _ in range(batch):
+        n = int(torch.randint(min_len, max_len + 1, ()))
+        digits = torch.randint(0, 10, (n,)).tolist()
+        rows.append(digits + [copy] + [pad] * n + [eos])
+        targets.append([pad] * (n + 1) + digits + [eos])
+        scored.append([n < t <= 2 * n for t in range(2 * n + 2)])
+    time = max(map(len, rows))
+    fill = lambda r, v: r + [v] * (time - len(r))
+    x = torch.tensor([fill(r, pad) for r in rows])
+    y = torch.tensor([fill(r, pad) for r in targets]).flatten()
+    w = torch.tensor([fill(r, False) for r in scored], dtype=torch.float32).flatten()
+    print(f"copy_paste_rnn_transformer: batch {batch} × {time} tokens", file=sys.stderr)
+
+    def loss_of(out):
+        return (F.cross_entropy(out, y, reduction="none") * w).sum() / w.sum()
+
+    group("copy_paste_rnn_transformer", RnnLm, CopyPasteGuide, x, loss_of)
+
+
 def sgemm(size):
     a, b = torch.rand(size, size), torch.rand(size, size)
     seconds = median_seconds(lambda: torch.mm(a, b), ITERS)
@@ -230,3 +326,4 @@ if __name__ == "__main__":
         lambda: ResNet([3, 4, 6, 3], True, 8),
         64,
     )
+    copy_paste_group()

@@ -96,37 +96,21 @@ fn bench_group<'a>(
     group
 }
 
-/// Image targets guided by a conv guide: plain step, guided step, the
-/// guide's forward alone, and the guidance terms alone (forward + backward
-/// from fixed taps).
-fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
+/// One target guided by one guide on one batch: plain step, guided step,
+/// the guide's forward alone, and the guidance terms alone (forward +
+/// backward from fixed taps).
+fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input>>(
     c: &mut Criterion,
     name: &str,
+    task: &K,
+    batch: &(K::Input, K::Targets),
     target: impl Fn(&Device) -> T,
-    guide: impl Fn(&Device) -> G,
-    batch: usize,
+    guide: G,
 ) {
     let device = device();
     let train = device.clone().autodiff();
-    seed(&device, 0);
-    let (set, val) = (random_images(batch), random_images(2));
-    let input = InputSpec {
-        image_size: 28,
-        channels: 1,
-        mean: 0.3,
-        std: 0.3,
-        augment: Default::default(),
-    };
-    let task = ImageData {
-        train: &set,
-        val: &val,
-        test: None,
-        input: &input,
-    };
-    let idx: Vec<usize> = (0..batch).collect();
-    let batch_train = task.batch(Part::Train, &idx, &train);
-    let plain_input = batch_train.0.clone().without_autodiff();
-    let guide = Guide::new(guide(&device));
+    let plain_input = batch.0.clone().without_autodiff();
+    let guide = Guide::new(guide);
     let mut plain = Trainer::new(target(&device), &train);
     let mut guided = Trainer::new(target(&device), &train);
     let pairs = resolve_pairs(
@@ -138,12 +122,12 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
 
     let mut group = bench_group(c, name);
     group.bench_function("plain_step", |b| {
-        b.iter(|| black_box(plain.step(&task, &batch_train, None)))
+        b.iter(|| black_box(plain.step(task, batch, None)))
     });
     group.bench_function("guided_step", |b| {
         b.iter(|| {
             let taps = guide.forward(plain_input.clone()).taps;
-            black_box(guided.step(&task, &batch_train, Some((&taps, &pairs))))
+            black_box(guided.step(task, batch, Some((&taps, &pairs))))
         })
     });
     group.bench_function("guide_forward", |b| {
@@ -152,7 +136,7 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
     let guide_taps = guide.forward(plain_input.clone()).taps;
     let model = guided.model.as_ref().expect("a model");
     let target_taps: Vec<_> = model
-        .forward(batch_train.0.clone())
+        .forward(batch.0.clone())
         .taps
         .into_iter()
         .map(|mut t| {
@@ -174,6 +158,35 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
         })
     });
     group.finish();
+}
+
+/// Image targets guided by a conv guide on random 28 × 28 images.
+fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
+    c: &mut Criterion,
+    name: &str,
+    target: impl Fn(&Device) -> T,
+    guide: impl Fn(&Device) -> G,
+    batch: usize,
+) {
+    let device = device();
+    seed(&device, 0);
+    let (set, val) = (random_images(batch), random_images(2));
+    let input = InputSpec {
+        image_size: 28,
+        channels: 1,
+        mean: 0.3,
+        std: 0.3,
+        augment: Default::default(),
+    };
+    let task = ImageData {
+        train: &set,
+        val: &val,
+        test: None,
+        input: &input,
+    };
+    let idx: Vec<usize> = (0..batch).collect();
+    let batch = task.batch(Part::Train, &idx, &device.clone().autodiff());
+    step_group(c, name, &task, &batch, target, guide(&device));
 }
 
 fn deep_fcn(c: &mut Criterion) {
@@ -203,7 +216,6 @@ fn deep_convnet(c: &mut Criterion) {
 
 fn copy_paste(c: &mut Criterion) {
     let device = device();
-    let train = device.clone().autodiff();
     seed(&device, 0);
     let task = CopyPasteTask {
         task: CopyPaste {
@@ -219,41 +231,23 @@ fn copy_paste(c: &mut Criterion) {
         data_seed: 0,
     };
     let idx: Vec<usize> = (0..64).collect();
-    let batch = task.batch(Part::Train, &idx, &train);
-    let plain_input = batch.0.clone().without_autodiff();
-    let target = || RnnLmConfig::copy_paste_cpu().init(&device);
-    let guide = Guide::new(
-        CausalLmConfig {
-            d_model: 64,
-            heads: 4,
-            ff: 64,
-            dropout: 0.0,
-            ..CausalLmConfig::copy_paste_small()
-        }
-        .init(&device),
+    let batch = task.batch(Part::Train, &idx, &device.clone().autodiff());
+    let guide = CausalLmConfig {
+        d_model: 64,
+        heads: 4,
+        ff: 64,
+        dropout: 0.0,
+        ..CausalLmConfig::copy_paste_small()
+    }
+    .init(&device);
+    step_group(
+        c,
+        "copy_paste_rnn_transformer",
+        &task,
+        &batch,
+        |d| RnnLmConfig::copy_paste_cpu().init(d),
+        guide,
     );
-    let pairs = resolve_pairs(
-        &PairsConfig::default(),
-        &target().tap_names(),
-        &guide.network().tap_names(),
-    )
-    .expect("uniform pairs");
-    let mut plain = Trainer::new(target(), &train);
-    let mut guided = Trainer::new(target(), &train);
-    let mut group = bench_group(c, "copy_paste_rnn_transformer");
-    group.bench_function("plain_step", |b| {
-        b.iter(|| black_box(plain.step(&task, &batch, None)))
-    });
-    group.bench_function("guided_step", |b| {
-        b.iter(|| {
-            let taps = guide.forward(plain_input.clone()).taps;
-            black_box(guided.step(&task, &batch, Some((&taps, &pairs))))
-        })
-    });
-    group.bench_function("guide_forward", |b| {
-        b.iter(|| black_box(guide.forward(plain_input.clone()).output.into_data()))
-    });
-    group.finish();
 }
 
 criterion_group!(steps, deep_fcn, deep_convnet, copy_paste);
