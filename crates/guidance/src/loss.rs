@@ -4,7 +4,9 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use untrainable_core::Tap;
-use untrainable_repsim::{Distance, linear_cka};
+use untrainable_repsim::{
+    Distance, feature_form_is_cheaper, linear_cka, linear_cka_gram, linear_cka_of_grams,
+};
 
 use crate::mapping::Pair;
 
@@ -33,9 +35,18 @@ pub fn guidance_loss(
         !pairs.is_empty(),
         "guidance needs at least one pair of taps"
     );
-    let sum = pairs
-        .iter()
-        .map(|p| distance.between(target[p.target].value.clone(), guide[p.guide].value.clone()))
+    let distances = match distance {
+        Distance::LinearCka => linear_cka_per_pair(target, guide, pairs)
+            .into_iter()
+            .map(|cka| cka.neg().add_scalar(1.0))
+            .collect(),
+        _ => pairs
+            .iter()
+            .map(|p| distance.between(target[p.target].value.clone(), guide[p.guide].value.clone()))
+            .collect::<Vec<_>>(),
+    };
+    let sum = distances
+        .into_iter()
         .reduce(|a, b| a + b)
         .expect("at least one pair");
     match reduction {
@@ -47,11 +58,126 @@ pub fn guidance_loss(
 /// The linear CKA of every pair, for evaluation and logging (whatever
 /// distance the loss uses, so that arms compare on one scale).
 pub fn pair_cka(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<f64> {
+    linear_cka_per_pair(target, guide, pairs)
+        .into_iter()
+        .map(|cka| cka.into_scalar::<f64>())
+        .collect()
+}
+
+/// [`linear_cka`] of every pair, with the Gram matrix of a tap computed once
+/// however many pairs it is in (the uniform rule maps 8 guide taps onto each
+/// layer of the copy-paste RNN); a pair whose feature form is cheaper is
+/// computed on its own.
+fn linear_cka_per_pair(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<Tensor<1>> {
+    let mut target_grams: Vec<Option<Tensor<2>>> = vec![None; target.len()];
+    let mut guide_grams: Vec<Option<Tensor<2>>> = vec![None; guide.len()];
     pairs
         .iter()
         .map(|p| {
-            let cka = linear_cka(target[p.target].value.clone(), guide[p.guide].value.clone());
-            cka.into_scalar::<f64>()
+            let (x, y) = (&target[p.target].value, &guide[p.guide].value);
+            if feature_form_is_cheaper(x.dims()[0], x.dims()[1], y.dims()[1]) {
+                return linear_cka(x.clone(), y.clone());
+            }
+            let k = target_grams[p.target].get_or_insert_with(|| linear_cka_gram(x.clone()));
+            let k = k.clone();
+            let l = guide_grams[p.guide].get_or_insert_with(|| linear_cka_gram(y.clone()));
+            linear_cka_of_grams(k, l.clone())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, TensorData};
+
+    use super::*;
+
+    /// A deterministic `(n, d)` tap that needs no random stream.
+    fn tap(name: &str, n: usize, d: usize, phase: f32, device: &Device) -> Tap {
+        let values: Vec<f32> = (0..n * d)
+            .map(|i| ((i as f32) * 0.37 + phase).sin() + 0.1 * ((i % 7) as f32))
+            .collect();
+        Tap::new(
+            name,
+            Tensor::<2>::from_data(TensorData::new(values, [n, d]), device),
+        )
+    }
+
+    fn pair(target: usize, guide: usize) -> Pair {
+        Pair {
+            target,
+            guide,
+            target_name: format!("t{target}"),
+            guide_name: format!("g{guide}"),
+        }
+    }
+
+    #[test]
+    fn sharing_a_taps_gram_matrix_gives_the_pairwise_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let n = 32;
+        // Two wide target taps (Gram form), one narrow one (feature form),
+        // each in several pairs, as the uniform rule maps many guide taps
+        // onto few target taps.
+        let target: Vec<Tap> = [(0, 96), (1, 80), (2, 3)]
+            .iter()
+            .map(|&(i, d)| {
+                let mut t = tap(&format!("t{i}"), n, d, i as f32, &device);
+                t.value = t.value.require_grad();
+                t
+            })
+            .collect();
+        let guide: Vec<Tap> = (0..6)
+            .map(|i| {
+                tap(
+                    &format!("g{i}"),
+                    n,
+                    if i == 5 { 2 } else { 50 + 10 * i },
+                    10.0 + i as f32,
+                    &device,
+                )
+            })
+            .collect();
+        let pairs: Vec<Pair> = [(0, 0), (0, 1), (0, 2), (1, 3), (1, 4), (2, 5), (2, 0)]
+            .iter()
+            .map(|&(t, g)| pair(t, g))
+            .collect();
+        assert!(feature_form_is_cheaper(n, 3, 2));
+        assert!(!feature_form_is_cheaper(n, 96, 50));
+
+        let shared = guidance_loss(&target, &guide, &pairs, Distance::LinearCka, Reduction::Sum);
+        let one_by_one = pairs
+            .iter()
+            .map(|p| {
+                linear_cka(target[p.target].value.clone(), guide[p.guide].value.clone())
+                    .neg()
+                    .add_scalar(1.0)
+            })
+            .reduce(|a, b| a + b)
+            .unwrap();
+        let (a, b) = (
+            shared.clone().into_scalar::<f64>(),
+            one_by_one.clone().into_scalar::<f64>(),
+        );
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        assert!(a > 0.5, "the taps are not aligned: {a}");
+
+        let (ga, gb) = (shared.backward(), one_by_one.backward());
+        for t in &target {
+            let x: Vec<f32> = untrainable_core::to_vec(t.value.grad(&ga).unwrap());
+            let y: Vec<f32> = untrainable_core::to_vec(t.value.grad(&gb).unwrap());
+            let scale = y.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{} takes no gradient", t.name);
+            for (u, v) in x.iter().zip(&y) {
+                assert!((u - v).abs() <= 1e-5 * scale, "{}: {u} vs {v}", t.name);
+            }
+        }
+
+        let per_pair = pair_cka(&target, &guide, &pairs);
+        for (p, cka) in pairs.iter().zip(per_pair) {
+            let expected = linear_cka(target[p.target].value.clone(), guide[p.guide].value.clone())
+                .into_scalar::<f64>();
+            assert_eq!(cka, expected, "pair {} ← {}", p.target, p.guide);
+        }
+    }
 }

@@ -93,6 +93,27 @@ pub fn linear_cka_gram_form(x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
     cka_from_centred_grams(centred_gram(x), centred_gram(y))
 }
 
+/// The `n × n` matrix that the Gram form of linear CKA compares, computed
+/// once for a representation compared with several others: with `k` from
+/// `x` and `l` from `y`, [`linear_cka_of_grams`]`(k, l)` is
+/// [`linear_cka_gram_form`]`(x, y)`, bit for bit, and the gradients reaching
+/// `k` from every comparison pass back through one product.
+pub fn linear_cka_gram(x: Tensor<2>) -> Tensor<2> {
+    centred_gram(x)
+}
+
+/// Linear CKA of two representations given by their [`linear_cka_gram`]s.
+pub fn linear_cka_of_grams(k: Tensor<2>, l: Tensor<2>) -> Tensor<1> {
+    assert_eq!(
+        k.dims(),
+        l.dims(),
+        "CKA compares the same examples: Gram matrices of shapes {:?} and {:?}",
+        k.dims(),
+        l.dims()
+    );
+    cka_from_centred_grams(k, l)
+}
+
 /// `H X Xᵀ H`, divided by its largest entry (a constant in the gradient:
 /// every use is scale invariant) so that sums of its squares stay far from
 /// `f32` overflow.
