@@ -14,7 +14,7 @@
 
 use burn::module::{Initializer, Module};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use untrainable_core::{Forward, Network, Tap, TokenBatch};
@@ -117,13 +117,22 @@ impl TanhRnn {
                 Some(h) => step + h.matmul(weight.clone()),
                 None => step,
             };
-            let h = pre.tanh();
+            let h = tanh(pre);
             outputs.push(h.clone());
             state = Some(h);
         }
         let last = state.expect("a sequence has at least one step");
         (Tensor::stack(outputs, 1), last)
     }
+}
+
+/// `tanh(x)` computed as `2 σ(2x) − 1`. The CPU backend evaluates `tanh`
+/// with the scalar `tanhf` (in the forward pass and again in the backward
+/// one) and `σ` with `expf`, which is several times cheaper: a copy-paste RNN
+/// training step (batch 64 × 22 tokens, 4 layers of 128) fell from 44.4 to
+/// 29.2 ms. Its values lie within 2.5e-7 of `tanh`, its derivative within 5e-7 of `1 − tanh²`.
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    sigmoid(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0)
 }
 
 // ---------------------------------------------------------------------------
@@ -439,6 +448,32 @@ mod tests {
 
     fn device() -> Device {
         Device::flex()
+    }
+
+    #[test]
+    fn tanh_through_the_sigmoid_matches_tanh_and_its_derivative() {
+        let device = device().autodiff();
+        let xs: Vec<f32> = (-400..=400)
+            .map(|i| i as f32 * 0.05)
+            .chain([-1e-6, 1e-6, 88.0, -88.0])
+            .collect();
+        let x =
+            Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device).require_grad();
+        let y = tanh(x.clone());
+        let grads = y.clone().sum().backward();
+        let (y, dy) = (to_vec(y), to_vec(x.grad(&grads).expect("a gradient")));
+        for ((&x, y), dy) in xs.iter().zip(y).zip(dy) {
+            let exact = (x as f64).tanh();
+            assert!(
+                (y as f64 - exact).abs() <= 2.5e-7,
+                "tanh({x}) = {y}, not {exact}"
+            );
+            let slope = 1.0 - exact * exact;
+            assert!(
+                (dy as f64 - slope).abs() <= 5e-7,
+                "tanh'({x}) = {dy}, not {slope}"
+            );
+        }
     }
 
     fn tiny_lm(layers: usize, initial_state: InitialState) -> RnnLmConfig {
