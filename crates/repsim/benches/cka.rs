@@ -6,7 +6,9 @@
 //! - linear CKA on burn tensors (f32; flex, or the backend
 //!   `UNTRAINABLE_BACKEND` names), forward and forward + backward,
 //!   at n = 256 examples and d ∈ {1 024, 16 384, 200 704} features (200 704 =
-//!   a 64 × 56 × 56 conv map), the sizes of guidance taps;
+//!   a 64 × 56 × 56 conv map), the sizes of guidance taps; forward + backward
+//!   ends with the sum of the gradient, as the PyTorch twin
+//!   (`benches/reference/cka.py`) does, rather than a copy of it;
 //! - every metric at n = 256, d = 1 024: the differentiable forms on burn
 //!   tensors (forward, and forward + backward as a guidance distance) and the
 //!   f64 analysis forms of `host`.
@@ -51,7 +53,7 @@ fn linear_cka_sizes(c: &mut Criterion) {
                 let grads = Distance::LinearCka
                     .between(xa.clone(), ya.clone())
                     .backward();
-                black_box(xa.grad(&grads).map(|g| g.into_data()))
+                black_box(xa.grad(&grads).map(|g| g.sum().into_scalar::<f32>()))
             })
         });
     }
@@ -93,7 +95,7 @@ fn every_metric(c: &mut Criterion) {
         group.bench_function(format!("burn/{name}/forward_backward"), |b| {
             b.iter(|| {
                 let grads = distance.between(xa.clone(), ya.clone()).backward();
-                black_box(xa.grad(&grads).map(|g| g.into_data()))
+                black_box(xa.grad(&grads).map(|g| g.sum().into_scalar::<f32>()))
             })
         });
     }
