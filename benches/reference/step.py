@@ -22,7 +22,7 @@ from torch import nn
 import torch.nn.functional as F
 
 THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-ITERS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+ITERS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 

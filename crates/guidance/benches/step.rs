@@ -96,19 +96,22 @@ fn bench_group<'a>(
     group
 }
 
-/// One target guided by one guide on one batch: plain step, guided step,
-/// the guide's forward alone, and the guidance terms alone (forward +
-/// backward from fixed taps).
+/// One target guided by one guide on the task's first `batch_size` training
+/// examples: building the batch, plain step, guided step, the guide's
+/// forward alone, and the guidance terms alone (forward + backward from
+/// fixed taps).
 fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input>>(
     c: &mut Criterion,
     name: &str,
     task: &K,
-    batch: &(K::Input, K::Targets),
+    batch_size: usize,
     target: impl Fn(&Device) -> T,
     guide: G,
 ) {
     let device = device();
     let train = device.clone().autodiff();
+    let idx: Vec<usize> = (0..batch_size).collect();
+    let batch = &task.batch(Part::Train, &idx, &train);
     let plain_input = batch.0.clone().without_autodiff();
     let guide = Guide::new(guide);
     let mut plain = Trainer::new(target(&device), &train);
@@ -121,6 +124,9 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
     .expect("uniform pairs");
 
     let mut group = bench_group(c, name);
+    group.bench_function("load_batch", |b| {
+        b.iter(|| black_box(task.batch(Part::Train, &idx, &train)))
+    });
     group.bench_function("plain_step", |b| {
         b.iter(|| black_box(plain.step(task, batch, None)))
     });
@@ -184,9 +190,7 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
         test: None,
         input: &input,
     };
-    let idx: Vec<usize> = (0..batch).collect();
-    let batch = task.batch(Part::Train, &idx, &device.clone().autodiff());
-    step_group(c, name, &task, &batch, target, guide(&device));
+    step_group(c, name, &task, batch, target, guide(&device));
 }
 
 fn deep_fcn(c: &mut Criterion) {
@@ -230,8 +234,6 @@ fn copy_paste(c: &mut Criterion) {
         },
         data_seed: 0,
     };
-    let idx: Vec<usize> = (0..64).collect();
-    let batch = task.batch(Part::Train, &idx, &device.clone().autodiff());
     let guide = CausalLmConfig {
         d_model: 64,
         heads: 4,
@@ -244,7 +246,7 @@ fn copy_paste(c: &mut Criterion) {
         c,
         "copy_paste_rnn_transformer",
         &task,
-        &batch,
+        64,
         |d| RnnLmConfig::copy_paste_cpu().init(d),
         guide,
     );
