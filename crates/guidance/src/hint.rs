@@ -136,15 +136,6 @@ mod tests {
     use super::*;
     use burn::tensor::TensorData;
 
-    fn pair(target: usize, guide: usize) -> Pair {
-        Pair {
-            target,
-            guide,
-            target_name: format!("t{target}"),
-            guide_name: format!("g{guide}"),
-        }
-    }
-
     fn tap(values: Vec<f32>, shape: Vec<usize>) -> Tap {
         let device = Device::flex();
         let rows = shape[0];
@@ -165,7 +156,7 @@ mod tests {
             vec![1.0, 3.0, 2.0, 2.0, -1.0, 1.0, 4.0, 0.0],
             vec![2, 2, 1, 2],
         )];
-        let pairs = [pair(0, 0)];
+        let pairs = [Pair::of_indices(0, 0)];
         for (pool, goal) in [
             (false, vec![1.0, 3.0, 2.0, 2.0, -1.0, 1.0, 4.0, 0.0]),
             (true, vec![2.0, 2.0, 0.0, 2.0]),
@@ -193,7 +184,7 @@ mod tests {
 
     #[test]
     fn the_middle_pair_by_default_and_a_missing_pair_named() {
-        let pairs: Vec<Pair> = (0..5).map(|i| pair(i, 4 - i)).collect();
+        let pairs: Vec<Pair> = (0..5).map(|i| Pair::of_indices(i, 4 - i)).collect();
         let config = HintConfig {
             weight: 0.5,
             pair: None,

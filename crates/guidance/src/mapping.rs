@@ -12,6 +12,17 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// Taps `target` and `guide` under the names `t{target}` and `g{guide}`.
+    #[cfg(test)]
+    pub(crate) fn of_indices(target: usize, guide: usize) -> Self {
+        Self {
+            target,
+            guide,
+            target_name: format!("t{target}"),
+            guide_name: format!("g{guide}"),
+        }
+    }
+
     /// The metric under which the pair's CKA is logged:
     /// `cka/<target tap>/<guide tap>`, unique even where one target tap is
     /// aligned with two guide taps.
