@@ -129,7 +129,7 @@ class RnnLm(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embedding)
         widths = [embedding] + [hidden] * layers
-        self.layers = nn.ModuleList(nn.RNN(a, hidden, batch_first=True) for a, b in zip(widths, widths[1:]))
+        self.layers = nn.ModuleList(nn.RNN(w, hidden, batch_first=True) for w in widths[:-1])
         self.head = nn.Linear(hidden, vocab)
 
     def forward(self, ids):
