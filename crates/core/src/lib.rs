@@ -7,6 +7,15 @@
 
 pub use burn;
 
+pub mod huge_pages;
+
+/// Every program built on these crates allocates through
+/// [`huge_pages::HugePageAllocator`]; a program with its own global allocator
+/// turns the default feature `huge-pages` off.
+#[cfg(feature = "huge-pages")]
+#[global_allocator]
+static ALLOCATOR: huge_pages::HugePageAllocator = huge_pages::HugePageAllocator;
+
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
