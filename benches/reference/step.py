@@ -1,7 +1,8 @@
 """PyTorch twin of crates/guidance/benches/step.rs: one training step of the
 Deep FCN (plain and guided by an untrained ResNet-18), of the Deep ConvNet
 guided by a ResNet-50 and of the copy-paste RNN guided by a Transformer, the
-guide's forward alone and the guidance terms alone, with the same sizes,
+plain step's forward + backward without the optimiser, the guide's forward
+alone and the guidance terms alone, with the same sizes,
 batch and thread count; and the machine's f32 matrix-product ceiling.
 
     python step.py [threads] [iterations]
@@ -221,7 +222,8 @@ def report(bench, seconds, **extra):
 
 
 def group(name, make_target, make_guide, x, loss_of):
-    """Plain step, guided step, guide forward and guidance terms of one
+    """Plain step, its forward + backward without the optimiser, guided step,
+    guide forward and guidance terms of one
     target and guide on the batch `x`, with `loss_of(output)` the task loss."""
     guide = make_guide().eval()
     for p in guide.parameters():
@@ -250,6 +252,12 @@ def group(name, make_target, make_guide, x, loss_of):
         return loss.item()
 
     report(f"{name}/plain_step", median_seconds(lambda: step(plain, False), ITERS))
+
+    def target_forward_backward():
+        plain.zero_grad(set_to_none=True)
+        loss_of(plain(x)[0]).backward()
+
+    report(f"{name}/target_forward_backward", median_seconds(target_forward_backward, ITERS))
     report(f"{name}/guided_step", median_seconds(lambda: step(guided, True), ITERS))
 
     def guide_forward():

@@ -1,5 +1,7 @@
-//! One training step, plain and guided, and the parts of a guided step, so
-//! that the cost of guidance beyond the guide's own forward pass is visible.
+//! One training step, plain and guided, and the parts of a guided step (the
+//! target's forward + backward, the optimiser by difference, the guide's
+//! forward, the guidance terms), so that the cost of guidance beyond the
+//! guide's own forward pass is visible.
 //! Measure with `cargo test --workspace --bench step -- --bench`;
 //! `cargo test --workspace` runs each benchmark once. Another backend of
 //! the build: `UNTRAINABLE_BACKEND=ndarray` (see untrainable-core's features).
@@ -97,9 +99,9 @@ fn bench_group<'a>(
 }
 
 /// One target guided by one guide on the task's first `batch_size` training
-/// examples: building the batch, plain step, guided step, the guide's
-/// forward alone, and the guidance terms alone (forward + backward from
-/// fixed taps).
+/// examples: building the batch, plain step, its forward + backward without
+/// the optimiser, guided step, the guide's forward alone, and the guidance
+/// terms alone (forward + backward from fixed taps).
 fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input>>(
     c: &mut Criterion,
     name: &str,
@@ -129,6 +131,14 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
     });
     group.bench_function("plain_step", |b| {
         b.iter(|| black_box(plain.step(task, batch, None)))
+    });
+    group.bench_function("target_forward_backward", |b| {
+        let model = plain.model.as_ref().expect("a model");
+        b.iter(|| {
+            let out = model.forward(batch.0.clone());
+            let loss = task.loss(out.output, &batch.1);
+            black_box(GradientsParams::from_grads(loss.backward(), model))
+        })
     });
     group.bench_function("guided_step", |b| {
         b.iter(|| {
