@@ -48,9 +48,10 @@ unsafe impl GlobalAlloc for HugePageAllocator {
 }
 
 /// Marks the pages spanning `[block, block + size)` for huge pages. The span
-/// is widened to whole base pages, which stay inside the block's mapping
-/// (large blocks are mapped alone, in whole pages), so the mark covers the
-/// mapping from its start.
+/// is widened to whole base pages: for a block mapped on its own (the system
+/// allocator maps the largest alone) that is the whole mapping; for a block
+/// in the heap it may include a neighbour's bytes, which the hint leaves as
+/// they are.
 #[cfg(target_os = "linux")]
 fn advise_huge_pages(block: *mut u8, size: usize) {
     if block.is_null() || size < LARGE {
