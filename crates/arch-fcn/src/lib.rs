@@ -11,7 +11,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Linea
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap};
+use untrainable_core::{Forward, Network, Tap, dropout};
 
 /// The shape of a fully connected network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,7 +182,7 @@ impl Network for Fcn {
             if let Some(norm) = &block.norm {
                 x = norm.forward(x);
             }
-            x = block.dropout.forward(relu(x));
+            x = dropout(&block.dropout, relu(x));
         }
         Forward {
             output: self.head.forward(x),

@@ -10,6 +10,7 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, relu};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use untrainable_core::dropout;
 
 /// Where each sub-layer's layer norm sits relative to its residual connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,7 +293,7 @@ impl Block {
             };
             let a = match self.spec.norm {
                 NormPlacement::InPlace => a,
-                NormPlacement::Post | NormPlacement::Pre => self.dropout.forward(a),
+                NormPlacement::Post | NormPlacement::Pre => dropout(&self.dropout, a),
             };
             let b = self.ff2.forward(a);
             trace.push(("ff2".to_string(), b.clone()));
@@ -322,7 +323,7 @@ impl Block {
         match self.spec.norm {
             NormPlacement::Post => {
                 let y = f(x.clone(), trace);
-                let h = norm.forward(x + self.dropout.forward(y));
+                let h = norm.forward(x + dropout(&self.dropout, y));
                 trace.push((name, h.clone()));
                 h
             }
@@ -330,13 +331,13 @@ impl Block {
                 let h = norm.forward(x.clone());
                 trace.push((name, h.clone()));
                 let y = f(h, trace);
-                x + self.dropout.forward(y)
+                x + dropout(&self.dropout, y)
             }
             NormPlacement::InPlace => {
                 let h = norm.forward(x);
                 trace.push((name, h.clone()));
                 let y = f(h.clone(), trace);
-                h + self.dropout.forward(y)
+                h + dropout(&self.dropout, y)
             }
         }
     }

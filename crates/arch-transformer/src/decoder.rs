@@ -6,7 +6,7 @@ use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch};
+use untrainable_core::{Forward, Network, Tap, TokenBatch, dropout};
 
 use crate::block::{Block, BlockSpec, Masks, sinusoids, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -278,7 +278,7 @@ impl Network for CausalLm {
             }
             None => sinusoids(time, d, &device),
         };
-        x = self.dropout.forward(x + positions.expand([batch, time, d]));
+        x = dropout(&self.dropout, x + positions.expand([batch, time, d]));
         let masks = Masks {
             pad: None,
             causal: Some(generate_autoregressive_mask(batch, time, &device)),

@@ -6,7 +6,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap};
+use untrainable_core::{Forward, Network, Tap, dropout};
 
 use crate::block::{Block, BlockSpec, Masks, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -198,9 +198,10 @@ impl Network for Vit {
             x = Tensor::cat(vec![cls.val().expand([batch, 1, d]), x], 1);
         }
         let tokens = config.tokens();
-        x = self
-            .dropout
-            .forward(x + self.positions.val().expand([batch, tokens, d]));
+        x = dropout(
+            &self.dropout,
+            x + self.positions.val().expand([batch, tokens, d]),
+        );
         let masks = Masks {
             pad: None,
             causal: None,

@@ -7,7 +7,10 @@
 
 pub use burn;
 
+mod dropout;
 pub mod huge_pages;
+
+pub use dropout::dropout;
 
 /// Every program built on these crates allocates through
 /// [`huge_pages::HugePageAllocator`]; a program with its own global allocator

@@ -385,9 +385,17 @@ mod tests {
             let w = Tensor::<2>::from_data(TensorData::new(weights.clone(), [n, n]), device);
             let k = gram_of_column_blocks(x.clone(), c);
             let grads = (k.clone() * w).sum().backward();
-            let k = k.into_data().convert::<f64>().to_vec::<f64>().unwrap();
+            let k = k
+                .into_data()
+                .convert::<f64>()
+                .try_into_vec::<f64>()
+                .unwrap();
             let g = x.grad(&grads).unwrap();
-            let g = g.into_data().convert::<f64>().to_vec::<f64>().unwrap();
+            let g = g
+                .into_data()
+                .convert::<f64>()
+                .try_into_vec::<f64>()
+                .unwrap();
             for i in 0..n {
                 for j in 0..n {
                     let expected: f64 = (0..d).map(|f| at(i, f) * at(j, f)).sum();
