@@ -295,12 +295,12 @@ fn gram_of_column_blocks(x: Tensor<2>, c: usize) -> Tensor<2> {
 
 /// How many equal column blocks [`gram`] splits `n × d` rows into: a multiple
 /// of the CPU threads, at least 4 (the smallest batch burn's CPU backend
-/// parallelises over), and only for rows at least `8 n` wide, below which
+/// parallelises over), and only for rows at least `4 n` wide, below which
 /// the split measured no faster; `None` where the blocks would be unequal.
 fn column_blocks(n: usize, d: usize) -> Option<usize> {
     let threads = rayon::current_num_threads().max(1);
     let c = 4usize.max(threads).next_multiple_of(threads);
-    (d >= 8 * n && d % c == 0).then_some(c)
+    (d >= 4 * n && d % c == 0).then_some(c)
 }
 
 /// `H K H`: subtracts row and column means and adds back the grand mean.
@@ -424,7 +424,7 @@ mod tests {
             c >= 4 && c % threads == 0,
             "{c} blocks for {threads} threads"
         );
-        assert_eq!(column_blocks(256, 1024), None, "narrower than 8 n");
+        assert_eq!(column_blocks(256, 1020), None, "narrower than 4 n");
         assert_eq!(column_blocks(256, 12_544 * c + 1), None, "unequal blocks");
     }
 }
