@@ -25,7 +25,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap};
+use untrainable_core::{Forward, Network, Tap, conv2d};
 
 /// The first layers, which set how much the image is downsampled early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -431,13 +431,13 @@ impl Block {
     }
 
     fn forward(&self, x: Tensor<4>, taps: &mut Vec<Tap>, name: &str) -> Tensor<4> {
-        let h = self.conv1.forward(x.clone());
+        let h = conv2d(&self.conv1, x.clone());
         taps.push(Tap::new(format!("{name}.conv1"), h.clone()));
-        let h = self.conv2.forward(relu(self.norm1.forward(h)));
+        let h = conv2d(&self.conv2, relu(self.norm1.forward(h)));
         taps.push(Tap::new(format!("{name}.conv2"), h.clone()));
         let mut h = self.norm2.forward(h);
         if let Some(conv3) = &self.conv3 {
-            let c = conv3.conv.forward(relu(h));
+            let c = conv2d(&conv3.conv, relu(h));
             taps.push(Tap::new(format!("{name}.conv3"), c.clone()));
             h = conv3.norm.forward(c);
         }
@@ -446,7 +446,7 @@ impl Block {
         }
         let identity = match &self.downsample {
             Some(down) => {
-                let d = down.conv.forward(x);
+                let d = conv2d(&down.conv, x);
                 taps.push(Tap::new(format!("{name}.downsample"), d.clone()));
                 down.norm.forward(d)
             }
@@ -484,7 +484,7 @@ impl Network for ResNet {
 
     fn forward(&self, input: Tensor<4>) -> Forward {
         let mut taps = Vec::new();
-        let h = self.stem_conv.forward(input);
+        let h = conv2d(&self.stem_conv, input);
         taps.push(Tap::new("conv1", h.clone()));
         let mut h = relu(self.stem_norm.forward(h));
         if let Some(pool) = &self.stem_pool {

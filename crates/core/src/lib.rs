@@ -7,9 +7,11 @@
 
 pub use burn;
 
+mod conv;
 mod dropout;
 pub mod huge_pages;
 
+pub use conv::conv2d;
 pub use dropout::dropout;
 
 /// Every program built on these crates allocates through

@@ -300,7 +300,7 @@ fn gram_of_column_blocks(x: Tensor<2>, c: usize) -> Tensor<2> {
 fn column_blocks(n: usize, d: usize) -> Option<usize> {
     let threads = rayon::current_num_threads().max(1);
     let c = 4usize.max(threads).next_multiple_of(threads);
-    (d >= 4 * n && d % c == 0).then_some(c)
+    (d >= 4 * n && d.is_multiple_of(c)).then_some(c)
 }
 
 /// `H K H`: subtracts row and column means and adds back the grand mean.
