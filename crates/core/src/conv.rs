@@ -1,5 +1,5 @@
-//! Convolutions without autodiff as one matrix product per example on burn's
-//! CPU backend.
+//! Convolutions without autodiff as one matrix product per group of examples
+//! on burn's CPU backend.
 //!
 //! flex convolves in tiles of 512 output positions: it first moves the whole
 //! input to channels-last order on one thread, then for each tile gathers the
@@ -7,9 +7,9 @@
 //! rows, 16 to 128 here, too few for the product's kernel) and scatters the
 //! result back. Under `perf`, a frozen ResNet-18 guide's forward pass spent
 //! half its time outside the products. [`conv2d`] unrolls each example's
-//! patches into a matrix that stays in cache, multiplies it with the
-//! examples' positions as the rows, and writes the product straight into the
-//! example's output maps; examples run in parallel.
+//! patches into a matrix that stays in cache, multiplies it with the output
+//! positions as the rows (grouping examples whose maps are small), and writes
+//! the product into the output maps; groups run in parallel.
 //!
 //! Only forward passes without autodiff take this path (a frozen guide, an
 //! evaluation); training keeps burn's convolution and its backward pass.
@@ -22,8 +22,9 @@ use rayon::prelude::*;
 /// Fewest rows (output positions) of one product.
 const ROWS: usize = 256;
 
-/// `layer.forward(x)`, computed as one product per example on flex without
-/// autodiff (`f32`, one group, explicit or no padding); elsewhere burn's.
+/// `layer.forward(x)`, computed as one product per group of examples on flex
+/// without autodiff (`f32`, one group of channels, explicit or no padding);
+/// elsewhere, and for input burn would reject, burn's.
 pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
     let padding = match layer.padding {
@@ -42,11 +43,12 @@ pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         dilation: layer.dilation,
         padding,
     };
-    let (Some([out_h, out_w]), false, true, 1, DType::F32) = (
+    let (Some([out_h, out_w]), false, true, 1, true, DType::F32) = (
         geometry.output_size(),
         device.is_autodiff(),
         device.clone().inner() == Device::flex(),
         layer.groups,
+        weight.dims()[1] == channels,
         x.dtype(),
     ) else {
         return layer.forward(x);
