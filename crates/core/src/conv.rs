@@ -330,6 +330,7 @@ mod tests {
 
     #[test]
     fn examples_unrolled_and_multiplied_in_groups_are_the_convolution_by_definition() {
+        let _generator = crate::generator();
         let device = Device::flex();
         device.seed(11);
         // Maps of 7 × 9 are multiplied 5 examples at a time (the last group
@@ -373,6 +374,7 @@ mod tests {
 
     #[test]
     fn training_keeps_burns_convolution_and_its_gradient() {
+        let _generator = crate::generator();
         let device = Device::flex().autodiff();
         device.seed(5);
         let layer = Conv2dConfig::new([2, 3], [3, 3])

@@ -73,6 +73,7 @@ mod tests {
 
     #[test]
     fn keeps_each_element_with_probability_one_minus_p_and_scales_it() {
+        let _generator = crate::generator();
         let device = Device::flex().autodiff();
         device.seed(3);
         let n = 200_000;
@@ -101,6 +102,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_drops_the_same_elements_and_successive_masks_differ() {
+        let _generator = crate::generator();
         let device = Device::flex().autodiff();
         let layer = DropoutConfig::new(0.5).init();
         let draw = || values(dropout(&layer, input(1000, &device)));
@@ -113,6 +115,7 @@ mod tests {
 
     #[test]
     fn the_gradient_is_the_mask() {
+        let _generator = crate::generator();
         let device = Device::flex().autodiff();
         device.seed(5);
         let layer = DropoutConfig::new(0.3).init();

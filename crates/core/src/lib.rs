@@ -299,6 +299,17 @@ pub fn parameter_values<M: Module>(module: &M) -> Vec<f32> {
     collect.0
 }
 
+/// The backend's random generator is one per process: a test that seeds it
+/// and draws from it holds this lock, so that tests running alongside do not
+/// draw from the same stream in between.
+#[cfg(test)]
+pub(crate) fn generator() -> std::sync::MutexGuard<'static, ()> {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
