@@ -9,7 +9,7 @@
 //! memory that asks, which the system allocator's blocks do not, so blocks of
 //! at least [`LARGE`] bytes are marked with `madvise(MADV_HUGEPAGE)`.
 //!
-//! The system allocator maps each such block on its own and unmaps it when
+//! The system allocator maps large blocks on their own and unmaps them when
 //! freed, so the next step's block of the same size is fresh memory again:
 //! zeroed by the kernel page by page, and every unmapping interrupts the
 //! other threads to flush their address translations. Freed blocks of at
