@@ -1,19 +1,30 @@
-//! Convolutions without autodiff as one matrix product per group of examples
-//! on burn's CPU backend.
+//! Convolutions as one matrix product per group of examples on burn's CPU
+//! backend, with their own backward pass.
 //!
 //! flex convolves in tiles of 512 output positions: it first moves the whole
 //! input to channels-last order on one thread, then for each tile gathers the
 //! patches, multiplies them by the weights (with the output channels as the
 //! rows, 16 to 128 here, too few for the product's kernel) and scatters the
-//! result back. Under `perf`, a frozen ResNet-18 guide's forward pass spent
-//! half its time outside the products. [`conv2d`] unrolls each example's
+//! result back; its backward pass is a transposed convolution for the input
+//! and a convolution over swapped batch and channel axes for the weights,
+//! each with those copies again. Under `perf`, a frozen ResNet-18 guide's
+//! forward pass spent half its time outside the products, and a Deep
+//! ConvNet's training step over two thirds. [`conv2d`] unrolls each example's
 //! patches into a matrix that stays in cache, multiplies it with the output
 //! positions as the rows (grouping examples whose maps are small), and writes
-//! the product into the output maps; groups run in parallel.
-//!
-//! Only forward passes without autodiff take this path (a frozen guide, an
-//! evaluation); training keeps burn's convolution and its backward pass.
+//! the product into the output maps; groups run in parallel. Its backward
+//! pass multiplies the same unrolled patches by the output's gradient for
+//! the weights, and folds the product of the weights and that gradient back
+//! onto the input maps for the input.
 
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Device, Tensor, TensorData};
@@ -22,9 +33,14 @@ use rayon::prelude::*;
 /// Fewest rows (output positions) of one product.
 const ROWS: usize = 256;
 
+/// Most partial sums of the weights' gradient: the groups of examples are
+/// split into this many runs of consecutive groups, whatever the number of
+/// threads, so that the sum is added up in the same order on every machine.
+const WEIGHT_PARTS: usize = 16;
+
 /// `layer.forward(x)`, computed as one product per group of examples on flex
-/// without autodiff (`f32`, one group of channels, explicit or no padding);
-/// elsewhere, and for input burn would reject, burn's.
+/// (`f32`, one group of channels, explicit or no padding), with or without
+/// autodiff; elsewhere, and for input burn would reject, burn's.
 pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
     let padding = match layer.padding {
@@ -32,7 +48,7 @@ pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
         PaddingConfig2d::Same => return layer.forward(x),
     };
-    let [batch, channels, height, width] = x.dims();
+    let [_, channels, height, width] = x.dims();
     let weight = layer.weight.val();
     let geometry = Geometry {
         channels,
@@ -43,113 +59,113 @@ pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         dilation: layer.dilation,
         padding,
     };
-    let (Some([out_h, out_w]), false, true, 1, true, DType::F32) = (
+    let (Some(_), true, 1, true, DType::F32, DType::F32) = (
         geometry.output_size(),
-        device.is_autodiff(),
         device.clone().inner() == Device::flex(),
         layer.groups,
         weight.dims()[1] == channels,
         x.dtype(),
+        weight.dtype(),
     ) else {
         return layer.forward(x);
     };
     let out_channels = weight.dims()[0];
-    let bias = layer.bias.as_ref().map(|b| floats(b.val()));
-    let (x, weight) = (floats(x), floats(weight));
-    let positions = out_h * out_w;
-    let example_len = channels * height * width;
-    // Examples are multiplied in groups of at least `ROWS` positions, so that
-    // the small maps of late stages still fill the product's kernel.
-    let group = ROWS.div_ceil(positions).min(batch).max(1);
-    let mut out = vec![0.0f32; batch * out_channels * positions];
-    out.par_chunks_mut(group * out_channels * positions)
-        .zip(x.par_chunks(group * example_len))
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(patches, product), (out, x)| {
-                let rows = x.len() / example_len * positions;
-                let patches: &[f32] = if geometry.is_pointwise() && rows == positions {
-                    x
-                } else {
-                    patches.resize(geometry.patch_len() * rows, 0.0);
-                    for (b, x) in x.chunks_exact(example_len).enumerate() {
-                        geometry.unroll(x, [out_h, out_w], &mut patches[b * positions..], rows);
-                    }
-                    patches
-                };
-                if rows == positions {
-                    // One example: the product is laid out as its output maps.
-                    if let Some(bias) = &bias {
-                        for (maps, &b) in out.chunks_exact_mut(positions).zip(bias) {
-                            maps.fill(b);
-                        }
-                    }
-                    multiply(patches, &weight, out, rows, bias.is_some());
-                    return;
-                }
-                product.resize(out_channels * rows, 0.0);
-                multiply(patches, &weight, product, rows, false);
-                // `product` is O × (examples · P); `out` examples × O × P.
-                for (b, out) in out.chunks_exact_mut(out_channels * positions).enumerate() {
-                    for (o, maps) in out.chunks_exact_mut(positions).enumerate() {
-                        let from = &product[o * rows + b * positions..][..positions];
-                        let b = bias.as_ref().map_or(0.0, |bias| bias[o]);
-                        for (to, from) in maps.iter_mut().zip(from) {
-                            *to = from + b;
-                        }
-                    }
-                }
-            },
-        );
-    Tensor::from_data(
-        TensorData::new(out, [batch, out_channels, out_h, out_w]),
-        (&device, DType::F32),
-    )
-}
-
-/// A tensor's `f32` values, in row-major order.
-fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        .expect("an f32 tensor holds f32 values")
-}
-
-/// `out (O × P) (+)= weight (O × K) · patches (K × P)`, all row-major, where
-/// `P` is `positions`: computed as `outᵀ = patchesᵀ · weightᵀ`, so that the
-/// many positions are the rows of the product's kernel and the few output
-/// channels its columns.
-fn multiply(patches: &[f32], weight: &[f32], out: &mut [f32], positions: usize, accumulate: bool) {
-    let k = patches.len() / positions;
-    let out_channels = out.len() / positions;
-    assert_eq!(weight.len(), out_channels * k, "weights of O × K");
-    let p = positions as isize;
-    // SAFETY: every matrix lies within its slice: `out` and `patches` are
-    // read with row stride 1 and column stride P over P rows and O (resp. K)
-    // columns; `weight` with row stride 1 and column stride K over K rows and
-    // O columns. `out` is the only one written and is borrowed mutably.
-    unsafe {
-        gemm::gemm(
-            positions,
-            out_channels,
-            k,
-            out.as_mut_ptr(),
-            p,
-            1,
-            accumulate,
-            patches.as_ptr(),
-            p,
-            1,
-            weight.as_ptr(),
-            k as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+    let out = Tensor::from_dispatch(<Dispatch as UnrolledConv>::conv2d_unrolled(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        geometry,
+    ));
+    match &layer.bias {
+        Some(bias) => out + bias.val().reshape([1, out_channels, 1, 1]),
+        None => out,
     }
+}
+
+/// The convolution of [`conv2d`] as a backend operation, so that autodiff
+/// records it with its own backward pass.
+#[backend_extension(Flex, Autodiff)]
+trait UnrolledConv: Backend {
+    /// `x` (B × C × H × W) convolved with `weight` (O × C × kh × kw), no bias.
+    fn conv2d_unrolled(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self>;
+}
+
+impl UnrolledConv for Flex {
+    fn conv2d_unrolled(x: FlexTensor, weight: FlexTensor, geometry: Geometry) -> FlexTensor {
+        let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+        let out_channels = weight.layout().shape()[0];
+        let (out, dims) = geometry.forward(floats(&x), floats(&weight), out_channels);
+        tensor(out, dims)
+    }
+}
+
+impl<C: CheckpointStrategy> UnrolledConv for Autodiff<Flex, C> {
+    fn conv2d_unrolled(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self> {
+        match UnrolledConvBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), geometry);
+                let out =
+                    Flex::conv2d_unrolled(x.into_primitive(), weight.into_primitive(), geometry);
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_unrolled(
+                x.into_primitive(),
+                weight.into_primitive(),
+                geometry,
+            )),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct UnrolledConvBackward;
+
+impl Backward<Flex, 2> for UnrolledConvBackward {
+    type State = (NodeId, NodeId, Geometry);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x, weight, geometry) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x);
+        let weight: FlexTensor = checkpointer.retrieve_node_output(weight);
+        let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+        let grad_out = floats(&grad);
+        if let Some(node) = node_x {
+            let grad_x = geometry.input_gradient(grad_out, floats(&weight));
+            grads.register::<Flex>(node.id, tensor(grad_x, x.layout().shape().to_vec()));
+        }
+        if let Some(node) = node_weight {
+            let grad_w = geometry.weight_gradient(floats(&x), grad_out, weight.layout().shape()[0]);
+            grads.register::<Flex>(node.id, tensor(grad_w, weight.layout().shape().to_vec()));
+        }
+    }
+}
+
+/// A contiguous `f32` tensor's values.
+fn floats(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a contiguous f32 tensor (checked by `conv2d`)")
+}
+
+fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, dims))
 }
 
 /// The shape of a 2-D convolution over one example.
@@ -190,6 +206,163 @@ impl Geometry {
     /// as they are.
     fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
+    }
+
+    /// Values in one input example: channels × height × width.
+    fn example_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Output height and width of a geometry `conv2d` accepted.
+    fn output(&self) -> [usize; 2] {
+        self.output_size()
+            .expect("the kernel fits the input (checked by `conv2d`)")
+    }
+
+    /// Examples multiplied together: enough for `ROWS` output positions, so
+    /// that the small maps of late stages still fill the product's kernel.
+    fn group(&self, batch: usize) -> usize {
+        let [out_h, out_w] = self.output();
+        ROWS.div_ceil(out_h * out_w).min(batch).max(1)
+    }
+
+    /// The convolution of `x` (B × C × H × W) with `weight` (O × K): the
+    /// output's values and its dimensions.
+    fn forward(&self, x: &[f32], weight: &[f32], out_channels: usize) -> (Vec<f32>, Vec<usize>) {
+        let [out_h, out_w] = self.output();
+        let (positions, k) = (out_h * out_w, self.patch_len());
+        let batch = x.len() / self.example_len();
+        let group = self.group(batch);
+        let mut out = vec![0.0f32; batch * out_channels * positions];
+        out.par_chunks_mut(group * out_channels * positions)
+            .zip(x.par_chunks(group * self.example_len()))
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(patches, product), (out, x)| {
+                    let patches = self.unrolled(x, patches);
+                    let rows = patches.len() / k;
+                    // outᵀ (rows × O) = patchesᵀ (rows × K) · weightᵀ (K × O):
+                    // the many positions are the rows of the product's kernel.
+                    let to = if rows == positions {
+                        // One example: the product is laid out as its maps.
+                        &mut out[..]
+                    } else {
+                        product.resize(out_channels * rows, 0.0);
+                        &mut product[..]
+                    };
+                    multiply(
+                        [rows, out_channels, k],
+                        (to, [1, rows], false),
+                        (patches, [1, rows]),
+                        (weight, [1, k]),
+                    );
+                    if rows != positions {
+                        scatter(product, out, [out_channels, positions]);
+                    }
+                },
+            );
+        (out, vec![batch, out_channels, out_h, out_w])
+    }
+
+    /// The gradient with respect to the input of the loss whose gradient
+    /// with respect to the output is `grad` (B × O × P).
+    fn input_gradient(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
+        let [out_h, out_w] = self.output();
+        let (positions, k) = (out_h * out_w, self.patch_len());
+        let out_channels = weight.len() / k;
+        let batch = grad.len() / (out_channels * positions);
+        let group = self.group(batch);
+        let mut dx = vec![0.0f32; batch * self.example_len()];
+        dx.par_chunks_mut(group * self.example_len())
+            .zip(grad.par_chunks(group * out_channels * positions))
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(gathered, patches), (dx, grad)| {
+                    let grad = gather(grad, [out_channels, positions], gathered);
+                    let rows = grad.len() / out_channels;
+                    let pointwise = self.is_pointwise() && rows == positions;
+                    let to = if pointwise {
+                        // The patches are the input maps themselves.
+                        &mut dx[..]
+                    } else {
+                        patches.resize(k * rows, 0.0);
+                        &mut patches[..]
+                    };
+                    // d patchesᵀ (rows × K) = gradᵀ (rows × O) · weight (O × K)
+                    multiply(
+                        [rows, k, out_channels],
+                        (to, [1, rows], false),
+                        (grad, [1, rows]),
+                        (weight, [k, 1]),
+                    );
+                    if !pointwise {
+                        for (b, dx) in dx.chunks_exact_mut(self.example_len()).enumerate() {
+                            self.fold(&patches[b * positions..], [out_h, out_w], dx, rows);
+                        }
+                    }
+                },
+            );
+        dx
+    }
+
+    /// The gradient with respect to the weights (O × K) of the loss whose
+    /// gradient with respect to the output of `x` is `grad`. Summed over the
+    /// groups of examples in runs of consecutive groups ([`WEIGHT_PARTS`]),
+    /// then over the runs in order.
+    fn weight_gradient(&self, x: &[f32], grad: &[f32], out_channels: usize) -> Vec<f32> {
+        let [out_h, out_w] = self.output();
+        let (positions, k) = (out_h * out_w, self.patch_len());
+        let batch = x.len() / self.example_len();
+        let group = self.group(batch);
+        let groups_per_part = batch.div_ceil(group).div_ceil(WEIGHT_PARTS);
+        let examples_per_part = groups_per_part * group;
+        let parts: Vec<Vec<f32>> = x
+            .par_chunks(examples_per_part * self.example_len())
+            .zip(grad.par_chunks(examples_per_part * out_channels * positions))
+            .map(|(x, grad)| {
+                let mut sum = vec![0.0f32; out_channels * k];
+                let (mut patches, mut gathered) = (Vec::new(), Vec::new());
+                let groups = x
+                    .chunks(group * self.example_len())
+                    .zip(grad.chunks(group * out_channels * positions));
+                for (x, grad) in groups {
+                    let patches = self.unrolled(x, &mut patches);
+                    let grad = gather(grad, [out_channels, positions], &mut gathered);
+                    let rows = grad.len() / out_channels;
+                    // d weightᵀ (K × O) += patches (K × rows) · gradᵀ (rows × O)
+                    multiply(
+                        [k, out_channels, rows],
+                        (&mut sum, [1, k], true),
+                        (patches, [rows, 1]),
+                        (grad, [1, rows]),
+                    );
+                }
+                sum
+            })
+            .collect();
+        let mut parts = parts.into_iter();
+        let mut total = parts.next().unwrap_or_else(|| vec![0.0; out_channels * k]);
+        for part in parts {
+            total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+        }
+        total
+    }
+
+    /// The patches of the examples in `x` side by side (K × examples · P),
+    /// unrolled into `buffer`, or `x` itself where a pointwise kernel reads
+    /// one example's maps as they are.
+    fn unrolled<'a>(&self, x: &'a [f32], buffer: &'a mut Vec<f32>) -> &'a [f32] {
+        let [out_h, out_w] = self.output();
+        let positions = out_h * out_w;
+        let rows = x.len() / self.example_len() * positions;
+        if self.is_pointwise() && rows == positions {
+            return x;
+        }
+        buffer.resize(self.patch_len() * rows, 0.0);
+        for (b, x) in x.chunks_exact(self.example_len()).enumerate() {
+            self.unroll(x, [out_h, out_w], &mut buffer[b * positions..], rows);
+        }
+        buffer
     }
 
     /// Writes the patches of one example `x` (`C × H × W`) into the first
@@ -246,6 +419,125 @@ impl Geometry {
                 }
             }
         }
+    }
+
+    /// The adjoint of [`Geometry::unroll`]: adds each value of the `K` rows
+    /// spaced `ld` apart in `patches` onto the input value it was read from.
+    fn fold(&self, patches: &[f32], [out_h, out_w]: [usize; 2], dx: &mut [f32], ld: usize) {
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let [dh, dw] = self.dilation;
+        let [top, left, ..] = self.padding;
+        let (h, w) = (self.height, self.width);
+        let mut r = 0;
+        for plane in dx.chunks_exact_mut(h * w) {
+            for i in 0..kh {
+                let row_shift = (i * dh) as isize - top as isize;
+                let (first_row, end_row) = inside(row_shift, sh, h, out_h);
+                for j in 0..kw {
+                    let row = &patches[r * ld..][..out_h * out_w];
+                    r += 1;
+                    let shift = (j * dw) as isize - left as isize;
+                    let (first, end) = inside(shift, sw, w, out_w);
+                    if first == end {
+                        continue;
+                    }
+                    let start = ((first * sw) as isize + shift) as usize;
+                    for oh in first_row..end_row {
+                        let ih = ((oh * sh) as isize + row_shift) as usize;
+                        let to = &mut plane[ih * w..][..w];
+                        let from = &row[oh * out_w..][first..end];
+                        if sw == 1 {
+                            let to = &mut to[start..start + from.len()];
+                            to.iter_mut().zip(from).for_each(|(t, f)| *t += f);
+                        } else {
+                            for (n, f) in from.iter().enumerate() {
+                                to[start + n * sw] += f;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// O × P maps of consecutive examples (`grad`) as one O × (examples · P)
+/// matrix, gathered into `buffer`; one example's maps are that matrix
+/// already.
+fn gather<'a>(
+    grad: &'a [f32],
+    [out_channels, positions]: [usize; 2],
+    buffer: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    let rows = grad.len() / out_channels;
+    if rows == positions {
+        return grad;
+    }
+    buffer.resize(grad.len(), 0.0);
+    for (b, maps) in grad.chunks_exact(out_channels * positions).enumerate() {
+        for (o, map) in maps.chunks_exact(positions).enumerate() {
+            buffer[o * rows + b * positions..][..positions].copy_from_slice(map);
+        }
+    }
+    buffer
+}
+
+/// The inverse of [`gather`]: an O × (examples · P) `product` written into
+/// the O × P maps of each example of `out`.
+fn scatter(product: &[f32], out: &mut [f32], [out_channels, positions]: [usize; 2]) {
+    let rows = product.len() / out_channels;
+    for (b, maps) in out.chunks_exact_mut(out_channels * positions).enumerate() {
+        for (o, map) in maps.chunks_exact_mut(positions).enumerate() {
+            map.copy_from_slice(&product[o * rows + b * positions..][..positions]);
+        }
+    }
+}
+
+/// A matrix: its values and its (row, column) strides.
+type Matrix<'a> = (&'a [f32], [usize; 2]);
+
+/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, plus the old `dst` where
+/// `accumulate`, on one thread (the callers run products in parallel).
+fn multiply(
+    [m, n, k]: [usize; 3],
+    (dst, [dst_rs, dst_cs], accumulate): (&mut [f32], [usize; 2], bool),
+    (lhs, [lhs_rs, lhs_cs]): Matrix,
+    (rhs, [rhs_rs, rhs_cs]): Matrix,
+) {
+    let spans = |len: usize, rows: usize, cols: usize, rs: usize, cs: usize| {
+        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+    };
+    assert!(
+        spans(dst.len(), m, n, dst_rs, dst_cs)
+            && spans(lhs.len(), m, k, lhs_rs, lhs_cs)
+            && spans(rhs.len(), k, n, rhs_rs, rhs_cs),
+        "matrices of {m} × {k} and {k} × {n} within their slices"
+    );
+    // SAFETY: every element read or written lies within its slice (checked
+    // above); `dst` is the only one written and is borrowed mutably.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 
@@ -320,6 +612,55 @@ mod tests {
         out
     }
 
+    /// The gradients of `Σ r ⊙ conv(x)` by definition, in `f64`: with respect
+    /// to the input, `Σ_{o, y, x} r[b, o, y, x] · w[o, c, i, j]` over the
+    /// outputs that read it; with respect to the weights, `Σ_{b, y, x}
+    /// r[b, o, y, x] · in[b, c, y·sh + i·dh − top, x·sw + j·dw − left]`.
+    fn gradients_by_definition(
+        layer: &Conv2d,
+        x: &Tensor<4>,
+        r: &Tensor<4>,
+        [top, left]: [usize; 2],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let [batch, channels, h, w] = x.dims();
+        let [o_n, _, kh, kw] = layer.weight.val().dims();
+        let [_, _, oh_n, ow_n] = r.dims();
+        let (input, weight, r) = (
+            values(x.clone()),
+            values(layer.weight.val()),
+            values(r.clone()),
+        );
+        let (mut dx, mut dw) = (vec![0.0; input.len()], vec![0.0; weight.len()]);
+        for b in 0..batch {
+            for o in 0..o_n {
+                for oy in 0..oh_n {
+                    for ox in 0..ow_n {
+                        let g = r[((b * o_n + o) * oh_n + oy) * ow_n + ox];
+                        for c in 0..channels {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let y = (oy * layer.stride[0] + i * layer.dilation[0]) as isize
+                                        - top as isize;
+                                    let x = (ox * layer.stride[1] + j * layer.dilation[1]) as isize
+                                        - left as isize;
+                                    if (0..h as isize).contains(&y) && (0..w as isize).contains(&x)
+                                    {
+                                        let at =
+                                            ((b * channels + c) * h + y as usize) * w + x as usize;
+                                        let wt = ((o * channels + c) * kh + i) * kw + j;
+                                        dx[at] += g * weight[wt];
+                                        dw[wt] += g * input[at];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dx, dw)
+    }
+
     fn input(dims: [usize; 4], device: &Device) -> Tensor<4> {
         let n = dims.iter().product::<usize>();
         let data: Vec<f32> = (0..n)
@@ -328,15 +669,22 @@ mod tests {
         Tensor::from_data(TensorData::new(data, dims), device)
     }
 
-    #[test]
-    fn examples_unrolled_and_multiplied_in_groups_are_the_convolution_by_definition() {
-        let _generator = crate::generator();
-        let device = Device::flex();
-        device.seed(11);
-        // Maps of 7 × 9 are multiplied 5 examples at a time (the last group
-        // of 7 holds 2), maps of 17 × 16 one at a time.
+    fn assert_close(got: &[f64], expected: &[f64], case: &str) {
+        assert_eq!(got.len(), expected.len(), "{case}");
+        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert!(
+                (g - e).abs() < 1e-5 * (1.0 + e.abs()),
+                "{case}: [{i}] {g} ≠ {e}"
+            );
+        }
+    }
+
+    /// One convolution of each shape the products and the unrolling treat
+    /// differently, as (input, kernel, stride, dilation, padding
+    /// top-left-bottom-right, bias). Maps of 7 × 9 are multiplied 5 examples
+    /// at a time (the last group of 7 holds 2), maps of 17 × 16 one at a time.
+    fn cases(device: &Device) -> Vec<(Conv2d, Tensor<4>, [usize; 2], String)> {
         let (small, large) = ([7, 3, 7, 9], [2, 3, 17, 16]);
-        // (input, kernel, stride, dilation, padding top-left-bottom-right, bias)
         let cases = [
             (small, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], true),
             (small, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], false),
@@ -348,42 +696,81 @@ mod tests {
             (large, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], true),
             (large, [3, 3], [1, 1], [2, 1], [0, 2, 3, 0], false),
         ];
-        for (dims, kernel, stride, dilation, [top, left, bottom, right], bias) in cases {
-            let layer = Conv2dConfig::new([3, 5], kernel)
-                .with_stride(stride)
-                .with_dilation(dilation)
-                .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
-                .with_bias(bias)
-                .init(&device);
-            let x = input(dims, &device);
+        cases
+            .into_iter()
+            .map(
+                |(dims, kernel, stride, dilation, [top, left, bottom, right], bias)| {
+                    let layer = Conv2dConfig::new([3, 5], kernel)
+                        .with_stride(stride)
+                        .with_dilation(dilation)
+                        .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
+                        .with_bias(bias)
+                        .init(device);
+                    let case = format!(
+                        "{dims:?} kernel {kernel:?} stride {stride:?} dilation {dilation:?}"
+                    );
+                    (layer, input(dims, device), [top, left], case)
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn examples_unrolled_and_multiplied_in_groups_are_the_convolution_by_definition() {
+        let _generator = crate::generator();
+        let device = Device::flex();
+        device.seed(11);
+        for (layer, x, top_left, case) in cases(&device) {
             let ours = conv2d(&layer, x.clone());
-            let case =
-                format!("{dims:?} kernel {kernel:?} stride {stride:?} dilation {dilation:?}");
             assert_eq!(ours.dims(), layer.forward(x.clone()).dims(), "{case}");
-            let expected = by_definition(&layer, &x, [top, left]);
-            let got = values(ours);
-            assert_eq!(got.len(), expected.len(), "{case}");
-            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-                assert!(
-                    (g - e).abs() < 1e-5 * (1.0 + e.abs()),
-                    "{case}: [{i}] {g} ≠ {e}"
-                );
-            }
+            assert_close(&values(ours), &by_definition(&layer, &x, top_left), &case);
         }
     }
 
     #[test]
-    fn training_keeps_burns_convolution_and_its_gradient() {
+    fn the_backward_pass_gives_the_gradients_by_definition() {
         let _generator = crate::generator();
         let device = Device::flex().autodiff();
-        device.seed(5);
-        let layer = Conv2dConfig::new([2, 3], [3, 3])
+        device.seed(12);
+        for (layer, x, top_left, case) in cases(&device) {
+            let x = x.require_grad();
+            let out = conv2d(&layer, x.clone());
+            let r = input(out.dims(), &device).flip([3]);
+            let grads = (out * r.clone()).sum().backward();
+            let (dx, dw) = gradients_by_definition(&layer, &x, &r, top_left);
+            let got_dx = values(x.grad(&grads).expect("a gradient reaches the input"));
+            assert_close(&got_dx, &dx, &format!("input gradient, {case}"));
+            let got_dw = values(layer.weight.grad(&grads).expect("the weights' gradient"));
+            assert_close(&got_dw, &dw, &format!("weight gradient, {case}"));
+            // A constant input (a batch of images) still trains the weights.
+            let grads = (conv2d(&layer, x.detach()) * r).sum().backward();
+            assert_eq!(values(layer.weight.grad(&grads).unwrap()), got_dw, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_weights_gradient_is_the_same_on_any_number_of_threads() {
+        let _generator = crate::generator();
+        let device = Device::flex().autodiff();
+        device.seed(13);
+        let layer = Conv2dConfig::new([3, 4], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(&device);
-        let x = input([2, 2, 5, 5], &device).require_grad();
-        let grads = conv2d(&layer, x.clone()).square().sum().backward();
-        let ours = values(x.grad(&grads).expect("a gradient reaches the input"));
-        let grads = layer.forward(x.clone()).square().sum().backward();
-        assert_eq!(ours, values(x.grad(&grads).unwrap()));
+        // 64 examples of 6 × 6 maps: 8 per group, 8 groups.
+        let x = input([64, 3, 6, 6], &device);
+        let r = input([64, 4, 6, 6], &device).flip([0]);
+        let weight_gradient = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let grads = (conv2d(&layer, x.clone()) * r.clone()).sum().backward();
+                values(layer.weight.grad(&grads).unwrap())
+            })
+        };
+        let one = weight_gradient(1);
+        assert_eq!(one, weight_gradient(3));
+        assert_eq!(one, weight_gradient(5));
     }
 }
