@@ -25,7 +25,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, conv2d};
+use untrainable_core::{Forward, Network, Tap, batch_norm, conv2d};
 
 /// The first layers, which set how much the image is downsampled early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -433,13 +433,13 @@ impl Block {
     fn forward(&self, x: Tensor<4>, taps: &mut Vec<Tap>, name: &str) -> Tensor<4> {
         let h = conv2d(&self.conv1, x.clone());
         taps.push(Tap::new(format!("{name}.conv1"), h.clone()));
-        let h = conv2d(&self.conv2, relu(self.norm1.forward(h)));
+        let h = conv2d(&self.conv2, relu(batch_norm(&self.norm1, h)));
         taps.push(Tap::new(format!("{name}.conv2"), h.clone()));
-        let mut h = self.norm2.forward(h);
+        let mut h = batch_norm(&self.norm2, h);
         if let Some(conv3) = &self.conv3 {
             let c = conv2d(&conv3.conv, relu(h));
             taps.push(Tap::new(format!("{name}.conv3"), c.clone()));
-            h = conv3.norm.forward(c);
+            h = batch_norm(&conv3.norm, c);
         }
         if !self.residual {
             return relu(h);
@@ -448,7 +448,7 @@ impl Block {
             Some(down) => {
                 let d = conv2d(&down.conv, x);
                 taps.push(Tap::new(format!("{name}.downsample"), d.clone()));
-                down.norm.forward(d)
+                batch_norm(&down.norm, d)
             }
             None => x,
         };
@@ -486,7 +486,7 @@ impl Network for ResNet {
         let mut taps = Vec::new();
         let h = conv2d(&self.stem_conv, input);
         taps.push(Tap::new("conv1", h.clone()));
-        let mut h = relu(self.stem_norm.forward(h));
+        let mut h = relu(batch_norm(&self.stem_norm, h));
         if let Some(pool) = &self.stem_pool {
             h = pool.forward(h);
         }

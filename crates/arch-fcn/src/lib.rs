@@ -11,7 +11,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Linea
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, dropout};
+use untrainable_core::{Forward, Network, Tap, batch_norm, dropout};
 
 /// The shape of a fully connected network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,7 +180,7 @@ impl Network for Fcn {
             x = block.linear.forward(x);
             taps.push(Tap::new(format!("linear{i}"), x.clone()));
             if let Some(norm) = &block.norm {
-                x = norm.forward(x);
+                x = batch_norm(norm, x);
             }
             x = dropout(&block.dropout, relu(x));
         }

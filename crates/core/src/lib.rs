@@ -7,10 +7,12 @@
 
 pub use burn;
 
+mod batch_norm;
 mod conv;
 mod dropout;
 pub mod huge_pages;
 
+pub use batch_norm::batch_norm;
 pub use conv::conv2d;
 pub use dropout::dropout;
 

@@ -1,0 +1,536 @@
+//! Batch normalisation on burn's CPU backend as one pass for the statistics
+//! and one for the output, with its own backward pass.
+//!
+//! burn computes a training batch norm's statistics by swapping the batch and
+//! channel axes (a copy of the whole activation on flex) and reducing, then
+//! normalises in four broadcast operations, and differentiates it the same
+//! way; under `perf` those copies and broadcasts took over a third of a Deep
+//! ConvNet's training step on flex. [`batch_norm`] reads each channel's
+//! values where they lie, and writes `x · scale + shift` per channel.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, ExtensionType, Flex, backend_extension};
+use burn::nn::BatchNorm;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use rayon::prelude::*;
+
+/// `norm.forward(x)` for `x` of `[batch, channels, ...]`: in training (an
+/// autodiff device and a layer not frozen) the batch's statistics normalise
+/// and update the running ones as burn's module does; otherwise the running
+/// statistics normalise. Computed in two passes on flex (`f32`), by burn's
+/// module elsewhere.
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    let [channels] = norm.gamma.dims();
+    if !(D >= 2
+        && x.dims()[1] == channels
+        && device.clone().inner() == Device::flex()
+        && x.dtype() == DType::F32
+        && norm.gamma.val().dtype() == DType::F32)
+    {
+        return norm.forward(x);
+    }
+    if !(device.is_autodiff() && norm.training.is_enabled()) {
+        if device.is_autodiff() {
+            return norm.forward(x);
+        }
+        // y = x · scale + shift with scale = γ / √(running var + ε) and
+        // shift = β − running mean · scale.
+        let mean = norm.running_mean.value().to_device(&device);
+        let variance = norm.running_var.value().to_device(&device);
+        let scale = norm.gamma.val() / (variance + norm.epsilon).sqrt();
+        let shift = norm.beta.val() - mean * scale.clone();
+        return Tensor::from_dispatch(<Dispatch as ChannelAffine>::channel_affine(
+            x.into_dispatch(),
+            scale.into_dispatch(),
+            shift.into_dispatch(),
+        ));
+    }
+    let normalised = <Dispatch as BatchNormTrain>::batch_norm_train(
+        x.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        norm.beta.val().into_dispatch(),
+        norm.epsilon,
+    );
+    let mean = Tensor::<1>::from_dispatch(normalised.mean);
+    let variance = Tensor::<1>::from_dispatch(normalised.variance);
+    let momentum = norm.momentum;
+    let running_mean = norm.running_mean.value_sync().to_device(&device);
+    let running_var = norm.running_var.value_sync().to_device(&device);
+    norm.running_mean
+        .update((running_mean * (1.0 - momentum) + mean * momentum).detach());
+    norm.running_var
+        .update((running_var * (1.0 - momentum) + variance * momentum).detach());
+    Tensor::from_dispatch(normalised.output)
+}
+
+/// A normalised batch with the statistics that normalised it.
+#[derive(ExtensionType)]
+struct Normalised<B: Backend> {
+    output: FloatTensor<B>,
+    /// Mean per channel.
+    mean: FloatTensor<B>,
+    /// Biased variance per channel.
+    variance: FloatTensor<B>,
+}
+
+#[backend_extension(Flex, Autodiff)]
+trait BatchNormTrain: Backend {
+    /// `x` normalised per channel with the batch's statistics, times `gamma`
+    /// plus `beta`.
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> Normalised<Self>;
+}
+
+#[backend_extension(Flex)]
+trait ChannelAffine: Backend {
+    /// `x · scale + shift`, per channel.
+    fn channel_affine(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+impl ChannelAffine for Flex {
+    fn channel_affine(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        let (x, scale, shift) = (
+            x.to_contiguous(),
+            scale.to_contiguous(),
+            shift.to_contiguous(),
+        );
+        let out = affine(floats(&x), floats(&scale), floats(&shift), spatial(&shape));
+        tensor(out, shape)
+    }
+}
+
+impl BatchNormTrain for Flex {
+    fn batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> Normalised<Self> {
+        train(x, gamma, beta, epsilon).0
+    }
+}
+
+/// The normalised batch, and the mean and `1 / √(variance + ε)` per channel
+/// that the backward pass needs.
+fn train(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    epsilon: f64,
+) -> (Normalised<Flex>, Vec<f32>, Vec<f32>) {
+    let shape = x.layout().shape().to_vec();
+    let (x, gamma, beta) = (
+        x.to_contiguous(),
+        gamma.to_contiguous(),
+        beta.to_contiguous(),
+    );
+    let (x, gamma, beta) = (floats(&x), floats(&gamma), floats(&beta));
+    let channels = gamma.len();
+    let spatial = spatial(&shape);
+    let (mean, variance) = statistics(x, channels, spatial);
+    let inv_std: Vec<f32> = variance
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+        .collect();
+    let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
+    let shift: Vec<f32> = (0..channels)
+        .map(|c| beta[c] - mean[c] * scale[c])
+        .collect();
+    let normalised = Normalised {
+        output: tensor(affine(x, &scale, &shift, spatial), shape),
+        mean: tensor(mean.clone(), vec![channels]),
+        variance: tensor(variance, vec![channels]),
+    };
+    (normalised, mean, inv_std)
+}
+
+impl<C: CheckpointStrategy> BatchNormTrain for Autodiff<Flex, C> {
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> Normalised<Self> {
+        let constant = <FloatTensor<Self>>::new;
+        match BatchNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let (x_state, gamma_state) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let (result, mean, inv_std) = train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                let state = (x_state, gamma_state, mean, inv_std);
+                Normalised {
+                    output: prep.finish(state, result.output),
+                    mean: constant(result.mean),
+                    variance: constant(result.variance),
+                }
+            }
+            OpsKind::UnTracked(prep) => {
+                let (result, ..) = train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                Normalised {
+                    output: prep.finish(result.output),
+                    mean: constant(result.mean),
+                    variance: constant(result.variance),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    /// The input, γ, and the mean and `1 / √(variance + ε)` per channel.
+    type State = (NodeId, NodeId, Vec<f32>, Vec<f32>);
+
+    /// With `x̂ = (x − mean) / σ` and `N` values per channel: `dβ = Σ dy`,
+    /// `dγ = Σ dy · x̂`, `dx = γ / σ · (dy − dβ / N − x̂ · dγ / N)`.
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x, gamma, mean, inv_std) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x);
+        let gamma: FlexTensor = checkpointer.retrieve_node_output(gamma);
+        let shape = x.layout().shape().to_vec();
+        let (x, gamma) = (x.to_contiguous(), gamma.to_contiguous());
+        let (x, gamma, dy) = (floats(&x), floats(&gamma), floats(&grad));
+        let channels = gamma.len();
+        let spatial = spatial(&shape);
+        let sum_dy = channel_sums(dy, dy, channels, spatial, |_, dy, _| dy);
+        let sum_dy_centred = channel_sums(x, dy, channels, spatial, |c, x, dy| (x - mean[c]) * dy);
+        let n = (x.len() / channels) as f64;
+        if let Some(node) = node_x {
+            // dx = a · dy + b · x + c per channel.
+            let (mut a, mut b, mut k) = (
+                vec![0.0; channels],
+                vec![0.0; channels],
+                vec![0.0; channels],
+            );
+            for c in 0..channels {
+                let s = inv_std[c] as f64;
+                let (m1, m2) = (sum_dy[c] / n, sum_dy_centred[c] * s / n);
+                let p = gamma[c] as f64 * s;
+                a[c] = p as f32;
+                b[c] = (-p * m2 * s) as f32;
+                k[c] = (p * (m2 * s * mean[c] as f64 - m1)) as f32;
+            }
+            let mut dx = vec![0.0f32; x.len()];
+            dx.par_chunks_mut(channels * spatial)
+                .zip(
+                    x.par_chunks(channels * spatial)
+                        .zip(dy.par_chunks(channels * spatial)),
+                )
+                .for_each(|(dx, (x, dy))| {
+                    let rows = dx.chunks_exact_mut(spatial).zip(x.chunks_exact(spatial));
+                    for (c, ((dx, x), dy)) in rows.zip(dy.chunks_exact(spatial)).enumerate() {
+                        for ((dx, x), dy) in dx.iter_mut().zip(x).zip(dy) {
+                            *dx = a[c] * dy + b[c] * x + k[c];
+                        }
+                    }
+                });
+            grads.register::<Flex>(node.id, tensor(dx, shape));
+        }
+        if let Some(node) = node_gamma {
+            let d_gamma = (0..channels)
+                .map(|c| (sum_dy_centred[c] * inv_std[c] as f64) as f32)
+                .collect();
+            grads.register::<Flex>(node.id, tensor(d_gamma, vec![channels]));
+        }
+        if let Some(node) = node_beta {
+            let d_beta = sum_dy.iter().map(|&s| s as f32).collect();
+            grads.register::<Flex>(node.id, tensor(d_beta, vec![channels]));
+        }
+    }
+}
+
+/// Mean and biased variance per channel of `x` (`[batch, channels,
+/// spatial]`), the variance from the centred values.
+fn statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = (x.len() / channels) as f64;
+    let sums = channel_sums(x, x, channels, spatial, |_, x, _| x);
+    let mean: Vec<f32> = sums.iter().map(|s| (s / n) as f32).collect();
+    let squares = channel_sums(x, x, channels, spatial, |c, x, _| {
+        (x - mean[c]) * (x - mean[c])
+    });
+    (mean, squares.iter().map(|s| (s / n) as f32).collect())
+}
+
+/// `Σ f(c, a, b)` per channel `c` over the examples and positions of `a`
+/// and `b` (both `[batch, channels, spatial]`). Wide maps are summed in
+/// parallel over channels, in 16 lanes; narrow ones (a batch of vectors,
+/// `spatial` = 1) row after row, every channel at once.
+fn channel_sums(
+    a: &[f32],
+    b: &[f32],
+    channels: usize,
+    spatial: usize,
+    f: impl Fn(usize, f32, f32) -> f32 + Sync,
+) -> Vec<f64> {
+    if spatial >= 16 {
+        return (0..channels)
+            .into_par_iter()
+            .map(|c| {
+                let pairs = blocks(a, channels, spatial, c).zip(blocks(b, channels, spatial, c));
+                pairs.map(|(a, b)| lane_sum(a, b, |x, y| f(c, x, y))).sum()
+            })
+            .collect();
+    }
+    let mut sums = vec![0.0f64; channels];
+    for (a, b) in a
+        .chunks_exact(channels * spatial)
+        .zip(b.chunks_exact(channels * spatial))
+    {
+        let maps = a.chunks_exact(spatial).zip(b.chunks_exact(spatial));
+        for (c, (sum, (a, b))) in sums.iter_mut().zip(maps).enumerate() {
+            *sum += a
+                .iter()
+                .zip(b)
+                .map(|(&x, &y)| f(c, x, y) as f64)
+                .sum::<f64>();
+        }
+    }
+    sums
+}
+
+/// Channel `c`'s values in each example of `x` (`[batch, channels, spatial]`).
+fn blocks(x: &[f32], channels: usize, spatial: usize, c: usize) -> impl Iterator<Item = &[f32]> {
+    x.chunks_exact(channels * spatial)
+        .map(move |example| &example[c * spatial..][..spatial])
+}
+
+/// `Σ f(a[i], b[i])`, in 16 `f32` lanes (kept in vector registers) added
+/// up in `f64`.
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut lanes = [0.0f32; 16];
+    let ((a_chunks, a_tail), (b_chunks, b_tail)) = (a.as_chunks::<16>(), b.as_chunks::<16>());
+    for (a, b) in a_chunks.iter().zip(b_chunks) {
+        for i in 0..16 {
+            lanes[i] += f(a[i], b[i]);
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(&a, &b)| f(a, b)).sum();
+    lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64
+}
+
+/// `x · scale[c] + shift[c]` for `x` of `[batch, channels, spatial]`.
+fn affine(x: &[f32], scale: &[f32], shift: &[f32], spatial: usize) -> Vec<f32> {
+    let example = scale.len() * spatial;
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(example)
+        .zip(x.par_chunks(example))
+        .for_each(|(out, x)| {
+            let maps = out.chunks_exact_mut(spatial).zip(x.chunks_exact(spatial));
+            for ((out, x), (scale, shift)) in maps.zip(scale.iter().zip(shift)) {
+                for (o, x) in out.iter_mut().zip(x) {
+                    *o = x * scale + shift;
+                }
+            }
+        });
+    out
+}
+
+/// Values per channel of one example: the product of the dimensions after
+/// the channels'.
+fn spatial(shape: &[usize]) -> usize {
+    shape[2..].iter().product()
+}
+
+/// A contiguous `f32` tensor's values.
+fn floats(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a contiguous f32 tensor (checked by `batch_norm`)")
+}
+
+fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, dims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{Module, Param};
+    use burn::nn::BatchNormConfig;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+        t.into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .unwrap()
+    }
+
+    /// Values spread over a few units around an offset, so that the mean
+    /// matters.
+    fn input<const D: usize>(dims: [usize; D], offset: f32, device: &Device) -> Tensor<D> {
+        let n = dims.iter().product::<usize>();
+        let data: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 211) as f32 / 35.0 + offset)
+            .collect();
+        Tensor::from_data(TensorData::new(data, dims), device)
+    }
+
+    /// A batch norm of `channels` with γ and β away from 1 and 0.
+    fn layer(channels: usize, device: &Device) -> BatchNorm {
+        let mut norm = BatchNormConfig::new(channels).init(device);
+        let gamma: Vec<f32> = (0..channels).map(|c| 0.5 + c as f32 * 0.25).collect();
+        let beta: Vec<f32> = (0..channels).map(|c| c as f32 * 0.5 - 1.0).collect();
+        norm.gamma = Param::from_tensor(Tensor::from_data(
+            TensorData::new(gamma, [channels]),
+            device,
+        ));
+        norm.beta =
+            Param::from_tensor(Tensor::from_data(TensorData::new(beta, [channels]), device));
+        norm
+    }
+
+    fn assert_close(got: &[f64], expected: &[f64], tolerance: f64, what: &str) {
+        assert_eq!(got.len(), expected.len(), "{what}");
+        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert!(
+                (g - e).abs() < tolerance * (1.0 + e.abs()),
+                "{what}: [{i}] {g} ≠ {e}"
+            );
+        }
+    }
+
+    /// `(x − mean) / √(variance + ε) · γ + β` per channel in `f64`, with the
+    /// batch's mean and biased variance; and those statistics.
+    fn by_definition<const D: usize>(
+        norm: &BatchNorm,
+        x: &Tensor<D>,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let dims = x.dims();
+        let (channels, spatial) = (dims[1], dims[2..].iter().product::<usize>());
+        let (x, gamma, beta) = (
+            values(x.clone()),
+            values(norm.gamma.val()),
+            values(norm.beta.val()),
+        );
+        let channel = |i: usize| i / spatial % channels;
+        let n = (x.len() / channels) as f64;
+        let mut mean = vec![0.0; channels];
+        x.iter()
+            .enumerate()
+            .for_each(|(i, v)| mean[channel(i)] += v / n);
+        let mut variance = vec![0.0; channels];
+        x.iter()
+            .enumerate()
+            .for_each(|(i, v)| variance[channel(i)] += (v - mean[channel(i)]).powi(2) / n);
+        let out = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let c = channel(i);
+                (v - mean[c]) / (variance[c] + norm.epsilon).sqrt() * gamma[c] + beta[c]
+            })
+            .collect();
+        (out, mean, variance)
+    }
+
+    #[test]
+    fn training_normalises_with_the_batch_statistics_and_updates_the_running_ones() {
+        let device = Device::flex().autodiff();
+        for (dims, offset) in [([6, 3, 5, 4], 40.0), ([9, 4, 1, 1], -3.0)] {
+            let norm = layer(dims[1], &device);
+            let x = input(dims, offset, &device);
+            let (expected, mean, variance) = by_definition(&norm, &x);
+            let what = format!("{dims:?}");
+            assert_close(
+                &values(batch_norm(&norm, x.clone())),
+                &expected,
+                1e-5,
+                &what,
+            );
+            // momentum 0.1 from a running mean of 0 and variance of 1
+            let running_mean: Vec<f64> = mean.iter().map(|m| 0.1 * m).collect();
+            let running_var: Vec<f64> = variance.iter().map(|v| 0.9 + 0.1 * v).collect();
+            assert_close(
+                &values(norm.running_mean.value_sync()),
+                &running_mean,
+                1e-6,
+                &what,
+            );
+            assert_close(
+                &values(norm.running_var.value_sync()),
+                &running_var,
+                1e-6,
+                &what,
+            );
+        }
+        // A matrix of [batch, features], as after a linear layer.
+        let norm = layer(5, &device);
+        let x = input([12, 5], 2.0, &device);
+        let (expected, ..) = by_definition(&norm, &x);
+        assert_close(&values(batch_norm(&norm, x)), &expected, 1e-5, "[12, 5]");
+    }
+
+    #[test]
+    fn the_backward_pass_gives_burns_gradients() {
+        let device = Device::flex().autodiff();
+        let norm = layer(3, &device);
+        let x = input([6, 3, 5, 4], 40.0, &device).require_grad();
+        let r = input([6, 3, 5, 4], -1.0, &device).flip([0, 3]);
+        let ours = (batch_norm(&norm, x.clone()) * r.clone()).sum().backward();
+        let burns = (norm.forward(x.clone()) * r).sum().backward();
+        let grad = |t: &Tensor<4>, g| values(t.grad(g).expect("a gradient reaches the input"));
+        assert_close(&grad(&x, &ours), &grad(&x, &burns), 1e-4, "input");
+        let param = |p: &Param<Tensor<1>>, g| values(p.grad(g).expect("a gradient reaches γ, β"));
+        assert_close(
+            &param(&norm.gamma, &ours),
+            &param(&norm.gamma, &burns),
+            1e-4,
+            "γ",
+        );
+        assert_close(
+            &param(&norm.beta, &ours),
+            &param(&norm.beta, &burns),
+            1e-4,
+            "β",
+        );
+    }
+
+    #[test]
+    fn evaluation_normalises_with_the_running_statistics() {
+        let device = Device::flex().autodiff();
+        let norm = layer(4, &device);
+        // One training pass moves the running statistics away from 0 and 1.
+        batch_norm(&norm, input([5, 4, 3, 3], 7.0, &device));
+        let norm = norm.valid();
+        let x = input([5, 4, 3, 3], 6.0, &Device::flex());
+        let expected = values(norm.forward(x.clone()));
+        assert_close(&values(batch_norm(&norm, x)), &expected, 1e-5, "eval");
+    }
+}
