@@ -1,6 +1,8 @@
 //! The arms-by-seeds loop with a trained guide: trained once, reused by the
 //! next run with the same recipe.
 
+use std::sync::{Mutex, MutexGuard};
+
 use burn::tensor::Device;
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_guidance::{
@@ -12,8 +14,19 @@ use untrainable_runner::{GUIDE_ARM, GuidedExperiment, RunDir};
 use untrainable_tasks::copy_paste::CopyPaste;
 use untrainable_tasks::sequence::SplitSizes;
 
+/// The backend's random stream is one per process: tests that seed it hold
+/// this lock, so that no other test draws in between.
+static SEEDED: Mutex<()> = Mutex::new(());
+
+fn seeded() -> MutexGuard<'static, ()> {
+    SEEDED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn a_trained_guide_is_trained_once_and_reused_by_the_next_run() {
+    let _seeded = seeded();
     let device = Device::flex();
     let task = CopyPasteTask {
         task: CopyPaste {
@@ -149,6 +162,7 @@ fn images(n: usize, offset: usize) -> untrainable_tasks::fashion_mnist::ImageSet
 
 #[test]
 fn test_predictions_are_kept_per_run_resumed_and_recomputed_for_a_stored_guide() {
+    let _seeded = seeded();
     use untrainable_arch_fcn::FcnConfig;
     use untrainable_guidance::{ImageData, InputSpec};
     use untrainable_results::Split;
