@@ -382,15 +382,9 @@ fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values;
     use burn::module::{Module, Param};
     use burn::nn::BatchNormConfig;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-        t.into_data()
-            .convert::<f64>()
-            .try_into_vec::<f64>()
-            .unwrap()
-    }
 
     /// Values spread over a few units around an offset, so that the mean
     /// matters.

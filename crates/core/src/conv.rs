@@ -562,31 +562,27 @@ fn inside(shift: isize, stride: usize, len: usize, count: usize) -> (usize, usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values;
     use burn::nn::conv::Conv2dConfig;
 
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-        t.into_data()
-            .convert::<f64>()
-            .try_into_vec::<f64>()
-            .unwrap()
-    }
-
-    /// The definition, in `f64`: `out[b, o, y, x] = bias[o] + Σ_{c, i, j}
-    /// w[o, c, i, j] · in[b, c, y·sh + i·dh − top, x·sw + j·dw − left]`,
-    /// zero outside the input.
-    fn by_definition(layer: &Conv2d, x: &Tensor<4>, [top, left]: [usize; 2]) -> Vec<f64> {
-        let [batch, channels, h, w] = x.dims();
+    /// Calls `visit(out, input, weight)` with the flat indices of every
+    /// output value, input value and weight that the definition multiplies
+    /// together: `out[b, o, y, x]` reads `w[o, c, i, j] · in[b, c, y·sh +
+    /// i·dh − top, x·sw + j·dw − left]` wherever that lies inside the input.
+    fn each_product(
+        layer: &Conv2d,
+        input: [usize; 4],
+        [out_h, out_w]: [usize; 2],
+        [top, left]: [usize; 2],
+        mut visit: impl FnMut(usize, usize, usize),
+    ) {
+        let [batch, channels, h, w] = input;
         let [o_n, _, kh, kw] = layer.weight.val().dims();
-        let (input, weight) = (values(x.clone()), values(layer.weight.val()));
-        let bias = layer.bias.as_ref().map(|b| values(b.val()));
-        let out_dims = conv2d(layer, x.clone()).dims();
-        let (oh_n, ow_n) = (out_dims[2], out_dims[3]);
-        let mut out = Vec::new();
         for b in 0..batch {
             for o in 0..o_n {
-                for oy in 0..oh_n {
-                    for ox in 0..ow_n {
-                        let mut sum = bias.as_ref().map_or(0.0, |bias| bias[o]);
+                for oy in 0..out_h {
+                    for ox in 0..out_w {
+                        let out = ((b * o_n + o) * out_h + oy) * out_w + ox;
                         for c in 0..channels {
                             for i in 0..kh {
                                 for j in 0..kw {
@@ -598,66 +594,53 @@ mod tests {
                                     {
                                         let at =
                                             ((b * channels + c) * h + y as usize) * w + x as usize;
-                                        sum += weight[((o * channels + c) * kh + i) * kw + j]
-                                            * input[at];
+                                        let weight = ((o * channels + c) * kh + i) * kw + j;
+                                        visit(out, at, weight);
                                     }
                                 }
                             }
                         }
-                        out.push(sum);
                     }
                 }
             }
         }
+    }
+
+    /// The convolution by definition, in `f64`, with its bias.
+    fn by_definition(layer: &Conv2d, x: &Tensor<4>, top_left: [usize; 2]) -> Vec<f64> {
+        let (input, weight) = (values(x.clone()), values(layer.weight.val()));
+        let bias = layer.bias.as_ref().map(|b| values(b.val()));
+        let [.., out_h, out_w] = conv2d(layer, x.clone()).dims();
+        let [o_n, ..] = layer.weight.val().dims();
+        let mut out = vec![0.0; x.dims()[0] * o_n * out_h * out_w];
+        if let Some(bias) = &bias {
+            for (maps, b) in out.chunks_exact_mut(out_h * out_w).zip(bias.iter().cycle()) {
+                maps.fill(*b);
+            }
+        }
+        each_product(layer, x.dims(), [out_h, out_w], top_left, |o, i, w| {
+            out[o] += weight[w] * input[i];
+        });
         out
     }
 
-    /// The gradients of `Σ r ⊙ conv(x)` by definition, in `f64`: with respect
-    /// to the input, `Σ_{o, y, x} r[b, o, y, x] · w[o, c, i, j]` over the
-    /// outputs that read it; with respect to the weights, `Σ_{b, y, x}
-    /// r[b, o, y, x] · in[b, c, y·sh + i·dh − top, x·sw + j·dw − left]`.
+    /// The gradients of `Σ r ⊙ conv(x)` by definition, in `f64`: each
+    /// product `w · in` in the output's value `o` adds `r[o] · w` to the
+    /// input's gradient and `r[o] · in` to the weight's.
     fn gradients_by_definition(
         layer: &Conv2d,
         x: &Tensor<4>,
         r: &Tensor<4>,
-        [top, left]: [usize; 2],
+        top_left: [usize; 2],
     ) -> (Vec<f64>, Vec<f64>) {
-        let [batch, channels, h, w] = x.dims();
-        let [o_n, _, kh, kw] = layer.weight.val().dims();
-        let [_, _, oh_n, ow_n] = r.dims();
-        let (input, weight, r) = (
-            values(x.clone()),
-            values(layer.weight.val()),
-            values(r.clone()),
-        );
+        let [.., out_h, out_w] = r.dims();
+        let (input, weight) = (values(x.clone()), values(layer.weight.val()));
+        let r = values(r.clone());
         let (mut dx, mut dw) = (vec![0.0; input.len()], vec![0.0; weight.len()]);
-        for b in 0..batch {
-            for o in 0..o_n {
-                for oy in 0..oh_n {
-                    for ox in 0..ow_n {
-                        let g = r[((b * o_n + o) * oh_n + oy) * ow_n + ox];
-                        for c in 0..channels {
-                            for i in 0..kh {
-                                for j in 0..kw {
-                                    let y = (oy * layer.stride[0] + i * layer.dilation[0]) as isize
-                                        - top as isize;
-                                    let x = (ox * layer.stride[1] + j * layer.dilation[1]) as isize
-                                        - left as isize;
-                                    if (0..h as isize).contains(&y) && (0..w as isize).contains(&x)
-                                    {
-                                        let at =
-                                            ((b * channels + c) * h + y as usize) * w + x as usize;
-                                        let wt = ((o * channels + c) * kh + i) * kw + j;
-                                        dx[at] += g * weight[wt];
-                                        dw[wt] += g * input[at];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        each_product(layer, x.dims(), [out_h, out_w], top_left, |o, i, w| {
+            dx[i] += r[o] * weight[w];
+            dw[w] += r[o] * input[i];
+        });
         (dx, dw)
     }
 

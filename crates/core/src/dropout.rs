@@ -55,16 +55,10 @@ fn mask_seed(device: &Device) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values;
     use burn::module::Module;
     use burn::nn::DropoutConfig;
     use burn::tensor::DType;
-
-    fn values(t: Tensor<1>) -> Vec<f64> {
-        t.into_data()
-            .convert::<f64>()
-            .try_into_vec::<f64>()
-            .unwrap()
-    }
 
     fn input(n: usize, device: &Device) -> Tensor<1> {
         let data: Vec<f64> = (0..n).map(|i| 1.0 + (i % 7) as f64).collect();

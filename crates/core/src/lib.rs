@@ -312,6 +312,15 @@ pub(crate) fn generator() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A tensor's values as `f64`, for comparisons in tests.
+#[cfg(test)]
+pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .expect("a float tensor converts to f64")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
