@@ -17,8 +17,11 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, ExtensionType, Flex, backend_extension};
 use burn::nn::BatchNorm;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+use crate::flex::{floats, tensor, written};
 
 /// `norm.forward(x)` for `x` of `[batch, channels, ...]`: in training (an
 /// autodiff device and a layer not frozen) the batch's statistics normalise
@@ -230,38 +233,23 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let (x, gamma, dy) = (floats(&x), floats(&gamma), floats(&grad));
         let channels = gamma.len();
         let spatial = spatial(&shape);
-        let sum_dy = channel_sums(dy, dy, channels, spatial, |_, dy, _| dy);
-        let sum_dy_centred = channel_sums(x, dy, channels, spatial, |c, x, dy| (x - mean[c]) * dy);
+        let sum_dy = channel_sums(dy, dy, &vec![0.0; channels], spatial, |_, dy, _| dy);
+        let sum_dy_centred = channel_sums(x, dy, &mean, spatial, |m, x, dy| (x - m) * dy);
         let n = (x.len() / channels) as f64;
         if let Some(node) = node_x {
-            // dx = a · dy + b · x + c per channel.
-            let (mut a, mut b, mut k) = (
-                vec![0.0; channels],
-                vec![0.0; channels],
-                vec![0.0; channels],
-            );
-            for c in 0..channels {
-                let s = inv_std[c] as f64;
-                let (m1, m2) = (sum_dy[c] / n, sum_dy_centred[c] * s / n);
-                let p = gamma[c] as f64 * s;
-                a[c] = p as f32;
-                b[c] = (-p * m2 * s) as f32;
-                k[c] = (p * (m2 * s * mean[c] as f64 - m1)) as f32;
-            }
-            let mut dx = vec![0.0f32; x.len()];
-            dx.par_chunks_mut(channels * spatial)
-                .zip(
-                    x.par_chunks(channels * spatial)
-                        .zip(dy.par_chunks(channels * spatial)),
-                )
-                .for_each(|(dx, (x, dy))| {
-                    let rows = dx.chunks_exact_mut(spatial).zip(x.chunks_exact(spatial));
-                    for (c, ((dx, x), dy)) in rows.zip(dy.chunks_exact(spatial)).enumerate() {
-                        for ((dx, x), dy) in dx.iter_mut().zip(x).zip(dy) {
-                            *dx = a[c] * dy + b[c] * x + k[c];
-                        }
-                    }
-                });
+            // dx = a · dy + b · x + k per channel.
+            let coefficients: Vec<[f32; 3]> = (0..channels)
+                .map(|c| {
+                    let s = inv_std[c] as f64;
+                    let (m1, m2) = (sum_dy[c] / n, sum_dy_centred[c] * s / n);
+                    let p = gamma[c] as f64 * s;
+                    let (b, k) = (-p * m2 * s, p * (m2 * s * mean[c] as f64 - m1));
+                    [p as f32, b as f32, k as f32]
+                })
+                .collect();
+            let dx = each_value(x, dy, &coefficients, spatial, |[a, b, k], x, dy| {
+                a * dy + b * x + k
+            });
             grads.register::<Flex>(node.id, tensor(dx, shape));
         }
         if let Some(node) = node_gamma {
@@ -281,50 +269,60 @@ impl Backward<Flex, 3> for BatchNormBackward {
 /// spatial]`), the variance from the centred values.
 fn statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f32>, Vec<f32>) {
     let n = (x.len() / channels) as f64;
-    let sums = channel_sums(x, x, channels, spatial, |_, x, _| x);
+    let sums = channel_sums(x, x, &vec![0.0; channels], spatial, |_, x, _| x);
     let mean: Vec<f32> = sums.iter().map(|s| (s / n) as f32).collect();
-    let squares = channel_sums(x, x, channels, spatial, |c, x, _| {
-        (x - mean[c]) * (x - mean[c])
-    });
+    let squares = channel_sums(x, x, &mean, spatial, |m, x, _| (x - m) * (x - m));
     (mean, squares.iter().map(|s| (s / n) as f32).collect())
 }
 
-/// `Σ f(c, a, b)` per channel `c` over the examples and positions of `a`
-/// and `b` (both `[batch, channels, spatial]`). Wide maps are summed in
-/// parallel over channels, in 16 lanes; narrow ones (a batch of vectors,
-/// `spatial` = 1) row after row, every channel at once.
+/// `Σ f(centres[c], a, b)` per channel `c` over the examples and positions of
+/// `a` and `b` (both `[batch, channels, spatial]`). Wide maps are summed in
+/// parallel over channels, in 16 lanes; narrow ones (`spatial` = 1 after a
+/// linear layer) value by value along each example's row, in parallel over
+/// fixed runs of [`ROWS_PER_PART`] examples, so that the order of the sum
+/// does not depend on the number of threads.
 fn channel_sums(
     a: &[f32],
     b: &[f32],
-    channels: usize,
+    centres: &[f32],
     spatial: usize,
-    f: impl Fn(usize, f32, f32) -> f32 + Sync,
+    f: impl Fn(f32, f32, f32) -> f32 + Sync,
 ) -> Vec<f64> {
+    let channels = centres.len();
     if spatial >= 16 {
         return (0..channels)
             .into_par_iter()
             .map(|c| {
+                let m = centres[c];
                 let pairs = blocks(a, channels, spatial, c).zip(blocks(b, channels, spatial, c));
-                pairs.map(|(a, b)| lane_sum(a, b, |x, y| f(c, x, y))).sum()
+                pairs.map(|(a, b)| lane_sum(a, b, |x, y| f(m, x, y))).sum()
             })
             .collect();
     }
-    let mut sums = vec![0.0f64; channels];
-    for (a, b) in a
-        .chunks_exact(channels * spatial)
-        .zip(b.chunks_exact(channels * spatial))
-    {
-        let maps = a.chunks_exact(spatial).zip(b.chunks_exact(spatial));
-        for (c, (sum, (a, b))) in sums.iter_mut().zip(maps).enumerate() {
-            *sum += a
-                .iter()
-                .zip(b)
-                .map(|(&x, &y)| f(c, x, y) as f64)
-                .sum::<f64>();
-        }
+    let row = channels * spatial;
+    let centres = per_value(centres, spatial);
+    let parts: Vec<Vec<f64>> = a
+        .par_chunks(ROWS_PER_PART * row)
+        .zip(b.par_chunks(ROWS_PER_PART * row))
+        .map(|(a, b)| {
+            let mut sums = vec![0.0f64; row];
+            for (a, b) in a.chunks_exact(row).zip(b.chunks_exact(row)) {
+                for ((sum, &m), (&x, &y)) in sums.iter_mut().zip(&centres).zip(a.iter().zip(b)) {
+                    *sum += f(m, x, y) as f64;
+                }
+            }
+            sums
+        })
+        .collect();
+    let mut sums = vec![0.0f64; row];
+    for part in parts {
+        sums.iter_mut().zip(part).for_each(|(s, p)| *s += p);
     }
-    sums
+    sums.chunks_exact(spatial).map(|s| s.iter().sum()).collect()
 }
+
+/// Examples per partial sum of [`channel_sums`] over narrow maps.
+const ROWS_PER_PART: usize = 32;
 
 /// Channel `c`'s values in each example of `x` (`[batch, channels, spatial]`).
 fn blocks(x: &[f32], channels: usize, spatial: usize, c: usize) -> impl Iterator<Item = &[f32]> {
@@ -348,19 +346,53 @@ fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
 
 /// `x · scale[c] + shift[c]` for `x` of `[batch, channels, spatial]`.
 fn affine(x: &[f32], scale: &[f32], shift: &[f32], spatial: usize) -> Vec<f32> {
-    let example = scale.len() * spatial;
-    let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(example)
-        .zip(x.par_chunks(example))
-        .for_each(|(out, x)| {
-            let maps = out.chunks_exact_mut(spatial).zip(x.chunks_exact(spatial));
-            for ((out, x), (scale, shift)) in maps.zip(scale.iter().zip(shift)) {
-                for (o, x) in out.iter_mut().zip(x) {
-                    *o = x * scale + shift;
+    let constants: Vec<[f32; 2]> = scale.iter().zip(shift).map(|(&s, &t)| [s, t]).collect();
+    each_value(x, x, &constants, spatial, |[s, t], x, _| x * s + t)
+}
+
+/// `f(constants[c], x, y)` for every value of `x` and `y` (both `[batch,
+/// channels, spatial]`, `c` the value's channel), in parallel over examples:
+/// along each channel's map where maps are wide, along each example's row
+/// where they are narrow (so that the loop runs over many values either way).
+fn each_value<C: Copy + Send + Sync>(
+    x: &[f32],
+    y: &[f32],
+    constants: &[C],
+    spatial: usize,
+    f: impl Fn(C, f32, f32) -> f32 + Sync,
+) -> Vec<f32> {
+    let row = constants.len() * spatial;
+    let narrow = (spatial < 16).then(|| per_value(constants, spatial));
+    let write = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(row)
+            .zip(x.par_chunks(row).zip(y.par_chunks(row)))
+            .for_each(|(out, (x, y))| match &narrow {
+                Some(constants) => {
+                    let values = out.iter_mut().zip(x.iter().zip(y));
+                    for ((o, (&x, &y)), &c) in values.zip(constants) {
+                        o.write(f(c, x, y));
+                    }
                 }
-            }
-        });
-    out
+                None => {
+                    let maps = out.chunks_exact_mut(spatial).zip(x.chunks_exact(spatial));
+                    for ((out, x), (y, &c)) in maps.zip(y.chunks_exact(spatial).zip(constants)) {
+                        for (o, (&x, &y)) in out.iter_mut().zip(x.iter().zip(y)) {
+                            o.write(f(c, x, y));
+                        }
+                    }
+                }
+            });
+    };
+    // SAFETY: `out` is cut into whole rows, each written value by value.
+    unsafe { written(x.len(), write) }
+}
+
+/// Each channel's value repeated for the `spatial` values of its map.
+fn per_value<C: Copy>(per_channel: &[C], spatial: usize) -> Vec<C> {
+    per_channel
+        .iter()
+        .flat_map(|&c| std::iter::repeat_n(c, spatial))
+        .collect()
 }
 
 /// Values per channel of one example: the product of the dimensions after
@@ -369,22 +401,13 @@ fn spatial(shape: &[usize]) -> usize {
     shape[2..].iter().product()
 }
 
-/// A contiguous `f32` tensor's values.
-fn floats(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("a contiguous f32 tensor (checked by `batch_norm`)")
-}
-
-fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, dims))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::values;
     use burn::module::{Module, Param};
     use burn::nn::BatchNormConfig;
+    use burn::tensor::TensorData;
 
     /// Values spread over a few units around an offset, so that the mean
     /// matters.
@@ -484,36 +507,50 @@ mod tests {
                 &what,
             );
         }
-        // A matrix of [batch, features], as after a linear layer.
-        let norm = layer(5, &device);
-        let x = input([12, 5], 2.0, &device);
-        let (expected, ..) = by_definition(&norm, &x);
-        assert_close(&values(batch_norm(&norm, x)), &expected, 1e-5, "[12, 5]");
+        // Matrices of [batch, features], as after a linear layer: within
+        // one run of examples summed together, and over three, the last short.
+        for batch in [12, 2 * ROWS_PER_PART + 7] {
+            let norm = layer(5, &device);
+            let x = input([batch, 5], 2.0, &device);
+            let (expected, ..) = by_definition(&norm, &x);
+            let what = format!("[{batch}, 5]");
+            assert_close(&values(batch_norm(&norm, x)), &expected, 1e-5, &what);
+        }
     }
 
-    #[test]
-    fn the_backward_pass_gives_burns_gradients() {
+    /// The gradients of `Σ r ⊙ batch_norm(x)` with respect to `x`, γ and β,
+    /// ours against burn's module.
+    fn assert_burns_gradients<const D: usize>(dims: [usize; D], offset: f32) {
         let device = Device::flex().autodiff();
-        let norm = layer(3, &device);
-        let x = input([6, 3, 5, 4], 40.0, &device).require_grad();
-        let r = input([6, 3, 5, 4], -1.0, &device).flip([0, 3]);
+        let norm = layer(dims[1], &device);
+        let x = input(dims, offset, &device).require_grad();
+        let r = input(dims, -1.0, &device).flip([0, D - 1]);
         let ours = (batch_norm(&norm, x.clone()) * r.clone()).sum().backward();
         let burns = (norm.forward(x.clone()) * r).sum().backward();
-        let grad = |t: &Tensor<4>, g| values(t.grad(g).expect("a gradient reaches the input"));
-        assert_close(&grad(&x, &ours), &grad(&x, &burns), 1e-4, "input");
+        let what = |part: &str| format!("{part} of {dims:?}");
+        let grad = |t: &Tensor<D>, g| values(t.grad(g).expect("a gradient reaches the input"));
+        assert_close(&grad(&x, &ours), &grad(&x, &burns), 1e-4, &what("input"));
         let param = |p: &Param<Tensor<1>>, g| values(p.grad(g).expect("a gradient reaches γ, β"));
         assert_close(
             &param(&norm.gamma, &ours),
             &param(&norm.gamma, &burns),
             1e-4,
-            "γ",
+            &what("γ"),
         );
         assert_close(
             &param(&norm.beta, &ours),
             &param(&norm.beta, &burns),
             1e-4,
-            "β",
+            &what("β"),
         );
+    }
+
+    #[test]
+    fn the_backward_pass_gives_burns_gradients() {
+        // Wide maps, narrow maps, and a batch of vectors over three runs.
+        assert_burns_gradients([6, 3, 5, 4], 40.0);
+        assert_burns_gradients([7, 3, 2, 3], -5.0);
+        assert_burns_gradients([2 * ROWS_PER_PART + 7, 6], 3.0);
     }
 
     #[test]

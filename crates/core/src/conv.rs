@@ -27,8 +27,11 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+use crate::flex::{floats, tensor, written};
 
 /// Fewest rows (output positions) of one product.
 const ROWS: usize = 256;
@@ -158,16 +161,6 @@ impl Backward<Flex, 2> for UnrolledConvBackward {
     }
 }
 
-/// A contiguous `f32` tensor's values.
-fn floats(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("a contiguous f32 tensor (checked by `conv2d`)")
-}
-
-fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, dims))
-}
-
 /// The shape of a 2-D convolution over one example.
 #[derive(Debug, Clone, Copy)]
 struct Geometry {
@@ -233,34 +226,39 @@ impl Geometry {
         let (positions, k) = (out_h * out_w, self.patch_len());
         let batch = x.len() / self.example_len();
         let group = self.group(batch);
-        let mut out = vec![0.0f32; batch * out_channels * positions];
-        out.par_chunks_mut(group * out_channels * positions)
-            .zip(x.par_chunks(group * self.example_len()))
-            .for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(patches, product), (out, x)| {
-                    let patches = self.unrolled(x, patches);
-                    let rows = patches.len() / k;
-                    // outᵀ (rows × O) = patchesᵀ (rows × K) · weightᵀ (K × O):
-                    // the many positions are the rows of the product's kernel.
-                    let to = if rows == positions {
-                        // One example: the product is laid out as its maps.
-                        &mut out[..]
-                    } else {
-                        product.resize(out_channels * rows, 0.0);
-                        &mut product[..]
-                    };
-                    multiply(
-                        [rows, out_channels, k],
-                        (to, [1, rows], false),
-                        (patches, [1, rows]),
-                        (weight, [1, k]),
-                    );
-                    if rows != positions {
-                        scatter(product, out, [out_channels, positions]);
-                    }
-                },
-            );
+        let write = |out: &mut [MaybeUninit<f32>]| {
+            out.par_chunks_mut(group * out_channels * positions)
+                .zip(x.par_chunks(group * self.example_len()))
+                .for_each_init(
+                    || (Vec::new(), Vec::new()),
+                    |(patches, product), (out, x)| {
+                        let patches = self.unrolled(x, patches);
+                        let rows = patches.len() / k;
+                        // outᵀ (rows × O) = patchesᵀ (rows × K) · weightᵀ (K × O):
+                        // the many positions are the rows of the product's kernel.
+                        let one_example = rows == positions;
+                        let to = if one_example {
+                            // The product is laid out as the example's maps.
+                            Destination::Fresh(&mut out[..])
+                        } else {
+                            product.resize(out_channels * rows, 0.0);
+                            Destination::Over(&mut product[..])
+                        };
+                        multiply(
+                            [rows, out_channels, k],
+                            (to, [1, rows]),
+                            (patches, [1, rows]),
+                            (weight, [1, k]),
+                        );
+                        if !one_example {
+                            scatter(product, out, [out_channels, positions]);
+                        }
+                    },
+                );
+        };
+        // SAFETY: every group of examples writes all its output maps, through
+        // the product or `scatter`.
+        let out = unsafe { written(batch * out_channels * positions, write) };
         (out, vec![batch, out_channels, out_h, out_w])
     }
 
@@ -291,7 +289,7 @@ impl Geometry {
                     // d patchesᵀ (rows × K) = gradᵀ (rows × O) · weight (O × K)
                     multiply(
                         [rows, k, out_channels],
-                        (to, [1, rows], false),
+                        (Destination::Over(to), [1, rows]),
                         (grad, [1, rows]),
                         (weight, [k, 1]),
                     );
@@ -332,7 +330,7 @@ impl Geometry {
                     // d weightᵀ (K × O) += patches (K × rows) · gradᵀ (rows × O)
                     multiply(
                         [k, out_channels, rows],
-                        (&mut sum, [1, k], true),
+                        (Destination::Onto(&mut sum), [1, k]),
                         (patches, [rows, 1]),
                         (grad, [1, rows]),
                     );
@@ -485,11 +483,11 @@ fn gather<'a>(
 
 /// The inverse of [`gather`]: an O × (examples · P) `product` written into
 /// the O × P maps of each example of `out`.
-fn scatter(product: &[f32], out: &mut [f32], [out_channels, positions]: [usize; 2]) {
+fn scatter(product: &[f32], out: &mut [MaybeUninit<f32>], [out_channels, positions]: [usize; 2]) {
     let rows = product.len() / out_channels;
     for (b, maps) in out.chunks_exact_mut(out_channels * positions).enumerate() {
         for (o, map) in maps.chunks_exact_mut(positions).enumerate() {
-            map.copy_from_slice(&product[o * rows + b * positions..][..positions]);
+            map.write_copy_of_slice(&product[o * rows + b * positions..][..positions]);
         }
     }
 }
@@ -497,31 +495,48 @@ fn scatter(product: &[f32], out: &mut [f32], [out_channels, positions]: [usize; 
 /// A matrix: its values and its (row, column) strides.
 type Matrix<'a> = (&'a [f32], [usize; 2]);
 
-/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, plus the old `dst` where
-/// `accumulate`, on one thread (the callers run products in parallel).
+/// Where [`multiply`] puts its product.
+enum Destination<'a> {
+    /// Written into values not yet initialised.
+    Fresh(&'a mut [MaybeUninit<f32>]),
+    /// Written over the values.
+    Over(&'a mut [f32]),
+    /// Added onto the values.
+    Onto(&'a mut [f32]),
+}
+
+/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, or `dst += …` for
+/// [`Destination::Onto`], on one thread (the callers run products in
+/// parallel).
 fn multiply(
     [m, n, k]: [usize; 3],
-    (dst, [dst_rs, dst_cs], accumulate): (&mut [f32], [usize; 2], bool),
+    (dst, [dst_rs, dst_cs]): (Destination, [usize; 2]),
     (lhs, [lhs_rs, lhs_cs]): Matrix,
     (rhs, [rhs_rs, rhs_cs]): Matrix,
 ) {
+    let (dst, dst_len, accumulate) = match dst {
+        Destination::Fresh(d) => (d.as_mut_ptr().cast::<f32>(), d.len(), false),
+        Destination::Over(d) => (d.as_mut_ptr(), d.len(), false),
+        Destination::Onto(d) => (d.as_mut_ptr(), d.len(), true),
+    };
     let spans = |len: usize, rows: usize, cols: usize, rs: usize, cs: usize| {
         rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
     };
     assert!(
-        spans(dst.len(), m, n, dst_rs, dst_cs)
+        spans(dst_len, m, n, dst_rs, dst_cs)
             && spans(lhs.len(), m, k, lhs_rs, lhs_cs)
             && spans(rhs.len(), k, n, rhs_rs, rhs_cs),
         "matrices of {m} × {k} and {k} × {n} within their slices"
     );
     // SAFETY: every element read or written lies within its slice (checked
-    // above); `dst` is the only one written and is borrowed mutably.
+    // above); `dst` is the only one written and is borrowed mutably; it is
+    // read only where `accumulate`, that is, from initialised values.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             dst_cs as isize,
             dst_rs as isize,
             accumulate,
@@ -564,6 +579,7 @@ mod tests {
     use super::*;
     use crate::values;
     use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::TensorData;
 
     /// Calls `visit(out, input, weight)` with the flat indices of every
     /// output value, input value and weight that the definition multiplies

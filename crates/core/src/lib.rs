@@ -10,6 +10,7 @@ pub use burn;
 mod batch_norm;
 mod conv;
 mod dropout;
+mod flex;
 pub mod huge_pages;
 
 pub use batch_norm::batch_norm;
