@@ -7,12 +7,14 @@
 
 pub use burn;
 
+mod adam;
 mod batch_norm;
 mod conv;
 mod dropout;
 mod flex;
 pub mod huge_pages;
 
+pub use adam::adam;
 pub use batch_norm::batch_norm;
 pub use conv::conv2d;
 pub use dropout::dropout;

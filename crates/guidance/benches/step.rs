@@ -15,7 +15,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use untrainable_arch_cnn::ResNetConfig;
@@ -42,7 +42,7 @@ impl<T: Network> Trainer<T> {
     fn new(model: T, train: &Device) -> Self {
         Self {
             model: Some(model.fork(train).train()),
-            optim: AdamConfig::new().init(),
+            optim: untrainable_core::adam(None),
         }
     }
 

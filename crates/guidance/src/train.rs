@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -474,7 +474,7 @@ where
             .with_grad_clipping(clipping)
             .init()
     } else {
-        AdamConfig::new().with_grad_clipping(clipping).init()
+        untrainable_core::adam(clipping)
     };
     if let Some(saved) = &saved {
         optim = saved.optimiser(optim)?;
