@@ -31,7 +31,7 @@ use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-use crate::flex::{floats, tensor, written};
+use crate::flex::{Destination, floats, multiply, tensor, written};
 
 /// Fewest rows (output positions) of one product.
 const ROWS: usize = 256;
@@ -489,70 +489,6 @@ fn scatter(product: &[f32], out: &mut [MaybeUninit<f32>], [out_channels, positio
         for (o, map) in maps.chunks_exact_mut(positions).enumerate() {
             map.write_copy_of_slice(&product[o * rows + b * positions..][..positions]);
         }
-    }
-}
-
-/// A matrix: its values and its (row, column) strides.
-type Matrix<'a> = (&'a [f32], [usize; 2]);
-
-/// Where [`multiply`] puts its product.
-enum Destination<'a> {
-    /// Written into values not yet initialised.
-    Fresh(&'a mut [MaybeUninit<f32>]),
-    /// Written over the values.
-    Over(&'a mut [f32]),
-    /// Added onto the values.
-    Onto(&'a mut [f32]),
-}
-
-/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, or `dst += …` for
-/// [`Destination::Onto`], on one thread (the callers run products in
-/// parallel).
-fn multiply(
-    [m, n, k]: [usize; 3],
-    (dst, [dst_rs, dst_cs]): (Destination, [usize; 2]),
-    (lhs, [lhs_rs, lhs_cs]): Matrix,
-    (rhs, [rhs_rs, rhs_cs]): Matrix,
-) {
-    let (dst, dst_len, accumulate) = match dst {
-        Destination::Fresh(d) => (d.as_mut_ptr().cast::<f32>(), d.len(), false),
-        Destination::Over(d) => (d.as_mut_ptr(), d.len(), false),
-        Destination::Onto(d) => (d.as_mut_ptr(), d.len(), true),
-    };
-    let spans = |len: usize, rows: usize, cols: usize, rs: usize, cs: usize| {
-        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
-    };
-    assert!(
-        spans(dst_len, m, n, dst_rs, dst_cs)
-            && spans(lhs.len(), m, k, lhs_rs, lhs_cs)
-            && spans(rhs.len(), k, n, rhs_rs, rhs_cs),
-        "matrices of {m} × {k} and {k} × {n} within their slices"
-    );
-    // SAFETY: every element read or written lies within its slice (checked
-    // above); `dst` is the only one written and is borrowed mutably; it is
-    // read only where `accumulate`, that is, from initialised values.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            dst_cs as isize,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 

@@ -12,12 +12,14 @@ mod batch_norm;
 mod conv;
 mod dropout;
 mod flex;
+mod gram;
 pub mod huge_pages;
 
 pub use adam::adam;
 pub use batch_norm::batch_norm;
 pub use conv::conv2d;
 pub use dropout::dropout;
+pub use gram::untracked_gram;
 
 /// Every program built on these crates allocates through
 /// [`huge_pages::HugePageAllocator`]; a program with its own global allocator

@@ -274,8 +274,13 @@ pub fn median_pairwise_distance(x: Tensor<2>) -> f64 {
 /// `n = 256` reached 1.6 times the speed of its multi-threaded single
 /// product (forward) and halved the time of forward + backward at
 /// `d ≥ 12 544`; LibTorch runs it as fast or faster (see
-/// `docs/performance.md`).
+/// `docs/performance.md`). An `x` no gradient flows through (a frozen
+/// guide's taps) takes [`untrainable_core::untracked_gram`] on flex, which
+/// computes the products on and above the diagonal only.
 pub(crate) fn gram(x: Tensor<2>) -> Tensor<2> {
+    if let Some(k) = untrainable_core::untracked_gram(&x) {
+        return k;
+    }
     let [n, d] = x.dims();
     let k = match column_blocks(n, d) {
         Some(c) => gram_of_column_blocks(x, c),

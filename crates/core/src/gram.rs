@@ -1,0 +1,162 @@
+//! The Gram matrix of a representation that no gradient flows through, as
+//! half the products of a general matrix product.
+//!
+//! A frozen guide's taps are the widest representations guidance compares
+//! (up to 12 544 features per example for a ResNet-18 at 28 × 28), and their
+//! Gram matrices were most of the Deep FCN's guidance terms. `X Xᵀ` is
+//! symmetric: [`untracked_gram`] multiplies each pair of row blocks once and
+//! mirrors it.
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::{DType, Device, Tensor};
+use rayon::prelude::*;
+use std::ops::Range;
+
+use crate::flex::{Destination, floats, multiply, tensor, written};
+
+/// Rows of a block: a whole number of the product kernel's 64 rows.
+const BLOCK_ROWS: usize = 64;
+
+/// Features per partial product: a fixed split, so that the sum over them
+/// is added up in the same order on any number of threads.
+const BLOCK_COLUMNS: usize = 1024;
+
+/// `x xᵀ` (n × n) for `x` (n × d) that takes part in no gradient (a frozen
+/// guide's taps, any tap in evaluation), from the products of each block
+/// of rows with its own and the later rows; on flex (`f32`) only, for more
+/// than one block of rows; `None` elsewhere or for a tracked `x`.
+pub fn untracked_gram(x: &Tensor<2>) -> Option<Tensor<2>> {
+    let device = x.device();
+    let flex_f32 = device.clone().inner() == Device::flex() && x.dtype() == DType::F32;
+    if x.is_tracked() || !flex_f32 || x.dims()[0] <= BLOCK_ROWS {
+        return None;
+    }
+    let inner = x.clone().inner().into_dispatch();
+    let k = Tensor::<2>::from_dispatch(<Dispatch as SymmetricGram>::symmetric_gram(inner));
+    Some(if device.is_autodiff() {
+        Tensor::from_inner(k)
+    } else {
+        k
+    })
+}
+
+#[backend_extension(Flex)]
+trait SymmetricGram: Backend {
+    /// `x xᵀ` for `x` of n × d.
+    fn symmetric_gram(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl SymmetricGram for Flex {
+    fn symmetric_gram(x: FlexTensor) -> FlexTensor {
+        let x = x.to_contiguous();
+        let [n, d] = x.layout().shape()[..] else {
+            unreachable!("a tensor of rank 2")
+        };
+        tensor(gram(floats(&x), n, d), vec![n, n])
+    }
+}
+
+/// `x xᵀ` of the n × d row-major `x`, by blocks of rows `i`: the products
+/// `x[i] x[i..]ᵀ` (the rows of block `i` against its own and every later
+/// row) over every block of columns, one task each; a block's partial
+/// products summed in column order, written into its rows from its diagonal
+/// on and mirrored below it. Each row block is the left factor of one product
+/// per block of columns, the factor the product kernel repacks at the most
+/// cost (its values are consecutive along the sum, not along the rows).
+fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
+    let rows = ranges(n, BLOCK_ROWS);
+    let columns = ranges(d, BLOCK_COLUMNS);
+    let partials: Vec<Vec<f32>> = rows
+        .par_iter()
+        .flat_map_iter(|a| columns.iter().map(move |c| (a.clone(), c.clone())))
+        .map(|(a, c)| {
+            let later = n - a.start;
+            let product = |out: &mut [_]| {
+                // out (a × later, by columns) = x[a, c] · x[a.start.., c]ᵀ
+                multiply(
+                    [a.len(), later, c.len()],
+                    (Destination::Fresh(out), [1, a.len()]),
+                    (&x[a.start * d + c.start..], [d, 1]),
+                    (&x[a.start * d + c.start..], [1, d]),
+                );
+            };
+            // SAFETY: the product writes every value of the block.
+            unsafe { written(a.len() * later, product) }
+        })
+        .collect();
+    let mut k = vec![0.0f32; n * n];
+    for (a, partials) in rows.iter().zip(partials.chunks(columns.len().max(1))) {
+        let mut block = vec![0.0f32; a.len() * (n - a.start)];
+        for partial in partials {
+            block.iter_mut().zip(partial).for_each(|(s, p)| *s += p);
+        }
+        // `block` holds row `a.start + r`, column `a.start + j` at `j · a.len() + r`.
+        for (j, values) in block.chunks_exact(a.len()).enumerate() {
+            let col = a.start + j;
+            k[col * n + a.start..][..a.len()].copy_from_slice(values);
+            for (r, &v) in a.clone().zip(values) {
+                k[r * n + col] = v;
+            }
+        }
+    }
+    k
+}
+
+/// `0..len` cut into consecutive ranges of `size` (the last may be shorter).
+fn ranges(len: usize, size: usize) -> Vec<Range<usize>> {
+    (0..len)
+        .step_by(size)
+        .map(|s| s..(s + size).min(len))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    /// Values that differ in every row and column, exactly representable.
+    fn input(n: usize, d: usize) -> Vec<f32> {
+        (0..n * d)
+            .map(|i| ((i * 7919 % 101) as f32 - 50.0) / 16.0)
+            .collect()
+    }
+
+    #[test]
+    fn the_gram_matrix_is_the_product_by_definition() {
+        // One block, a short last block of rows, several blocks of columns
+        // with a short last one, a single column.
+        for (n, d) in [(5, 3), (64, 7), (150, 2500), (130, 1), (256, 1024)] {
+            let x = input(n, d);
+            let k = gram(&x, n, d);
+            for r in 0..n {
+                for c in 0..n {
+                    let expected: f64 = (0..d)
+                        .map(|f| x[r * d + f] as f64 * x[c * d + f] as f64)
+                        .sum();
+                    let got = k[r * n + c] as f64;
+                    assert!(
+                        (got - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
+                        "({n}, {d}) at ({r}, {c}): {got} against {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_untracked_flex_tensors_take_this_path() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<2>::from_data(TensorData::new(input(150, 30), [150, 30]), &device);
+        assert!(untracked_gram(&x.clone().require_grad()).is_none());
+        let k = untracked_gram(&x).expect("an untracked f32 tensor on flex");
+        assert!(k.is_autodiff(), "the result stays on the autodiff device");
+        let expected = crate::values(x.clone().matmul(x.transpose()));
+        let got = crate::values(k);
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{g} against {e}");
+        }
+    }
+}
