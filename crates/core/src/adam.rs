@@ -23,12 +23,11 @@ use crate::flex::{floats, tensor};
 /// ε 1e-5) and the given gradient clipping; its state and checkpoints are
 /// burn's Adam's.
 pub fn adam(grad_clipping: Option<GradientClippingConfig>) -> ModuleOptimizer {
-    let config = AdamConfig::new();
     let optim = ModuleOptimizer::from(FusedAdam {
         beta_1: 0.9,
         beta_2: 0.999,
         epsilon: 1e-5,
-        burns: config.build(),
+        burns: AdamConfig::new().build(),
     });
     match grad_clipping {
         Some(clipping) => optim.with_grad_clipping(clipping.init()),

@@ -277,8 +277,8 @@ fn statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f32>, Vec<f32>
 
 /// `Σ f(centres[c], a, b)` per channel `c` over the examples and positions of
 /// `a` and `b` (both `[batch, channels, spatial]`). Wide maps are summed in
-/// parallel over channels, in 16 lanes; narrow ones (`spatial` = 1 after a
-/// linear layer) value by value along each example's row, in parallel over
+/// parallel over channels, in 16 lanes; narrow ones (fewer than 16 values,
+/// one after a linear layer) value by value along each example's row, in parallel over
 /// fixed runs of [`ROWS_PER_PART`] examples, so that the order of the sum
 /// does not depend on the number of threads.
 fn channel_sums(
