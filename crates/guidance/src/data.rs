@@ -145,9 +145,9 @@ mod tests {
         }
     }
 
-    // The only test here that touches the process-wide random stream.
     #[test]
     fn training_batches_are_augmented_per_seed_and_other_batches_never() {
+        let _seeded = crate::generator();
         let device = Device::flex();
         let (set, idx) = (set(), [1, 0]);
         let plain = to_vec(spec(Augment::default()).batch(&set, &idx, &device).0);

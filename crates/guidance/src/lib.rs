@@ -28,3 +28,14 @@ pub use train::{
     ArmConfig, ArmRun, DistillConfig, GUIDED_PAIRS, GuideState, NoiseFor, Progress, StepDecay,
     TrainConfig, distillation_loss, train_arm, train_arm_checkpointed,
 };
+
+/// The backend's random generator is one per process: a test that seeds it,
+/// or draws from it, holds this lock, so that tests running alongside do not
+/// draw from the same stream in between.
+#[cfg(test)]
+pub(crate) fn generator() -> std::sync::MutexGuard<'static, ()> {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -307,6 +307,7 @@ mod tests {
 
     #[test]
     fn top_1_agrees_with_the_score_of_image_data_without_ties() {
+        let _drawing = crate::generator();
         let device = Device::flex();
         let output = Tensor::<2>::random([64, 10], burn::tensor::Distribution::Default, &device);
         let labels = Tensor::<1, Int>::from_data(
