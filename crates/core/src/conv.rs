@@ -397,12 +397,57 @@ impl Geometry {
         }
     }
 
+    /// With unit strides, the gradient with respect to the input is the
+    /// convolution of the output's gradient (`O` channels) with the weights
+    /// flipped in space and transposed in channels, padded so that its
+    /// output has the input's size: `dx(y, x) = Σ grad(y + i'·dh − top',
+    /// x + j'·dw − left') · w(kh − 1 − i', kw − 1 − j')` with `top' = (kh −
+    /// 1)·dh − top`. Where [`Geometry::forward_direct`] computes that
+    /// convolution, this is its geometry.
+    fn transposed(&self, out_channels: usize) -> Option<Geometry> {
+        let [out_h, out_w] = self.output();
+        let [top, left, bottom, right] = self.padding;
+        let span = |axis: usize| (self.kernel[axis] - 1) * self.dilation[axis];
+        let transposed = Geometry {
+            channels: out_channels,
+            height: out_h,
+            width: out_w,
+            padding: [
+                span(0).checked_sub(top)?,
+                span(1).checked_sub(left)?,
+                span(0).checked_sub(bottom)?,
+                span(1).checked_sub(right)?,
+            ],
+            ..*self
+        };
+        (self.stride == [1, 1] && transposed.direct_layout(self.channels).is_some())
+            .then_some(transposed)
+    }
+
+    /// The weights (`O × C × kh × kw`) flipped in space and transposed in
+    /// channels (`C × O × kh × kw`), for [`Geometry::transposed`].
+    fn flipped_weights(&self, weight: &[f32], out_channels: usize) -> Vec<f32> {
+        let taps = self.kernel[0] * self.kernel[1];
+        let mut flipped = Vec::with_capacity(weight.len());
+        for c in 0..self.channels {
+            for o in 0..out_channels {
+                let kernel = &weight[(o * self.channels + c) * taps..][..taps];
+                flipped.extend(kernel.iter().rev());
+            }
+        }
+        flipped
+    }
+
     /// The gradient with respect to the input of the loss whose gradient
     /// with respect to the output is `grad` (B × O × P).
     fn input_gradient(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
         let [out_h, out_w] = self.output();
         let (positions, k) = (out_h * out_w, self.patch_len());
         let out_channels = weight.len() / k;
+        if let Some(transposed) = self.transposed(out_channels) {
+            let flipped = self.flipped_weights(weight, out_channels);
+            return transposed.forward(grad, &flipped, self.channels).0;
+        }
         let batch = grad.len() / (out_channels * positions);
         let group = self.group(batch);
         let mut dx = vec![0.0f32; batch * self.example_len()];
@@ -763,12 +808,13 @@ mod tests {
     /// padding top-left-bottom-right, bias). Maps of 7 × 9 are multiplied 5
     /// examples at a time (the last group of 7 holds 2), maps of 17 × 16 one
     /// at a time. Inputs of 3 channels go to 5 output channels, always
-    /// unrolled; inputs of 9 to 16, two blocks of direct tiles where the
+    /// unrolled; inputs of 16 channels to 16, two blocks of direct tiles (and
+    /// input gradients of two blocks of 8) where the
     /// kernel is larger than 1 × 1 and the padded maps (split into phases
     /// for strides above 1) are not much larger than the output.
     fn cases(device: &Device) -> Vec<(Conv2d, Tensor<4>, [usize; 2], String)> {
         let (small, large) = ([7, 3, 7, 9], [2, 3, 17, 16]);
-        let (small_wide, large_wide) = ([7, 9, 7, 9], [2, 9, 17, 16]);
+        let (small_wide, large_wide) = ([7, 16, 7, 9], [2, 16, 17, 16]);
         let cases = [
             (small_wide, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], true),
             (small_wide, [3, 3], [2, 2], [1, 1], [1, 1, 1, 1], false),
