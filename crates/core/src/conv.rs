@@ -1,5 +1,5 @@
-//! Convolutions as one matrix product per group of examples on burn's CPU
-//! backend, with their own backward pass.
+//! Convolutions computed per group of examples on burn's CPU backend, with
+//! their own backward pass.
 //!
 //! flex convolves in tiles of 512 output positions: it first moves the whole
 //! input to channels-last order on one thread, then for each tile gathers the
@@ -9,13 +9,16 @@
 //! and a convolution over swapped batch and channel axes for the weights,
 //! each with those copies again. Under `perf`, a frozen ResNet-18 guide's
 //! forward pass spent half its time outside the products, and a Deep
-//! ConvNet's training step over two thirds. [`conv2d`] unrolls each example's
-//! patches into a matrix that stays in cache, multiplies it with the output
-//! positions as the rows (grouping examples whose maps are small), and writes
-//! the product into the output maps; groups run in parallel. Its backward
-//! pass multiplies the same unrolled patches by the output's gradient for
-//! the weights, and folds the product of the weights and that gradient back
-//! onto the input maps for the input.
+//! ConvNet's training step over two thirds. [`conv2d`] computes each group
+//! of examples (grouped where their maps are small) on one thread, groups in
+//! parallel: on AVX-512, directly from a zero-padded copy of the input (the
+//! `direct` module's tiles), otherwise by unrolling each example's patches
+//! into a matrix that stays in cache and multiplying it with the output
+//! positions as the rows. Its backward pass multiplies the same unrolled
+//! patches by the output's gradient for the weights; for the input it
+//! convolves the output's gradient with the flipped weights (unit strides,
+//! through the direct tiles) or folds the product of the weights and that
+//! gradient back onto the input maps.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
