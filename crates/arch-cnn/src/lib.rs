@@ -22,10 +22,9 @@ use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, batch_norm, conv2d};
+use untrainable_core::{Forward, Network, Tap, batch_norm, batch_norm_relu, conv2d};
 
 /// The first layers, which set how much the image is downsampled early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -433,16 +432,17 @@ impl Block {
     fn forward(&self, x: Tensor<4>, taps: &mut Vec<Tap>, name: &str) -> Tensor<4> {
         let h = conv2d(&self.conv1, x.clone());
         taps.push(Tap::new(format!("{name}.conv1"), h.clone()));
-        let h = conv2d(&self.conv2, relu(batch_norm(&self.norm1, h)));
+        let h = conv2d(&self.conv2, batch_norm_relu(&self.norm1, h, None));
         taps.push(Tap::new(format!("{name}.conv2"), h.clone()));
-        let mut h = batch_norm(&self.norm2, h);
+        // The last convolution's output and its norm.
+        let (mut h, mut norm) = (h, &self.norm2);
         if let Some(conv3) = &self.conv3 {
-            let c = conv2d(&conv3.conv, relu(h));
+            let c = conv2d(&conv3.conv, batch_norm_relu(norm, h, None));
             taps.push(Tap::new(format!("{name}.conv3"), c.clone()));
-            h = batch_norm(&conv3.norm, c);
+            (h, norm) = (c, &conv3.norm);
         }
         if !self.residual {
-            return relu(h);
+            return batch_norm_relu(norm, h, None);
         }
         let identity = match &self.downsample {
             Some(down) => {
@@ -452,7 +452,7 @@ impl Block {
             }
             None => x,
         };
-        relu(h + identity)
+        batch_norm_relu(norm, h, Some(identity))
     }
 }
 
@@ -486,7 +486,7 @@ impl Network for ResNet {
         let mut taps = Vec::new();
         let h = conv2d(&self.stem_conv, input);
         taps.push(Tap::new("conv1", h.clone()));
-        let mut h = relu(batch_norm(&self.stem_norm, h));
+        let mut h = batch_norm_relu(&self.stem_norm, h, None);
         if let Some(pool) = &self.stem_pool {
             h = pool.forward(h);
         }

@@ -17,6 +17,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, ExtensionType, Flex, backend_extension};
 use burn::nn::BatchNorm;
+use burn::tensor::activation::relu;
 use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -43,12 +44,7 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
         if device.is_autodiff() {
             return norm.forward(x);
         }
-        // y = x · scale + shift with scale = γ / √(running var + ε) and
-        // shift = β − running mean · scale.
-        let mean = norm.running_mean.value().to_device(&device);
-        let variance = norm.running_var.value().to_device(&device);
-        let scale = norm.gamma.val() / (variance + norm.epsilon).sqrt();
-        let shift = norm.beta.val() - mean * scale.clone();
+        let (scale, shift) = running_affine(norm, &device);
         return Tensor::from_dispatch(<Dispatch as ChannelAffine>::channel_affine(
             x.into_dispatch(),
             scale.into_dispatch(),
@@ -71,6 +67,60 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     norm.running_var
         .update((running_var * (1.0 - momentum) + variance * momentum).detach());
     Tensor::from_dispatch(normalised.output)
+}
+
+/// `relu(batch_norm(norm, x) + residual)`, or `relu(batch_norm(norm, x))`
+/// without a residual. For a network that is not trained (a frozen guide, on
+/// flex without autodiff) this is one pass over the values, where the three
+/// operations take three: in a ResNet-18 guide's forward pass the batch
+/// norm, the ReLU and the sum with the skip connection each read and wrote
+/// every activation.
+pub fn batch_norm_relu<const D: usize>(
+    norm: &BatchNorm,
+    x: Tensor<D>,
+    residual: Option<Tensor<D>>,
+) -> Tensor<D> {
+    let device = x.device();
+    let [channels] = norm.gamma.dims();
+    let residual_fits = residual
+        .as_ref()
+        .is_none_or(|r| r.dims() == x.dims() && r.dtype() == DType::F32 && r.device() == device);
+    if !(D >= 2
+        && x.dims()[1] == channels
+        && !device.is_autodiff()
+        && device.clone().inner() == Device::flex()
+        && x.dtype() == DType::F32
+        && norm.gamma.val().dtype() == DType::F32
+        && residual_fits)
+    {
+        let y = batch_norm(norm, x);
+        return relu(match residual {
+            Some(residual) => y + residual,
+            None => y,
+        });
+    }
+    let (scale, shift) = running_affine(norm, &device);
+    let (x, scale, shift) = (
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+    );
+    Tensor::from_dispatch(match residual {
+        Some(r) => {
+            <Dispatch as ChannelAffine>::channel_affine_add_relu(x, scale, shift, r.into_dispatch())
+        }
+        None => <Dispatch as ChannelAffine>::channel_affine_relu(x, scale, shift),
+    })
+}
+
+/// The running statistics as `x · scale + shift` per channel: `scale = γ /
+/// √(running var + ε)`, `shift = β − running mean · scale`.
+fn running_affine(norm: &BatchNorm, device: &Device) -> (Tensor<1>, Tensor<1>) {
+    let mean = norm.running_mean.value().to_device(device);
+    let variance = norm.running_var.value().to_device(device);
+    let scale = norm.gamma.val() / (variance + norm.epsilon).sqrt();
+    let shift = norm.beta.val() - mean * scale.clone();
+    (scale, shift)
 }
 
 /// A normalised batch with the statistics that normalised it.
@@ -103,6 +153,21 @@ trait ChannelAffine: Backend {
         scale: FloatTensor<Self>,
         shift: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+
+    /// `max(x · scale + shift, 0)`, per channel.
+    fn channel_affine_relu(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// `max(x · scale + shift + residual, 0)`, per channel.
+    fn channel_affine_add_relu(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 impl ChannelAffine for Flex {
@@ -116,6 +181,52 @@ impl ChannelAffine for Flex {
         let out = affine(floats(&x), floats(&scale), floats(&shift), spatial(&shape));
         tensor(out, shape)
     }
+
+    fn channel_affine_relu(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
+        affine_relu(x, [scale, shift], None)
+    }
+
+    fn channel_affine_add_relu(
+        x: FlexTensor,
+        scale: FlexTensor,
+        shift: FlexTensor,
+        residual: FlexTensor,
+    ) -> FlexTensor {
+        affine_relu(x, [scale, shift], Some(residual))
+    }
+}
+
+/// `max(x · scale + shift (+ residual), 0)`, per channel.
+fn affine_relu(
+    x: FlexTensor,
+    [scale, shift]: [FlexTensor; 2],
+    residual: Option<FlexTensor>,
+) -> FlexTensor {
+    let shape = x.layout().shape().to_vec();
+    let (x, scale, shift) = (
+        x.to_contiguous(),
+        scale.to_contiguous(),
+        shift.to_contiguous(),
+    );
+    let constants = affine_constants(floats(&scale), floats(&shift));
+    let spatial = spatial(&shape);
+    let out = match residual.map(|r| r.to_contiguous()) {
+        Some(r) => each_value(
+            floats(&x),
+            floats(&r),
+            &constants,
+            spatial,
+            |[s, t], x, r| (x * s + t + r).max(0.0),
+        ),
+        None => each_value(
+            floats(&x),
+            floats(&x),
+            &constants,
+            spatial,
+            |[s, t], x, _| (x * s + t).max(0.0),
+        ),
+    };
+    tensor(out, shape)
 }
 
 impl BatchNormTrain for Flex {
@@ -346,8 +457,13 @@ fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
 
 /// `x · scale[c] + shift[c]` for `x` of `[batch, channels, spatial]`.
 fn affine(x: &[f32], scale: &[f32], shift: &[f32], spatial: usize) -> Vec<f32> {
-    let constants: Vec<[f32; 2]> = scale.iter().zip(shift).map(|(&s, &t)| [s, t]).collect();
+    let constants = affine_constants(scale, shift);
     each_value(x, x, &constants, spatial, |[s, t], x, _| x * s + t)
+}
+
+/// Each channel's scale and shift side by side, for [`each_value`].
+fn affine_constants(scale: &[f32], shift: &[f32]) -> Vec<[f32; 2]> {
+    scale.iter().zip(shift).map(|(&s, &t)| [s, t]).collect()
 }
 
 /// `f(constants[c], x, y)` for every value of `x` and `y` (both `[batch,
@@ -553,13 +669,39 @@ mod tests {
         assert_burns_gradients([2 * ROWS_PER_PART + 7, 6], 3.0);
     }
 
-    #[test]
-    fn evaluation_normalises_with_the_running_statistics() {
+    /// A layer of 4 channels after one training pass, which moves the
+    /// running statistics away from 0 and 1, made a layer in evaluation.
+    fn frozen_layer() -> BatchNorm {
         let device = Device::flex().autodiff();
         let norm = layer(4, &device);
-        // One training pass moves the running statistics away from 0 and 1.
         batch_norm(&norm, input([5, 4, 3, 3], 7.0, &device));
-        let norm = norm.valid();
+        norm.valid()
+    }
+
+    #[test]
+    fn the_fused_relu_is_relu_of_the_batch_norm_plus_the_residual() {
+        let norm = frozen_layer();
+        let flex = Device::flex();
+        // Wide and narrow maps; values on both sides of zero after the norm.
+        for dims in [[5, 4, 6, 5], [5, 4, 3, 3]] {
+            let x = input(dims, 6.0, &flex);
+            let residual = input(dims, -4.0, &flex).flip([0]);
+            let unfused = relu(batch_norm(&norm, x.clone()) + residual.clone());
+            let fused = batch_norm_relu(&norm, x.clone(), Some(residual));
+            assert_eq!(values(fused), values(unfused.clone()), "{dims:?}");
+            assert!(values(unfused).iter().any(|&v| v == 0.0), "{dims:?}");
+            let fused = batch_norm_relu(&norm, x.clone(), None);
+            assert_eq!(
+                values(fused),
+                values(relu(batch_norm(&norm, x))),
+                "{dims:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn evaluation_normalises_with_the_running_statistics() {
+        let norm = frozen_layer();
         let x = input([5, 4, 3, 3], 6.0, &Device::flex());
         let expected = values(norm.forward(x.clone()));
         assert_close(&values(batch_norm(&norm, x)), &expected, 1e-5, "eval");

@@ -16,7 +16,7 @@ mod gram;
 pub mod huge_pages;
 
 pub use adam::adam;
-pub use batch_norm::batch_norm;
+pub use batch_norm::{batch_norm, batch_norm_relu};
 pub use conv::conv2d;
 pub use dropout::dropout;
 pub use gram::untracked_gram;
