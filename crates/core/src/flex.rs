@@ -98,8 +98,10 @@ pub(crate) fn multiply(
 
 /// `to.copy_from_slice(from)` for the short rows of feature maps (7 to 28
 /// values here): in copies of 16, 8 or 4 values, the last overlapping the
-/// one before, which the compiler writes as vector moves. A call to
-/// `memcpy` per row took a twentieth of a guide's forward pass.
+/// one before, which the compiler writes as vector moves instead of a call
+/// to `memcpy` per row (those calls were a twentieth of a guide's forward
+/// pass under `perf`; the change was not timed apart from the direct
+/// convolutions that copy with it).
 pub(crate) fn copy_row<T: Copy>(to: &mut [T], from: &[T]) {
     fn chunks<T: Copy, const N: usize>(to: &mut [T], from: &[T]) {
         let last = to.len() - N;
