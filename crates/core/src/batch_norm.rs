@@ -689,7 +689,7 @@ mod tests {
             let unfused = relu(batch_norm(&norm, x.clone()) + residual.clone());
             let fused = batch_norm_relu(&norm, x.clone(), Some(residual));
             assert_eq!(values(fused), values(unfused.clone()), "{dims:?}");
-            assert!(values(unfused).iter().any(|&v| v == 0.0), "{dims:?}");
+            assert!(values(unfused).contains(&0.0), "{dims:?}");
             let fused = batch_norm_relu(&norm, x.clone(), None);
             assert_eq!(
                 values(fused),

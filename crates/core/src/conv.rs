@@ -304,7 +304,7 @@ impl Geometry {
         let mostly_output = rows * row * 10 <= out_h * out_w * 14;
         (direct::available()
             && self.kernel != [1, 1]
-            && out_channels % direct::CHANNELS == 0
+            && out_channels.is_multiple_of(direct::CHANNELS)
             && fits
             && mostly_output)
             .then_some([row, rows * row])
