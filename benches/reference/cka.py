@@ -6,9 +6,9 @@ formula (Gram form: K = X Xᵀ centred by row and column means, CKA =
 measurement: {"bench": ..., "median_s": ...}. Run through run-cka.sh.
 """
 
+import argparse
 import json
 import statistics
-import sys
 import time
 
 import torch
@@ -36,7 +36,9 @@ def median_time(step, samples, warmup=2):
 
 
 def main():
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    args.add_argument("--threads", type=int, default=2)
+    threads = args.parse_args().threads
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     n = 256

@@ -89,7 +89,7 @@ compare() {
     torch_venv
     work="$(mktemp -d)"
     trap "rm -rf '$work'" EXIT
-    OMP_NUM_THREADS="$threads" "$venv/bin/python" "benches/reference/$twin" "$threads" |
+    OMP_NUM_THREADS="$threads" "$venv/bin/python" "benches/reference/$twin" --threads "$threads" |
         tee "$work/torch.jsonl" >&2
     for backend in "${backends[@]}"; do
         run_bench "$backend" "$package" "$bench" "$filter" "$threads" "$work"

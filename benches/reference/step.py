@@ -5,13 +5,17 @@ plain step's forward + backward without the optimiser, the guide's forward
 alone and the guidance terms alone, with the same sizes,
 batch and thread count; and the machine's f32 matrix-product ceiling.
 
-    python step.py [threads] [iterations]
+    python step.py [--threads 2] [--iters 20] [--device cpu|cuda] [--sizes cpu|paper]
+
+`--sizes paper` takes the paper presets' networks and batch (as the Rust
+bench with UNTRAINABLE_BENCH_SIZES=paper), for a GPU.
 
 Prints one JSON line per benchmark, named as criterion names its directory
 (target/criterion/<group>/<function>); parameter and tap counts go to stderr
 so that they can be checked against the Rust networks.
 """
 
+import argparse
 import json
 import math
 import statistics
@@ -22,8 +26,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-ITERS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+ARGS = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ARGS.add_argument("--threads", type=int, default=2)
+ARGS.add_argument("--iters", type=int, default=20)
+ARGS.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+ARGS.add_argument("--sizes", choices=["cpu", "paper"], default="cpu")
+ARGS = ARGS.parse_args()
+THREADS, ITERS, DEVICE = ARGS.threads, ARGS.iters, torch.device(ARGS.device)
 torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 
@@ -32,11 +41,11 @@ class DeepFcn(nn.Module):
     """784 → hidden × (Linear → BN → ReLU → dropout) → classes; taps are
     the Linear outputs before the norm, as in crates/arch-fcn."""
 
-    def __init__(self, inputs=784, width=512, hidden=20, classes=10, dropout=0.1):
+    def __init__(self, inputs=784, first=512, width=512, hidden=20, classes=10, dropout=0.1):
         super().__init__()
-        dims = [inputs] + [width] * hidden
+        dims = [inputs, first] + [width] * (hidden - 1)
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
-        self.norms = nn.ModuleList(nn.BatchNorm1d(width) for _ in range(hidden))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(d) for d in dims[1:])
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(width, classes)
 
@@ -95,12 +104,17 @@ class Block(nn.Module):
 
 class ResNet(nn.Module):
     """crates/arch-cnn's ResNet with the small stem (3×3 conv, stride 1, no
-    pooling): taps conv1, every block's convs, avgpool."""
+    pooling) or the ImageNet one (7×7 conv, stride 2, 3×3 max pool, stride
+    2): taps conv1, every block's convs, avgpool."""
 
-    def __init__(self, blocks, bottleneck, width, residual=True, classes=10):
+    def __init__(self, blocks, bottleneck, width, residual=True, classes=10, imagenet=False):
         super().__init__()
         expansion = 4 if bottleneck else 1
-        self.stem, self.stem_norm = conv(1, width, 3), nn.BatchNorm2d(width)
+        if imagenet:
+            self.stem, self.pool = conv(3, width, 7, 2), nn.MaxPool2d(3, 2, 1)
+        else:
+            self.stem, self.pool = conv(1, width, 3), nn.Identity()
+        self.stem_norm = nn.BatchNorm2d(width)
         layers, cin = [], width
         for stage, n in enumerate(blocks):
             w = width << stage
@@ -114,7 +128,7 @@ class ResNet(nn.Module):
     def forward(self, x):
         h = self.stem(x)
         taps = [h]
-        h = F.relu(self.stem_norm(h))
+        h = self.pool(F.relu(self.stem_norm(h)))
         for block in self.blocks:
             h = block(h, taps)
         pooled = h.mean((2, 3))
@@ -168,8 +182,8 @@ class CopyPasteGuide(nn.Module):
 
     def forward(self, ids):
         time = ids.shape[1]
-        causal = torch.triu(torch.ones(time, time, dtype=torch.bool), 1)
-        x = self.embedding(ids) * math.sqrt(self.d) + sinusoids(time, self.d)
+        causal = torch.triu(torch.ones(time, time, dtype=torch.bool, device=ids.device), 1)
+        x = self.embedding(ids) * math.sqrt(self.d) + sinusoids(time, self.d).to(ids.device)
         taps = []
         for _ in range(self.layers):
             memory = x
@@ -206,29 +220,38 @@ def guidance(target_taps, guide_taps, pairs):
     return sum(1 - linear_cka(target_taps[t], guide_taps[g]) for t, g in pairs)
 
 
+def synchronize():
+    """Wait for the GPU's queued kernels: CUDA calls return before they run."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def median_seconds(fn, iters):
     for _ in range(3):
         fn()
+    synchronize()
     times = []
     for _ in range(iters):
         start = time.perf_counter()
         fn()
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 def report(bench, seconds, **extra):
-    print(json.dumps({"bench": bench, "median_s": seconds, "iters": ITERS, "threads": THREADS, **extra}), flush=True)
+    row = {"bench": bench, "median_s": seconds, "iters": ITERS, "threads": THREADS, "device": ARGS.device, **extra}
+    print(json.dumps(row), flush=True)
 
 
 def group(name, make_target, make_guide, x, loss_of):
     """Plain step, its forward + backward without the optimiser, guided step,
     guide forward and guidance terms of one
     target and guide on the batch `x`, with `loss_of(output)` the task loss."""
-    guide = make_guide().eval()
+    guide = make_guide().to(DEVICE).eval()
     for p in guide.parameters():
         p.requires_grad_(False)
-    plain, guided = make_target().train(), make_target().train()
+    plain, guided = make_target().to(DEVICE).train(), make_target().to(DEVICE).train()
     with torch.no_grad():
         n_target, n_guide = len(plain(x)[1]), len(guide(x)[1])
     pairs = uniform_pairs(n_target, n_guide)
@@ -262,7 +285,7 @@ def group(name, make_target, make_guide, x, loss_of):
 
     def guide_forward():
         with torch.no_grad():
-            guide(x)[0].numpy()
+            guide(x)[0].cpu().numpy()
 
     report(f"{name}/guide_forward", median_seconds(guide_forward, ITERS))
     with torch.no_grad():
@@ -274,20 +297,20 @@ def group(name, make_target, make_guide, x, loss_of):
         for t in fixed:
             t.grad = None
         guidance(fixed, guide_taps, pairs).backward()
-        return fixed[0].grad.numpy()
+        return fixed[0].grad.cpu().numpy()
 
     report(f"{name}/guidance_terms_forward_backward", median_seconds(terms, ITERS))
 
 
-def image_group(name, make_target, make_guide, batch):
-    """Random 28 × 28 images normalised as the bench's InputSpec (mean 0.3,
-    std 0.3), labels cycling through the 10 classes."""
-    x = (torch.rand(batch, 1, 28, 28) - 0.3) / 0.3
-    y = torch.arange(batch) % 10
+def image_group(name, make_target, make_guide, batch, channels=1, size=28):
+    """Random `channels × size × size` images normalised as the bench's
+    InputSpec (mean 0.3, std 0.3), labels cycling through the 10 classes."""
+    x = ((torch.rand(batch, channels, size, size) - 0.3) / 0.3).to(DEVICE)
+    y = (torch.arange(batch) % 10).to(DEVICE)
     group(name, make_target, make_guide, x, lambda out: F.cross_entropy(out, y))
 
 
-def copy_paste_group(batch=64, min_len=5, max_len=10, pad=10, copy=11, eos=12):
+def copy_paste_group(make_target, make_guide, batch, min_len, max_len, pad=10, copy=11, eos=12):
     """Copy-paste sequences as crates/tasks builds them: L digits, COPY, L
     pads, EOS, padded to the longest; the loss is the mean cross-entropy
     over the L copied positions of each sequence."""
@@ -300,21 +323,23 @@ def copy_paste_group(batch=64, min_len=5, max_len=10, pad=10, copy=11, eos=12):
         scored.append([n < t <= 2 * n for t in range(2 * n + 2)])
     time = max(map(len, rows))
     fill = lambda r, v: r + [v] * (time - len(r))
-    x = torch.tensor([fill(r, pad) for r in rows])
-    y = torch.tensor([fill(r, pad) for r in targets]).flatten()
-    w = torch.tensor([fill(r, False) for r in scored], dtype=torch.float32).flatten()
+    x = torch.tensor([fill(r, pad) for r in rows], device=DEVICE)
+    y = torch.tensor([fill(r, pad) for r in targets], device=DEVICE).flatten()
+    w = torch.tensor([fill(r, False) for r in scored], dtype=torch.float32, device=DEVICE).flatten()
     print(f"copy_paste_rnn_transformer: batch {batch} × {time} tokens", file=sys.stderr)
 
     def loss_of(out):
         return (F.cross_entropy(out, y, reduction="none") * w).sum() / w.sum()
 
-    group("copy_paste_rnn_transformer", RnnLm, CopyPasteGuide, x, loss_of)
+    group("copy_paste_rnn_transformer", make_target, make_guide, x, loss_of)
 
 
 def sgemm(size):
-    a, b = torch.rand(size, size), torch.rand(size, size)
+    a, b = torch.rand(size, size, device=DEVICE), torch.rand(size, size, device=DEVICE)
     seconds = median_seconds(lambda: torch.mm(a, b), ITERS)
     report(f"sgemm/torch_mm_{size}", seconds, gflops=2 * size**3 / seconds / 1e9)
+    if DEVICE.type != "cpu":
+        return
     try:
         import numpy as np
     except ImportError:
@@ -325,13 +350,37 @@ def sgemm(size):
 
 
 if __name__ == "__main__":
-    print(f"torch {torch.__version__}, {THREADS} threads, median of {ITERS}", file=sys.stderr)
-    sgemm(2048)
-    image_group("deep_fcn_resnet18", DeepFcn, lambda: ResNet([2, 2, 2, 2], False, 16), 256)
-    image_group(
-        "deep_convnet_resnet50",
-        lambda: ResNet([3, 4, 6, 3], True, 8, residual=False),
-        lambda: ResNet([3, 4, 6, 3], True, 8),
-        64,
-    )
-    copy_paste_group()
+    print(f"torch {torch.__version__} on {DEVICE}, {THREADS} threads, median of {ITERS}", file=sys.stderr)
+    if DEVICE.type == "cuda":
+        print(
+            f"{torch.cuda.get_device_name()}; TF32 in cuDNN convolutions {torch.backends.cudnn.allow_tf32},"
+            f" in matrix products {torch.backends.cuda.matmul.allow_tf32} (PyTorch's defaults, also LibTorch's)",
+            file=sys.stderr,
+        )
+    if ARGS.sizes == "cpu":
+        sgemm(2048)
+        image_group("deep_fcn_resnet18", DeepFcn, lambda: ResNet([2, 2, 2, 2], False, 16), 256)
+        image_group(
+            "deep_convnet_resnet50",
+            lambda: ResNet([3, 4, 6, 3], True, 8, residual=False),
+            lambda: ResNet([3, 4, 6, 3], True, 8),
+            64,
+        )
+        copy_paste_group(RnnLm, CopyPasteGuide, 64, 5, 10)
+    else:
+        # The paper presets: crates' FcnConfig::deep_imagenet, ResNetConfig::*_imagenet,
+        # RnnLmConfig::copy_paste_paper, CausalLmConfig::copy_paste_paper; 10 classes.
+        sgemm(8192)
+        image_group(
+            "deep_fcn_resnet18",
+            lambda: DeepFcn(150528, 2048, 1024, 48),
+            lambda: ResNet([2, 2, 2, 2], False, 64, imagenet=True),
+            256, 3, 224,
+        )
+        image_group(
+            "deep_convnet_resnet50",
+            lambda: ResNet([3, 4, 6, 3], True, 64, residual=False, imagenet=True),
+            lambda: ResNet([3, 4, 6, 3], True, 64, imagenet=True),
+            256, 3, 224,
+        )
+        copy_paste_group(lambda: RnnLm(13, 256, 512), lambda: CopyPasteGuide(13, 512, 16, 512), 256, 20, 40)

@@ -10,14 +10,18 @@
 //! untrained ResNet-18 of base width 16 on 28 × 28 images over the uniform
 //! pairs (the sizes of the PyTorch measurement in issue 9); the Deep ConvNet
 //! of width 8 guided by a ResNet-50 of width 8 at batch 64; the copy-paste
-//! RNN guided by the Transformer of its cpu preset at batch 64.
+//! RNN guided by the Transformer of its cpu preset at batch 64. With
+//! `UNTRAINABLE_BENCH_SIZES=paper`, the paper presets' networks and batch
+//! (for a GPU backend): the ImageNet Deep FCN and Deep ConvNet guided by the
+//! ImageNet ResNet-18 and ResNet-50 on 3 × 224 × 224 inputs, the paper's
+//! copy-paste RNN and Transformer on sequences of 20 to 40 digits, batch 256.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_rnn::RnnLmConfig;
@@ -31,6 +35,21 @@ use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
 use untrainable_tasks::fashion_mnist::ImageSet;
 use untrainable_tasks::sequence::SplitSizes;
+
+/// The sizes under measurement (see the crate's doc).
+#[derive(Clone, Copy, PartialEq)]
+enum Sizes {
+    Cpu,
+    Paper,
+}
+
+fn sizes() -> Sizes {
+    match std::env::var("UNTRAINABLE_BENCH_SIZES").as_deref() {
+        Err(_) | Ok("cpu") => Sizes::Cpu,
+        Ok("paper") => Sizes::Paper,
+        Ok(other) => panic!("UNTRAINABLE_BENCH_SIZES={other}: expected cpu or paper"),
+    }
+}
 
 /// A network in training with its optimiser, stepped in place.
 struct Trainer<T: Network> {
@@ -76,6 +95,13 @@ fn device() -> Device {
         .device()
 }
 
+/// `value` once the device has finished the work queued so far: a GPU
+/// backend returns before its kernels run.
+fn synced<T>(device: &Device, value: T) -> T {
+    device.sync().expect("the device runs the queued work");
+    value
+}
+
 fn random_images(n: usize) -> ImageSet {
     let device = device();
     let pixels: Tensor<1> = Tensor::random([n * 784], Distribution::Uniform(0.0, 1.0), &device);
@@ -92,9 +118,16 @@ fn bench_group<'a>(
     name: &str,
 ) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut group = c.benchmark_group(name);
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(15));
+    group.sample_size(10);
+    match sizes() {
+        Sizes::Cpu => group.measurement_time(Duration::from_secs(15)),
+        // A GPU lent for minutes: ten samples of equal iteration counts take
+        // ten iterations at least, where linear sampling takes 55.
+        Sizes::Paper => group
+            .warm_up_time(Duration::from_secs(2))
+            .measurement_time(Duration::from_secs(4))
+            .sampling_mode(SamplingMode::Flat),
+    };
     group
 }
 
@@ -127,23 +160,27 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
 
     let mut group = bench_group(c, name);
     group.bench_function("load_batch", |b| {
-        b.iter(|| black_box(task.batch(Part::Train, &idx, &train)))
+        b.iter(|| black_box(synced(&device, task.batch(Part::Train, &idx, &train))))
     });
     group.bench_function("plain_step", |b| {
-        b.iter(|| black_box(plain.step(task, batch, None)))
+        b.iter(|| black_box(synced(&device, plain.step(task, batch, None))))
     });
     group.bench_function("target_forward_backward", |b| {
         let model = plain.model.as_ref().expect("a model");
         b.iter(|| {
             let out = model.forward(batch.0.clone());
             let loss = task.loss(out.output, &batch.1);
-            black_box(GradientsParams::from_grads(loss.backward(), model))
+            let grads = GradientsParams::from_grads(loss.backward(), model);
+            black_box(synced(&device, grads))
         })
     });
     group.bench_function("guided_step", |b| {
         b.iter(|| {
             let taps = guide.forward(plain_input.clone()).taps;
-            black_box(guided.step(task, batch, Some((&taps, &pairs))))
+            black_box(synced(
+                &device,
+                guided.step(task, batch, Some((&taps, &pairs))),
+            ))
         })
     });
     group.bench_function("guide_forward", |b| {
@@ -176,10 +213,12 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
     group.finish();
 }
 
-/// Image targets guided by a conv guide on random 28 × 28 images.
+/// Image targets guided by a conv guide on random 28 × 28 images, resized to
+/// `channels × size × size` as the image task does.
 fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
     c: &mut Criterion,
     name: &str,
+    (size, channels): (usize, usize),
     target: impl Fn(&Device) -> T,
     guide: impl Fn(&Device) -> G,
     batch: usize,
@@ -188,8 +227,8 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
     seed(&device, 0);
     let (set, val) = (random_images(batch), random_images(2));
     let input = InputSpec {
-        image_size: 28,
-        channels: 1,
+        image_size: size,
+        channels,
         mean: 0.3,
         std: 0.3,
         augment: Default::default(),
@@ -204,60 +243,117 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
 }
 
 fn deep_fcn(c: &mut Criterion) {
-    let fcn = FcnConfig {
-        first_width: 512,
-        width: 512,
-        ..FcnConfig::deep_small()
+    let (fcn, resnet18, input, batch) = match sizes() {
+        Sizes::Cpu => (
+            FcnConfig {
+                first_width: 512,
+                width: 512,
+                ..FcnConfig::deep_small()
+            },
+            ResNetConfig::resnet18_small(16),
+            (28, 1),
+            256,
+        ),
+        Sizes::Paper => (
+            FcnConfig {
+                classes: 10,
+                ..FcnConfig::deep_imagenet()
+            },
+            ResNetConfig {
+                classes: 10,
+                ..ResNetConfig::resnet18_imagenet()
+            },
+            (224, 3),
+            256,
+        ),
     };
     image_steps(
         c,
         "deep_fcn_resnet18",
+        input,
         |d| fcn.init(d),
-        |d| ResNetConfig::resnet18_small(16).init(d),
-        256,
+        |d| resnet18.init(d),
+        batch,
     );
 }
 
 fn deep_convnet(c: &mut Criterion) {
+    let (convnet, resnet50, input, batch) = match sizes() {
+        Sizes::Cpu => (
+            ResNetConfig::deep_convnet_small(8),
+            ResNetConfig::resnet50_small(8),
+            (28, 1),
+            64,
+        ),
+        Sizes::Paper => (
+            ResNetConfig {
+                classes: 10,
+                ..ResNetConfig::deep_convnet_imagenet()
+            },
+            ResNetConfig {
+                classes: 10,
+                ..ResNetConfig::resnet50_imagenet()
+            },
+            (224, 3),
+            256,
+        ),
+    };
     image_steps(
         c,
         "deep_convnet_resnet50",
-        |d| ResNetConfig::deep_convnet_small(8).init(d),
-        |d| ResNetConfig::resnet50_small(8).init(d),
-        64,
+        input,
+        |d| convnet.init(d),
+        |d| resnet50.init(d),
+        batch,
     );
 }
 
 fn copy_paste(c: &mut Criterion) {
     let device = device();
     seed(&device, 0);
+    let (lengths, rnn, transformer, batch) = match sizes() {
+        Sizes::Cpu => (
+            (5, 10),
+            RnnLmConfig::copy_paste_cpu(),
+            CausalLmConfig {
+                d_model: 64,
+                heads: 4,
+                ff: 64,
+                ..CausalLmConfig::copy_paste_small()
+            },
+            64,
+        ),
+        Sizes::Paper => (
+            (20, 40),
+            RnnLmConfig::copy_paste_paper(),
+            CausalLmConfig::copy_paste_paper(),
+            256,
+        ),
+    };
     let task = CopyPasteTask {
         task: CopyPaste {
-            min_len: 5,
-            max_len: 10,
+            min_len: lengths.0,
+            max_len: lengths.1,
             ..CopyPaste::paper()
         },
         sizes: SplitSizes {
-            train: 64,
+            train: batch,
             val: 2,
             test: 2,
         },
         data_seed: 0,
     };
     let guide = CausalLmConfig {
-        d_model: 64,
-        heads: 4,
-        ff: 64,
         dropout: 0.0,
-        ..CausalLmConfig::copy_paste_small()
+        ..transformer
     }
     .init(&device);
     step_group(
         c,
         "copy_paste_rnn_transformer",
         &task,
-        64,
-        |d| RnnLmConfig::copy_paste_cpu().init(d),
+        batch,
+        |d| rnn.init(d),
         guide,
     );
 }
