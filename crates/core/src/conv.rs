@@ -37,6 +37,8 @@ use std::mem::MaybeUninit;
 use crate::flex::{Destination, as_uninit, copy_row, floats, multiply, tensor, written};
 
 mod direct;
+#[cfg(feature = "tch")]
+mod libtorch;
 
 /// Fewest rows (output positions) of one product.
 const ROWS: usize = 256;
@@ -56,6 +58,10 @@ pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
         PaddingConfig2d::Same => return layer.forward(x),
     };
+    #[cfg(feature = "tch")]
+    if crate::is_libtorch(&device) {
+        return libtorch::conv2d(layer, x, padding);
+    }
     let [_, channels, height, width] = x.dims();
     let weight = layer.weight.val();
     let geometry = Geometry {
@@ -859,27 +865,45 @@ mod tests {
             .collect()
     }
 
+    /// The backends with a convolution of their own: flex, and LibTorch
+    /// (its CPU kernels) where the build has it.
+    fn devices() -> Vec<Device> {
+        vec![
+            Device::flex(),
+            #[cfg(feature = "tch")]
+            crate::Backend::TchCpu.device(),
+        ]
+    }
+
     #[test]
     fn examples_unrolled_and_multiplied_in_groups_are_the_convolution_by_definition() {
         let _generator = crate::generator();
-        let device = Device::flex();
-        device.seed(11);
-        for (layer, x, top_left, case) in cases(&device) {
-            let ours = conv2d(&layer, x.clone());
-            assert_eq!(ours.dims(), layer.forward(x.clone()).dims(), "{case}");
-            assert_close(&values(ours), &by_definition(&layer, &x, top_left), &case);
+        for device in devices() {
+            device.seed(11);
+            for (layer, x, top_left, case) in cases(&device) {
+                let ours = conv2d(&layer, x.clone());
+                assert_eq!(ours.dims(), layer.forward(x.clone()).dims(), "{case}");
+                let case = format!("{device:?}, {case}");
+                assert_close(&values(ours), &by_definition(&layer, &x, top_left), &case);
+            }
         }
     }
 
     #[test]
     fn the_backward_pass_gives_the_gradients_by_definition() {
         let _generator = crate::generator();
-        let device = Device::flex().autodiff();
+        for device in devices() {
+            backward_by_definition(&device.autodiff());
+        }
+    }
+
+    fn backward_by_definition(device: &Device) {
         device.seed(12);
-        for (layer, x, top_left, case) in cases(&device) {
+        for (layer, x, top_left, case) in cases(device) {
+            let case = format!("{device:?}, {case}");
             let x = x.require_grad();
             let out = conv2d(&layer, x.clone());
-            let r = input(out.dims(), &device).flip([3]);
+            let r = input(out.dims(), device).flip([3]);
             let grads = (out * r.clone()).sum().backward();
             let (dx, dw, dw_scale) = gradients_by_definition(&layer, &x, &r, top_left);
             let got_dx = values(x.grad(&grads).expect("a gradient reaches the input"));

@@ -14,12 +14,24 @@ mod dropout;
 mod flex;
 mod gram;
 pub mod huge_pages;
+#[cfg(feature = "tch")]
+mod libtorch;
 
 pub use adam::adam;
 pub use batch_norm::{batch_norm, batch_norm_relu};
 pub use conv::conv2d;
 pub use dropout::dropout;
 pub use gram::untracked_gram;
+
+/// Whether `device` is burn's LibTorch backend (CPU or GPU, feature `tch`),
+/// with or without autodiff.
+fn is_libtorch(device: &Device) -> bool {
+    match device.clone().inner().as_dispatch() {
+        #[cfg(feature = "tch")]
+        burn::backend::DispatchDevice::LibTorch(_) => true,
+        _ => false,
+    }
+}
 
 /// Every program built on these crates allocates through
 /// [`huge_pages::HugePageAllocator`]; a program with its own global allocator
