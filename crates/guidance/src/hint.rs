@@ -149,6 +149,8 @@ mod tests {
 
     #[test]
     fn the_loss_is_the_mean_squared_error_and_pooling_averages_positions() {
+        // The regressor's initialisation draws from the global generator.
+        let _drawing = crate::generator();
         let device = Device::flex();
         // Target: 2 examples of 3 features; guide: a (2, 2, 1, 2) conv map.
         let target = vec![tap(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![2, 3])];
