@@ -16,12 +16,17 @@ mod gram;
 pub mod huge_pages;
 #[cfg(feature = "tch")]
 mod libtorch;
+mod rnn;
+mod softmax;
+mod vector_math;
 
 pub use adam::adam;
 pub use batch_norm::{batch_norm, batch_norm_relu};
 pub use conv::conv2d;
 pub use dropout::dropout;
 pub use gram::untracked_gram;
+pub use rnn::tanh_recurrence;
+pub use softmax::softmax;
 
 /// Whether `device` is burn's LibTorch backend (CPU or GPU, feature `tch`),
 /// with or without autodiff.
