@@ -2,15 +2,15 @@
 //! initialisation schemes, and the positional encodings it shares.
 
 use burn::module::Module;
-use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
     Linear, LinearConfig,
 };
-use burn::tensor::activation::{gelu, relu};
+use burn::tensor::activation::{gelu, quiet_softmax, relu};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::dropout;
+use untrainable_core::{dropout, softmax};
 
 /// Where each sub-layer's layer norm sits relative to its residual connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,29 +255,24 @@ impl Block {
         let mut norms = 0;
         let memory = x.clone();
         let x = self.sublayer(x, &self.norm1, &mut norms, trace, |h, trace| {
-            let mut input = MhaInput::self_attn(h);
-            if let Some(pad) = &masks.pad {
-                input = input.mask_pad(pad.clone());
-            }
-            if let Some(causal) = &masks.causal {
-                input = input.mask_attn(causal.clone());
-            }
-            let a = self.self_attn.forward(input).context;
+            let a = attend(
+                &self.self_attn,
+                h.clone(),
+                h,
+                masks.pad.as_ref(),
+                masks.causal.as_ref(),
+            );
             trace.push(("self_attn".to_string(), a.clone()));
             a
         });
         let x = match (&self.cross_attn, &self.norm_cross) {
             (Some(attention), Some(norm)) => {
                 self.sublayer(x, norm, &mut norms, trace, |h, trace| {
-                    let mut input = MhaInput::new(h, memory.clone(), memory);
-                    if let Some(pad) = &masks.pad {
-                        input = input.mask_pad(pad.clone());
-                    }
-                    if let (CrossAttention::Causal, Some(causal)) = (self.spec.cross, &masks.causal)
-                    {
-                        input = input.mask_attn(causal.clone());
-                    }
-                    let a = attention.forward(input).context;
+                    let causal = match self.spec.cross {
+                        CrossAttention::Causal => masks.causal.as_ref(),
+                        CrossAttention::Unmasked | CrossAttention::Off => None,
+                    };
+                    let a = attend(attention, h, memory, masks.pad.as_ref(), causal);
                     trace.push(("cross_attn".to_string(), a.clone()));
                     a
                 })
@@ -343,6 +338,51 @@ impl Block {
     }
 }
 
+/// `attention.forward(MhaInput::new(query, memory, memory))` with the
+/// padding and attention masks, burn's multi-head attention to the letter
+/// (masked scores filled with its `min_float`, dropout on the weights), with
+/// the weights from `untrainable_core::softmax`: flex's softmax takes each
+/// exponential with the scalar `expf`.
+fn attend(
+    attention: &MultiHeadAttention,
+    query: Tensor<3>,
+    memory: Tensor<3>,
+    pad: Option<&Tensor<2, Bool>>,
+    mask: Option<&Tensor<3, Bool>>,
+) -> Tensor<3> {
+    let [batch, time, d_model] = query.dims();
+    let memory_time = memory.dims()[1];
+    let [heads, d_k] = [attention.n_heads, attention.d_k];
+    let split_heads = |x: Tensor<3>, linear: &Linear, time: usize| {
+        linear
+            .forward(x)
+            .reshape([batch, time, heads, d_k])
+            .swap_dims(1, 2)
+    };
+    let q = split_heads(query, &attention.query, time);
+    let k = split_heads(memory.clone(), &attention.key, memory_time);
+    let v = split_heads(memory, &attention.value, memory_time);
+    let mut scores = q.matmul(k.transpose()).div_scalar((d_k as f32).sqrt());
+    if let Some(pad) = pad {
+        let pad = pad.clone().reshape([batch, 1, 1, memory_time]);
+        scores = scores.mask_fill(pad, attention.min_float);
+    }
+    if let Some(mask) = mask {
+        let mask = mask.clone().reshape([batch, 1, time, memory_time]);
+        scores = scores.mask_fill(mask, attention.min_float);
+    }
+    let weights = if attention.quiet_softmax {
+        quiet_softmax(scores, 3)
+    } else {
+        softmax(scores)
+    };
+    let context = dropout(&attention.dropout, weights)
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([batch, time, d_model]);
+    attention.output.forward(context)
+}
+
 /// Sinusoidal positions `(1, time, d)`: sine at even features, cosine at odd
 /// ones, wavelengths from 2π to 10,000·2π (Vaswani et al., 2017).
 pub(crate) fn sinusoids(time: usize, d: usize, device: &Device) -> Tensor<3> {
@@ -379,4 +419,61 @@ pub(crate) fn validate_common(
         return Err(format!("{what}.dropout must be in [0, 1), got {dropout}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::build;
+    use burn::nn::attention::MhaInput;
+    use burn::tensor::Distribution;
+    use untrainable_core::to_vec;
+
+    #[test]
+    fn attend_is_burns_attention_with_both_masks() {
+        let device = Device::flex().autodiff();
+        let (attention, query, memory) = build(|| {
+            let attention = MultiHeadAttentionConfig::new(8, 2)
+                .with_dropout(0.0)
+                .init(&device);
+            let random = || Tensor::<3>::random([3, 5, 8], Distribution::Normal(0.0, 1.0), &device);
+            (attention, random().require_grad(), random().require_grad())
+        });
+        // The last two positions of the second sequence are padding.
+        let pad = Tensor::<2, Bool>::from_data(
+            TensorData::new((0..15).map(|i| i == 8 || i == 9).collect(), [3, 5]),
+            &device,
+        );
+        let causal = Tensor::<3, Bool>::from_data(
+            TensorData::new((0..75).map(|i| (i % 5) > (i / 5) % 5).collect(), [3, 5, 5]),
+            &device,
+        );
+        let ours = attend(
+            &attention,
+            query.clone(),
+            memory.clone(),
+            Some(&pad),
+            Some(&causal),
+        );
+        let input = MhaInput::new(query.clone(), memory.clone(), memory.clone())
+            .mask_pad(pad)
+            .mask_attn(causal);
+        let burns = attention.forward(input).context;
+        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+            for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+                assert!((a - b).abs() < 1e-5, "{what} [{i}]: {a} ≠ {b}");
+            }
+        };
+        close(to_vec(ours.clone()), to_vec(burns.clone()), "output");
+        let weights = Tensor::<3>::random([3, 5, 8], Distribution::Normal(0.0, 1.0), &device);
+        let grads_ours = (ours * weights.clone()).sum().backward();
+        let grads_burns = (burns * weights).sum().backward();
+        for (what, x) in [("query", &query), ("memory", &memory)] {
+            close(
+                to_vec(x.grad(&grads_ours).unwrap()),
+                to_vec(x.grad(&grads_burns).unwrap()),
+                what,
+            );
+        }
+    }
 }
