@@ -11,32 +11,49 @@ use burn::nn::Dropout;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
+
+/// Mask values drawn from one random stream: a fixed split of the mask, so
+/// that it is the same on any number of threads.
+const CHUNK: usize = 1 << 14;
+
+/// Random bits drawn at a time, on the stack.
+const DRAW: usize = 1 << 10;
 
 /// `layer.forward(x)`, with the mask drawn on the host on flex.
 ///
 /// The seed of the mask is drawn from the device's seeded stream, so runs
-/// with the same seed drop the same elements; a xoshiro256++ stream then
-/// gives 32 random bits per element, and the mask holds `0` or
-/// `1 / (1 − p)`, so applying it is one product. On other backends burn
-/// draws the mask on the device.
+/// with the same seed drop the same elements; each chunk of the mask then
+/// takes 32 random bits per element from its own xoshiro256++ stream (seeded
+/// with the mask's seed plus the chunk's index), chunks in parallel, and
+/// holds `0` or `1 / (1 − p)`, so applying it is one product. On other
+/// backends burn draws the mask on the device.
 pub fn dropout<const D: usize>(layer: &Dropout, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     let active = layer.training.is_enabled() && device.is_autodiff() && layer.prob > 0.0;
     if !active || device.clone().inner() != Device::flex() {
         return layer.forward(x);
     }
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(mask_seed(&device));
-    let mut bits = vec![0u32; x.shape().num_elements()];
-    rng.fill(&mut bits[..]);
+    let seed = mask_seed(&device);
     let keep = 1.0 - layer.prob;
     // An element is kept when its 32 random bits, read as a fraction of
-    // 2³², fall below `keep`.
-    let threshold = (keep * 4_294_967_296.0) as u64;
+    // 2³², fall below `keep` (< 1, so the threshold fits in 32 bits).
+    let threshold = (keep * 4_294_967_296.0) as u32;
     let scale = (1.0 / keep) as f32;
-    let mask: Vec<f32> = bits
-        .into_iter()
-        .map(|b| if u64::from(b) < threshold { scale } else { 0.0 })
-        .collect();
+    let mut mask = vec![0.0f32; x.shape().num_elements()];
+    mask.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(chunk, mask)| {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.wrapping_add(chunk as u64));
+            let mut bits = [0u32; DRAW];
+            for mask in mask.chunks_mut(DRAW) {
+                let bits = &mut bits[..mask.len()];
+                rng.fill(bits);
+                for (m, &b) in mask.iter_mut().zip(bits.iter()) {
+                    *m = if b < threshold { scale } else { 0.0 };
+                }
+            }
+        });
     let mask = Tensor::<D>::from_data(TensorData::new(mask, x.shape()), (&device, x.dtype()));
     x * mask
 }
@@ -105,6 +122,26 @@ mod tests {
         device.seed(11);
         assert_eq!(draw(), first);
         assert_ne!(first, second);
+    }
+
+    #[test]
+    fn the_mask_is_the_same_on_any_number_of_threads_and_differs_between_chunks() {
+        let _generator = crate::generator();
+        let device = Device::flex().autodiff();
+        let layer = DropoutConfig::new(0.5).init();
+        let n = 3 * CHUNK + 100;
+        let draw = |threads: usize| {
+            device.seed(13);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| values(dropout(&layer, input(n, &device))))
+        };
+        let one = draw(1);
+        assert_eq!(draw(3), one);
+        let kept = |chunk: &[f64]| chunk.iter().map(|y| *y != 0.0).collect::<Vec<_>>();
+        assert_ne!(kept(&one[..CHUNK]), kept(&one[CHUNK..2 * CHUNK]));
     }
 
     #[test]
