@@ -11,7 +11,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Linea
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, batch_norm, dropout};
+use untrainable_core::{Forward, Network, Tap, batch_norm, dropout, linear};
 
 /// The shape of a fully connected network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,7 +177,7 @@ impl Network for Fcn {
         let mut x: Tensor<2> = input.flatten(1, 3);
         let mut taps = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.iter().enumerate() {
-            x = block.linear.forward(x);
+            x = linear(&block.linear, x);
             taps.push(Tap::new(format!("linear{i}"), x.clone()));
             if let Some(norm) = &block.norm {
                 x = batch_norm(norm, x);
@@ -185,7 +185,7 @@ impl Network for Fcn {
             x = dropout(&block.dropout, relu(x));
         }
         Forward {
-            output: self.head.forward(x),
+            output: linear(&self.head, x),
             taps,
         }
     }

@@ -16,8 +16,10 @@ mod gram;
 pub mod huge_pages;
 #[cfg(feature = "tch")]
 mod libtorch;
+mod linear;
 mod rnn;
 mod softmax;
+mod transpose;
 mod vector_math;
 
 pub use adam::adam;
@@ -25,6 +27,7 @@ pub use batch_norm::{batch_norm, batch_norm_relu};
 pub use conv::conv2d;
 pub use dropout::dropout;
 pub use gram::untracked_gram;
+pub use linear::linear;
 pub use rnn::tanh_recurrence;
 pub use softmax::softmax;
 
