@@ -11,7 +11,7 @@ use burn::module::Module;
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap};
+use untrainable_core::{Forward, Network, Tap, linear};
 
 /// The shape of an MLP-Mixer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,7 +120,7 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down.forward(self.gelu.forward(self.up.forward(x)))
+        linear(&self.down, self.gelu.forward(linear(&self.up, x)))
     }
 }
 
@@ -160,7 +160,7 @@ impl Network for Mixer {
     /// Taps: the patch embedding, the output of each layer's token-mixing
     /// and channel-mixing residual, all `(B, patches, channels)`.
     fn forward(&self, images: Tensor<4>) -> Forward {
-        let mut x = self.embed.forward(self.patches(images));
+        let mut x = linear(&self.embed, self.patches(images));
         let mut taps = vec![Tap::new("embed", x.clone())];
         for (i, layer) in self.layers.iter().enumerate() {
             let mixed = layer
@@ -173,7 +173,7 @@ impl Network for Mixer {
         }
         let pooled = self.norm.forward(x).mean_dim(1).squeeze_dim::<2>(1);
         Forward {
-            output: self.head.forward(pooled),
+            output: linear(&self.head, pooled),
             taps,
         }
     }

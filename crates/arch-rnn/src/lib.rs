@@ -17,7 +17,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch, tanh_recurrence};
+use untrainable_core::{Forward, Network, Tap, TokenBatch, linear, tanh_recurrence};
 
 /// The copy-paste vocabulary of the paper: digits 0–9, an unused id, COPY
 /// and EOS (NOTES §2.2).
@@ -98,7 +98,7 @@ impl TanhRnn {
         let [batch, time, _] = x.dims();
         let hidden = self.hidden_size();
         let (_, recurrent_bias) = self.biases();
-        let mut projected = self.input.forward(x) + recurrent_bias.reshape([1, 1, hidden]);
+        let mut projected = linear(&self.input, x) + recurrent_bias.reshape([1, 1, hidden]);
         let weight = self.recurrent.weight.val();
         if let Some(initial) = initial {
             let first = projected.clone().slice([0..batch, 0..1, 0..hidden])
@@ -278,7 +278,7 @@ impl Network for RnnLm {
             previous_final = Some(last);
             x = outputs;
         }
-        let logits = self.head.forward(x);
+        let logits = linear(&self.head, x);
         let vocab = logits.dims()[2];
         Forward {
             output: logits.reshape([batch * time, vocab]),
@@ -402,7 +402,7 @@ impl Network for ParityRnn {
         let padding = padding.unsqueeze_dim::<3>(2).expand([batch, time, hidden]);
         let tap = outputs.mask_fill(padding, 0.0);
         Forward {
-            output: self.head.forward(relu(read)),
+            output: linear(&self.head, relu(read)),
             taps: vec![Tap::new(tap_name(0), tap)],
         }
     }

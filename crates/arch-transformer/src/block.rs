@@ -10,7 +10,7 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, quiet_softmax, relu};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{dropout, softmax};
+use untrainable_core::{dropout, linear, softmax};
 
 /// Where each sub-layer's layer norm sits relative to its residual connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,7 +280,7 @@ impl Block {
             _ => x,
         };
         let x = self.sublayer(x, &self.norm_ff, &mut norms, trace, |h, trace| {
-            let a = self.ff1.forward(h);
+            let a = linear(&self.ff1, h);
             trace.push(("ff1".to_string(), a.clone()));
             let a = match self.spec.activation {
                 Activation::Relu => relu(a),
@@ -290,7 +290,7 @@ impl Block {
                 NormPlacement::InPlace => a,
                 NormPlacement::Post | NormPlacement::Pre => dropout(&self.dropout, a),
             };
-            let b = self.ff2.forward(a);
+            let b = linear(&self.ff2, a);
             trace.push(("ff2".to_string(), b.clone()));
             b
         });
@@ -353,9 +353,8 @@ fn attend(
     let [batch, time, d_model] = query.dims();
     let memory_time = memory.dims()[1];
     let [heads, d_k] = [attention.n_heads, attention.d_k];
-    let split_heads = |x: Tensor<3>, linear: &Linear, time: usize| {
-        linear
-            .forward(x)
+    let split_heads = |x: Tensor<3>, layer: &Linear, time: usize| {
+        linear(layer, x)
             .reshape([batch, time, heads, d_k])
             .swap_dims(1, 2)
     };
@@ -380,7 +379,7 @@ fn attend(
         .matmul(v)
         .swap_dims(1, 2)
         .reshape([batch, time, d_model]);
-    attention.output.forward(context)
+    linear(&attention.output, context)
 }
 
 /// Sinusoidal positions `(1, time, d)`: sine at even features, cosine at odd

@@ -6,7 +6,7 @@ use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch, dropout};
+use untrainable_core::{Forward, Network, Tap, TokenBatch, dropout, linear};
 
 use crate::block::{Block, BlockSpec, Masks, sinusoids, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -296,7 +296,7 @@ impl Network for CausalLm {
             );
         }
         Forward {
-            output: self.head.forward(x).reshape([batch * time, config.vocab]),
+            output: linear(&self.head, x).reshape([batch * time, config.vocab]),
             taps,
         }
     }

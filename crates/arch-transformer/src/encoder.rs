@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch};
+use untrainable_core::{Forward, Network, Tap, TokenBatch, linear};
 
 use crate::block::{Block, BlockSpec, Masks, sinusoids, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -211,7 +211,7 @@ impl Network for EncoderClassifier {
         let lengths = Tensor::<2>::from_data(TensorData::new(lengths, [batch, 1]), &device);
         let pooled = summed / lengths.expand([batch, d]);
         Forward {
-            output: self.head.forward(pooled),
+            output: linear(&self.head, pooled),
             taps,
         }
     }

@@ -6,7 +6,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, dropout};
+use untrainable_core::{Forward, Network, Tap, dropout, linear};
 
 use crate::block::{Block, BlockSpec, Masks, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -193,7 +193,7 @@ impl Network for Vit {
             .reshape([batch, channels, side, p, side, p])
             .permute([0, 2, 4, 1, 3, 5])
             .reshape([batch, side * side, channels * p * p]);
-        let mut x = self.patch_embed.forward(patches);
+        let mut x = linear(&self.patch_embed, patches);
         if let Some(cls) = &self.cls {
             x = Tensor::cat(vec![cls.val().expand([batch, 1, d]), x], 1);
         }
@@ -223,7 +223,7 @@ impl Network for Vit {
             Pool::Mean => x.mean_dim(1).reshape([batch, d]),
         };
         Forward {
-            output: self.head.forward(pooled),
+            output: linear(&self.head, pooled),
             taps,
         }
     }
