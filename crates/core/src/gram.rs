@@ -68,7 +68,7 @@ impl SymmetricGram for Flex {
 /// it: transposed here by tiles of 16 × 16 in registers, where the kernel
 /// repacked it from rows one value at a time (a fifth of the Deep FCN's
 /// guidance terms under `perf`, against a twentieth for the tiles).
-fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
+pub(crate) fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
     let rows = ranges(n, BLOCK_ROWS);
     let columns = ranges(d, BLOCK_COLUMNS);
     let partials: Vec<Vec<f32>> = rows
@@ -113,7 +113,7 @@ fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
 }
 
 /// `0..len` cut into consecutive ranges of `size` (the last may be shorter).
-fn ranges(len: usize, size: usize) -> Vec<Range<usize>> {
+pub(crate) fn ranges(len: usize, size: usize) -> Vec<Range<usize>> {
     (0..len)
         .step_by(size)
         .map(|s| s..(s + size).min(len))

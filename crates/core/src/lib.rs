@@ -9,6 +9,7 @@ pub use burn;
 
 mod adam;
 mod batch_norm;
+mod cka;
 mod conv;
 mod dropout;
 mod flex;
@@ -24,6 +25,7 @@ mod vector_math;
 
 pub use adam::adam;
 pub use batch_norm::{batch_norm, batch_norm_relu};
+pub use cka::{linear_cka_against, unit_centred_grams};
 pub use conv::conv2d;
 pub use dropout::dropout;
 pub use gram::untracked_gram;

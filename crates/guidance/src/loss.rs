@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use untrainable_core::Tap;
+use untrainable_core::{Tap, linear_cka_against, unit_centred_grams};
 use untrainable_repsim::{
     Distance, feature_form_is_cheaper, linear_cka, linear_cka_gram, linear_cka_of_grams,
 };
@@ -66,16 +66,26 @@ pub fn pair_cka(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<f64> {
 
 /// [`linear_cka`] of every pair, with the Gram matrix of a tap computed once
 /// however many pairs it is in (the uniform rule maps 8 guide taps onto each
-/// layer of the copy-paste RNN); a pair whose feature form is cheaper is
-/// computed on its own.
+/// layer of the copy-paste RNN), on burn's CPU backend in one operation per
+/// target tap ([`against_fixed_grams`]); a pair whose feature form is
+/// cheaper is computed on its own.
 fn linear_cka_per_pair(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<Tensor<1>> {
+    let gram_form = |p: &Pair| {
+        let (x, y) = (&target[p.target].value, &guide[p.guide].value);
+        !feature_form_is_cheaper(x.dims()[0], x.dims()[1], y.dims()[1])
+    };
+    let mut values = against_fixed_grams(target, guide, pairs, gram_form);
     let mut target_grams: Vec<Option<Tensor<2>>> = vec![None; target.len()];
     let mut guide_grams: Vec<Option<Tensor<2>>> = vec![None; guide.len()];
     pairs
         .iter()
-        .map(|p| {
+        .zip(values.iter_mut())
+        .map(|(p, value)| {
+            if let Some(value) = value.take() {
+                return value;
+            }
             let (x, y) = (&target[p.target].value, &guide[p.guide].value);
-            if feature_form_is_cheaper(x.dims()[0], x.dims()[1], y.dims()[1]) {
+            if !gram_form(p) {
                 return linear_cka(x.clone(), y.clone());
             }
             let k = target_grams[p.target].get_or_insert_with(|| linear_cka_gram(x.clone()));
@@ -83,6 +93,48 @@ fn linear_cka_per_pair(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<Ten
             linear_cka_of_grams(k.clone(), l.clone())
         })
         .collect()
+}
+
+/// The Gram-form pairs' values where the backend computes them as one
+/// operation per target tap against the guide taps' fixed Gram matrices
+/// ([`untrainable_core::linear_cka_against`], burn's CPU backend); `None`
+/// for every other pair, and for all of them elsewhere.
+fn against_fixed_grams(
+    target: &[Tap],
+    guide: &[Tap],
+    pairs: &[Pair],
+    gram_form: impl Fn(&Pair) -> bool,
+) -> Vec<Option<Tensor<1>>> {
+    let mut values = vec![None; pairs.len()];
+    let mut guides: Vec<usize> = pairs
+        .iter()
+        .filter(|p| gram_form(p))
+        .map(|p| p.guide)
+        .collect();
+    guides.sort_unstable();
+    guides.dedup();
+    let taps: Vec<Tensor<2>> = guides.iter().map(|&g| guide[g].value.clone()).collect();
+    let Some(grams) = unit_centred_grams(&taps) else {
+        return values;
+    };
+    let gram_of =
+        |g: usize| grams[guides.binary_search(&g).expect("a guide tap in a pair")].clone();
+    for (t, tap) in target.iter().enumerate() {
+        let members: Vec<usize> = (0..pairs.len())
+            .filter(|&i| pairs[i].target == t && gram_form(&pairs[i]))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let partners = members.iter().map(|&i| gram_of(pairs[i].guide)).collect();
+        let Some(cka) = linear_cka_against(tap.value.clone(), Tensor::stack(partners, 0)) else {
+            return vec![None; pairs.len()];
+        };
+        for (j, &i) in members.iter().enumerate() {
+            values[i] = Some(cka.clone().slice([j..j + 1]));
+        }
+    }
+    values
 }
 
 #[cfg(test)]
@@ -135,6 +187,19 @@ mod tests {
         assert!(feature_form_is_cheaper(n, 3, 2));
         assert!(!feature_form_is_cheaper(n, 96, 50));
 
+        // On flex the Gram-form pairs take core's operation per target tap.
+        let gram_form = |p: &Pair| {
+            let (x, y) = (&target[p.target].value, &guide[p.guide].value);
+            !feature_form_is_cheaper(n, x.dims()[1], y.dims()[1])
+        };
+        let fixed = against_fixed_grams(&target, &guide, &pairs, gram_form);
+        assert!(
+            pairs
+                .iter()
+                .zip(&fixed)
+                .all(|(p, v)| v.is_some() == gram_form(p))
+        );
+
         let shared = guidance_loss(&target, &guide, &pairs, Distance::LinearCka, Reduction::Sum);
         let one_by_one = pairs
             .iter()
@@ -167,7 +232,12 @@ mod tests {
         for (p, cka) in pairs.iter().zip(per_pair) {
             let expected = linear_cka(target[p.target].value.clone(), guide[p.guide].value.clone())
                 .into_scalar::<f64>();
-            assert_eq!(cka, expected, "pair {} ← {}", p.target, p.guide);
+            assert!(
+                (cka - expected).abs() < 1e-6,
+                "pair {} ← {}: {cka} against {expected}",
+                p.target,
+                p.guide
+            );
         }
     }
 }
