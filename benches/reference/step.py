@@ -220,6 +220,17 @@ def guidance(target_taps, guide_taps, pairs):
     return sum(1 - linear_cka(target_taps[t], guide_taps[g]) for t, g in pairs)
 
 
+def terms_gflop(n, target, guide, pairs):
+    """The products the guidance terms cannot do without, in GFLOP: each
+    guide tap's Gram matrix and each paired target tap's, on and above the
+    diagonal (n (n + 1) d each), and the target taps' input gradients
+    (2 Gbar X, 2 n² d each); `target` and `guide` are the taps' feature
+    counts."""
+    used = {t for t, _ in pairs}
+    grams = sum(n * (n + 1) * d for d in guide) + sum(n * (n + 1) * target[t] for t in used)
+    return (grams + sum(2 * n * n * target[t] for t in used)) / 1e9
+
+
 def synchronize():
     """Wait for the GPU's queued kernels: CUDA calls return before they run."""
     if DEVICE.type == "cuda":
@@ -253,11 +264,13 @@ def group(name, make_target, make_guide, x, loss_of):
         p.requires_grad_(False)
     plain, guided = make_target().to(DEVICE).train(), make_target().to(DEVICE).train()
     with torch.no_grad():
-        n_target, n_guide = len(plain(x)[1]), len(guide(x)[1])
+        features = [[t[0].numel() for t in net(x)[1]] for net in (plain, guide)]
+    n_target, n_guide = map(len, features)
     pairs = uniform_pairs(n_target, n_guide)
     for label, net, taps in [("target", plain, n_target), ("guide", guide, n_guide)]:
         count = sum(p.numel() for p in net.parameters())
         print(f"{name}: {label} {count} parameters, {taps} taps", file=sys.stderr)
+    print(f"{name}: CKA terms need at least {terms_gflop(len(x), *features, pairs):.2f} GFLOP", file=sys.stderr)
     # burn's Adam default epsilon, as the Rust bench uses.
     optims = {id(net): torch.optim.Adam(net.parameters(), 1e-3, eps=1e-5) for net in (plain, guided)}
 
