@@ -301,8 +301,8 @@ mod tests {
     use crate::values;
     use burn::tensor::TensorData;
 
-    /// Two blocks of rows (of the Gram matrix and of the backward product)
-    /// and two blocks of columns, each with a short last one.
+    /// Several blocks of rows (of the Gram matrix and of the backward
+    /// product) and two blocks of columns, each with a short last one.
     const N: usize = 70;
     const D: usize = 1100;
 
