@@ -7,6 +7,7 @@
 
 pub mod augment;
 pub mod batches;
+pub mod canvas;
 pub mod copy_paste;
 pub mod error;
 pub mod fashion_mnist;
@@ -20,6 +21,7 @@ pub mod tokenizer;
 
 pub use augment::Augment;
 pub use batches::epoch_batches;
+pub use canvas::Canvas;
 pub use copy_paste::CopyPaste;
 pub use error::{DataError, SETUP_COMMAND, SearchedPlace};
 pub use fashion_mnist::{FashionMnist, ImageSet, split_train_val};

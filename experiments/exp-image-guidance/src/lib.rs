@@ -37,6 +37,7 @@ use untrainable_guidance::{
 };
 use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
 use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunDir, RunResults};
+use untrainable_tasks::Canvas;
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
 
 /// One experiment built on this crate: what sets it apart from the others.
@@ -159,6 +160,10 @@ struct DataConfig {
     test_size: usize,
     /// Seed of the train/validation split (fixed across training seeds).
     split_seed: u64,
+    /// Every image pasted at an offset fixed per example by `split_seed`
+    /// on a larger zero canvas (translated Fashion-MNIST); absent: as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    canvas: Option<Canvas>,
 }
 
 /// Everything besides the seed that decides a trained guide's weights:
@@ -382,7 +387,12 @@ pub fn run(
         return Ok(());
     }
 
-    let data = FashionMnist::load(fashion.data.as_deref()).map_err(|e| e.to_string())?;
+    let mut data = FashionMnist::load(fashion.data.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(canvas) = config.data.canvas {
+        // The test file draws its offsets from another seed than the training file.
+        data.train = canvas.place(&data.train, config.data.split_seed)?;
+        data.test = canvas.place(&data.test, !config.data.split_seed)?;
+    }
     let (train, val) = split_train_val(
         &data.train,
         config.data.val_size,
