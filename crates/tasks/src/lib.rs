@@ -14,6 +14,7 @@ pub mod fashion_mnist;
 pub mod idx;
 pub mod locate;
 pub mod mnist;
+pub mod ngram;
 pub mod parity;
 pub mod sequence;
 pub mod sotu;
