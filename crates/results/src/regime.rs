@@ -1,7 +1,7 @@
 //! Regime gates: checks, measured on a run's own results, that the run is
 //! in the regime where a claim of the paper can show at all: the guide far
 //! better than the target, the target failing the way the paper's does,
-//! the compared arms past their best epoch (docs/paper.md, "Regimes").
+//! the compared arms past their best epoch (docs/regimes.md).
 //! A preset lists its gates; the experiment writes one row per gate to
 //! `regime.parquet`, and a claim counts only where its gates hold.
 //!
@@ -286,13 +286,18 @@ impl<'a> Runs<'a> {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// The last epoch that was validated.
-    fn last_epoch(&self, run: &SummaryRow) -> Option<u32> {
+    /// The step at which each validated epoch ended.
+    fn epoch_ends(&self, run: &SummaryRow) -> BTreeMap<u32, u64> {
         self.rows(run)
             .iter()
             .filter(|r| r.split == Split::Val && r.metric == "loss")
-            .filter_map(|r| r.epoch)
-            .max()
+            .filter_map(|r| Some((r.epoch?, r.step)))
+            .collect()
+    }
+
+    /// The last epoch that was validated.
+    fn last_epoch(&self, run: &SummaryRow) -> Option<u32> {
+        self.epoch_ends(run).keys().next_back().copied()
     }
 
     fn best_epoch_fraction(&self, run: &SummaryRow) -> Option<f64> {
@@ -301,18 +306,23 @@ impl<'a> Runs<'a> {
     }
 
     /// Mean training loss of the selected epoch minus that of the last.
+    /// Training rows carry steps only: epoch `e` holds the steps from the
+    /// end of epoch `e − 1` up to, not including, the end of `e`.
     fn train_loss_drop_after_best(&self, run: &SummaryRow) -> Option<f64> {
+        let ends = self.epoch_ends(run);
         let epoch_mean = |epoch: u32| {
+            let end = *ends.get(&epoch)?;
+            let start = ends.range(..epoch).next_back().map_or(0, |(_, &s)| s);
             let losses: Vec<f64> = self
                 .rows(run)
                 .iter()
                 .filter(|r| r.split == Split::Train && r.metric == "loss")
-                .filter(|r| r.epoch == Some(epoch))
+                .filter(|r| (start..end).contains(&r.step))
                 .map(|r| r.value)
                 .collect();
             (!losses.is_empty()).then(|| mean(&losses))
         };
-        Some(epoch_mean(run.best_epoch)? - epoch_mean(self.last_epoch(run)?)?)
+        Some(epoch_mean(run.best_epoch)? - epoch_mean(*ends.keys().next_back()?)?)
     }
 
     fn fraction_past_best(&self, arms: &[String]) -> f64 {
@@ -377,16 +387,14 @@ mod tests {
         let mut metrics = Vec::new();
         for seed in 0..2 {
             for epoch in 1..=10 {
+                // Training rows carry steps only, two per epoch of 10 steps;
+                // the validation row of epoch e comes at step 10 e.
                 let train = 2.0 / f64::from(epoch);
-                metrics.push(metric("target", seed, epoch, Split::Train, "loss", train));
-                metrics.push(metric(
-                    "target",
-                    seed,
-                    epoch,
-                    Split::Train,
-                    "loss",
-                    train + 0.1,
-                ));
+                for (offset, loss) in [(0, train), (9, train + 0.1)] {
+                    let mut row = metric("target", seed, epoch, Split::Train, "loss", loss);
+                    (row.step, row.epoch) = (u64::from(epoch - 1) * 10 + offset, None);
+                    metrics.push(row);
+                }
                 metrics.push(metric("target", seed, epoch, Split::Val, "loss", 1.0));
                 metrics.push(metric("guide", seed, epoch, Split::Val, "loss", 1.0));
             }

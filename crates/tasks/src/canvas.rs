@@ -6,7 +6,7 @@
 //! connected network has to learn it at every position from examples, while
 //! a convolutional network's shared filters and pooling carry it across
 //! positions: the gap in inductive bias that guidance is meant to bridge
-//! (docs/paper.md, "Image classification"). The offsets are part of the data
+//! (docs/paper.md §2.1). The offsets are part of the data
 //! set, not an augmentation: every epoch sees the same image.
 
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //! count-based anchor of the language-modelling experiment. A network
 //! whose perplexity is above this baseline's on the same tokens has not
 //! learnt the language yet, so the guidance claims are not measured on it
-//! (docs/paper.md, "Regimes").
+//! (docs/regimes.md).
 //!
 //! Each order discounts its counts by `D` and gives the mass freed to the
 //! next lower order; the lower orders count contexts (in how many distinct
