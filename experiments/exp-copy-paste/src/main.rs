@@ -156,7 +156,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     args.init_logging();
     let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
     config.validate()?;
-    let seeds = args.seeds(config.seeds);
+    let seeds = args.seeds(config.seeds)?;
     if args.dry_run {
         print!("{resolved}");
         println!("# seeds to run: {seeds:?}");

@@ -205,6 +205,31 @@ fn bad_input_gets_an_error_that_names_it() {
     );
 }
 
+/// No seed at all is refused before anything is read or written, whether it
+/// comes from the command line or from the config.
+#[test]
+fn zero_seeds_are_refused_at_once() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    for zero in [&["--seeds", "0"][..], &["--set", "seeds=0"][..]] {
+        let run = exp(&[
+            &["--preset", "smoke", "--quiet", "--out", out_dir][..],
+            zero,
+        ]
+        .concat());
+        assert!(!run.status.success(), "{zero:?} ran");
+        let err = text(&run.stderr);
+        assert!(
+            err.contains("seeds") && err.contains('0'),
+            "{zero:?}: {err}"
+        );
+        assert!(
+            !out.path().join("fcn-warmup").exists(),
+            "{zero:?} wrote results"
+        );
+    }
+}
+
 /// The newest checkpoint of any run under `dir`: its run part and step.
 fn newest_checkpoint(dir: &Path) -> Option<(String, String)> {
     let runs = std::fs::read_dir(dir.join("runs")).ok()?;

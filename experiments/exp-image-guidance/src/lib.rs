@@ -375,7 +375,7 @@ pub fn run(
     args.init_logging();
     let (config, resolved): (Config, String) = args.resolve(experiment.presets)?;
     config.validate()?;
-    let seeds = args.seeds(config.seeds);
+    let seeds = args.seeds(config.seeds)?;
     if args.dry_run {
         print!("{resolved}");
         println!("# seeds to run: {seeds:?}");
