@@ -2,6 +2,7 @@
 //! ("Conventions every experiment binary follows"), presets and overrides,
 //! and the results directory with per-run parts that make `--resume` work.
 
+pub mod experiment;
 pub mod guided;
 pub mod overrides;
 pub mod run_dir;
@@ -15,6 +16,7 @@ use tracing::level_filters::LevelFilter;
 use untrainable_core::Backend;
 use untrainable_guidance::Progress;
 
+pub use experiment::{Context, Experiment, NoArgs, main};
 pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
 pub use run_dir::{RunDir, RunResults, prediction_rows};
 
