@@ -10,8 +10,8 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_mixer::MixerConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed};
 use untrainable_guidance::{
-    ArmConfig, ArmRun, ImageData, InputSpec, PairsConfig, Progress, Reduction, TrainConfig,
-    resolve_pairs, train_arm,
+    ArmConfig, ArmRun, ImageData, InputSpec, PairsConfig, Progress, Reduction, RunSpec, Runtime,
+    TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::fashion_mnist::ImageSet;
@@ -136,10 +136,7 @@ where
         &guide.network().tap_names(),
     )
     .unwrap();
-    let arm = ArmConfig {
-        guided: true,
-        ..ArmConfig::plain("guided")
-    };
+    let arm = ArmConfig::guided("guided");
     let config = TrainConfig {
         epochs: 4,
         batch_size: 16,
@@ -156,17 +153,23 @@ where
         intrinsic_dimension: false,
     };
     let run: ArmRun<T> = train_arm(
-        "test",
-        &arm,
-        3,
+        &RunSpec {
+            experiment: "test",
+            arm: &arm,
+            seed: 3,
+            guide: guide,
+            pairs: &pairs,
+            task: &data,
+            config: &config,
+        },
         target,
-        guide,
-        &pairs,
-        &data,
-        &config,
-        device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device: device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     run.rows
         .iter()
         .filter(|r| r.metric == "guidance_loss")

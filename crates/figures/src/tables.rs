@@ -23,6 +23,18 @@ pub struct ExperimentTable {
     pub appendix: Option<fn(&[MetricRow]) -> String>,
 }
 
+/// The paper's value of `metric` for `arm` of `experiment`, as printed
+/// there, where it reports one: the one place the experiments' closing
+/// tables read the paper's numbers from.
+pub fn paper_value(experiment: &str, metric: &str, arm: &str) -> Option<&'static str> {
+    TABLES
+        .iter()
+        .filter(|t| t.experiment == experiment && t.metric == metric)
+        .flat_map(|t| t.paper)
+        .find(|(a, _)| *a == arm)
+        .map(|(_, value)| *value)
+}
+
 /// The tables `paper-figures` writes, in this order.
 pub const TABLES: &[ExperimentTable] = &[
     ExperimentTable {

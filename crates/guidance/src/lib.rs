@@ -2,32 +2,34 @@
 //! trained on `task loss + α · Σ over pairs (1 − CKA(target tap, guide tap))`
 //! while the guide stays frozen (NOTES §1).
 
+pub mod arm;
+pub mod baselines;
 pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod guide_store;
 pub mod guide_table;
-pub mod hint;
 pub mod lm;
 pub mod loss;
 pub mod mapping;
+mod run_log;
 pub mod sequence;
 pub mod task;
 pub mod train;
 
+pub use arm::{ArmConfig, Guidance, GuideState, NoiseFor, NoiseWarmup, Objective, StepWindow};
+pub use baselines::{DistillConfig, HintConfig, distillation_loss};
 pub use checkpoint::Checkpointing;
+pub use config::{StepDecay, TrainConfig};
 pub use data::InputSpec;
 pub use guide_store::{Stored, TrainedStore};
 pub use guide_table::GuideTapTable;
-pub use hint::HintConfig;
 pub use lm::{LmTask, TOKEN_PPL, WORD_PPL, WindowCounts};
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairSubset, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
 pub use task::{ImageData, Part, Score, TOP5_ACCURACY, Task, evaluate, score_part};
-pub use train::{
-    ArmConfig, ArmRun, DistillConfig, GUIDED_PAIRS, GuideState, NoiseFor, Progress, StepDecay,
-    TrainConfig, distillation_loss, train_arm, train_arm_checkpointed,
-};
+pub use train::{ArmRun, GUIDED_PAIRS, Progress, RunSpec, Runtime, Terms, objective, train_arm};
 
 /// The backend's random generator is one per process: a test that seeds it,
 /// or draws from it, holds this lock, so that tests running alongside do not

@@ -2,6 +2,7 @@
 //! ("Conventions every experiment binary follows"), presets and overrides,
 //! and the results directory with per-run parts that make `--resume` work.
 
+pub mod experiment;
 pub mod guided;
 pub mod overrides;
 pub mod run_dir;
@@ -15,6 +16,7 @@ use tracing::level_filters::LevelFilter;
 use untrainable_core::Backend;
 use untrainable_guidance::Progress;
 
+pub use experiment::{Context, Experiment, NoArgs, main};
 pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
 pub use run_dir::{RunDir, RunResults, prediction_rows};
 
@@ -52,8 +54,9 @@ pub struct CommonArgs {
     /// values are TOML: numbers, booleans, "strings", [lists]).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Run seeds 0..N (overrides the config's `seeds`).
-    #[arg(long, value_name = "N", conflicts_with = "seed")]
+    /// Run seeds 0..N (overrides the config's `seeds`; at least 1).
+    #[arg(long, value_name = "N", conflicts_with = "seed",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: Option<u64>,
     /// Run this one seed only.
     #[arg(long, value_name = "S")]
@@ -89,12 +92,23 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     /// The seeds to run: `--seed`, else `--seeds`, else the config's count.
-    pub fn seeds(&self, configured: u64) -> Vec<u64> {
-        match (self.seed, self.seeds) {
+    ///
+    /// # Errors
+    /// No seed at all (a config with `seeds = 0`): the run would train
+    /// nothing and write empty results.
+    pub fn seeds(&self, configured: u64) -> Result<Vec<u64>, String> {
+        let seeds: Vec<u64> = match (self.seed, self.seeds) {
             (Some(s), _) => vec![s],
             (None, Some(n)) => (0..n).collect(),
             (None, None) => (0..configured).collect(),
+        };
+        if seeds.is_empty() {
+            return Err(
+                "seeds = 0 runs nothing; set seeds to at least 1 (or pass --seeds N or --seed S)"
+                    .into(),
+            );
         }
+        Ok(seeds)
     }
 
     /// Reads the preset (or `--config` file), applies every `--set`, and
@@ -203,4 +217,40 @@ impl CommonArgs {
 /// Writes `text` to `path` through a temporary file and a rename.
 pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
     untrainable_results::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CommonArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("exp").chain(args.iter().copied())).map(|c| c.common)
+    }
+
+    #[test]
+    fn seeds_zero_is_refused_on_the_command_line_and_in_the_config() {
+        let err = parse(&["--seeds", "0"]).unwrap_err().to_string();
+        assert!(err.contains("--seeds") && err.contains("0"), "{err}");
+        let args = parse(&[]).unwrap();
+        let err = args.seeds(0).unwrap_err();
+        assert!(
+            err.contains("seeds = 0") && err.contains("at least 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seeds_come_from_seed_then_seeds_then_the_config() {
+        assert_eq!(parse(&["--seeds", "2"]).unwrap().seeds(5).unwrap(), [0, 1]);
+        assert_eq!(parse(&["--seed", "7"]).unwrap().seeds(5).unwrap(), [7]);
+        assert_eq!(parse(&[]).unwrap().seeds(3).unwrap(), [0, 1, 2]);
+    }
 }

@@ -69,3 +69,18 @@ pub fn strings(frame: &DataFrame, column: &str) -> Vec<String> {
         .map(|v| v.expect("no null").to_string())
         .collect()
 }
+
+/// The gates of `dir/regime.parquet`, after checking that each has a finite
+/// value, that is, every arm it names has run.
+pub fn regime_gates(dir: &Path) -> Vec<String> {
+    let regime = read_parquet(&dir.join("regime.parquet"));
+    let gates = strings(&regime, "gate");
+    let values = regime.column("value").unwrap().f64().unwrap();
+    for (gate, value) in gates.iter().zip(values.iter()) {
+        assert!(
+            value.is_some_and(f64::is_finite),
+            "gate `{gate}` has no value: an arm it names did not run"
+        );
+    }
+    gates
+}

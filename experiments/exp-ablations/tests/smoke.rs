@@ -4,7 +4,9 @@
 use std::process::Output;
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, run_paper_start, strings, text};
+use untrainable_test_support::{
+    read_parquet, regime_gates, run_experiment, run_paper_start, strings, text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-ablations"), args)
@@ -49,6 +51,11 @@ fn smoke_preset_guides_each_subset_with_each_distance_and_logs_the_intrinsic_dim
     }
 
     let dir = out.path().join("ablations");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        5,
+        "one row per gate of the preset"
+    );
     let summary = read_parquet(&dir.join("summary.parquet"));
     assert_eq!(strings(&summary, "arm"), ARMS);
     assert!(

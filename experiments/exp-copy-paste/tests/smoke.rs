@@ -3,7 +3,7 @@
 use std::process::Output;
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, strings, text};
+use untrainable_test_support::{read_parquet, regime_gates, run_experiment, strings, text};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-copy-paste"), args)
@@ -34,6 +34,11 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
     }
 
     let dir = out.path().join("copy-paste");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        3,
+        "one row per gate of the preset"
+    );
     let metrics = read_parquet(&dir.join("metrics.parquet"));
     let schema = metrics.schema();
     let expected = [
@@ -170,4 +175,13 @@ fn bad_input_gets_an_error_that_names_it() {
         &[&dry[..], &["pairs.explicit=[[\"rnn9\", \"layer0.out\"]]"]].concat(),
         "rnn9",
     );
+}
+
+#[test]
+fn the_pilot_config_resolves_with_its_gates() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/pilot-20-40.toml");
+    let run = exp(&["--config", config, "--dry-run"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(stdout.contains("max_len = 40") && stdout.contains("[[gates]]"), "{stdout}");
 }

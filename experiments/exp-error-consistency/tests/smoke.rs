@@ -4,7 +4,9 @@
 use std::process::Output;
 
 use untrainable_results::{Split, read_metrics, read_predictions};
-use untrainable_test_support::{read_parquet, run_experiment, run_paper_start, strings, text};
+use untrainable_test_support::{
+    read_parquet, regime_gates, run_experiment, run_paper_start, strings, text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-error-consistency"), args)
@@ -35,6 +37,11 @@ fn smoke_preset_logs_kappa_between_every_two_networks_from_their_predictions() {
         );
     }
     let dir = out.path().join("error-consistency");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        2,
+        "one row per gate of the preset"
+    );
     let summary = read_parquet(&dir.join("summary.parquet"));
     assert_eq!(
         strings(&summary, "arm"),

@@ -6,41 +6,92 @@
 //! `early-disconnect` (guided for the first K steps) and `guided` (guided
 //! throughout).
 
-use std::path::PathBuf;
+use std::error::Error;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
-use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, TrainConfig, TrainedStore,
-};
-use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
-use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
+use untrainable_guidance::{ArmConfig, ImageData, InputSpec, PairsConfig, TrainConfig};
+use untrainable_image_experiment::FashionArgs;
+use untrainable_results::{Gate, MetricRow};
+use untrainable_runner::{CommonArgs, Context, Experiment, GuidedExperiment, Preset, RunResults};
+use untrainable_tasks::fashion_mnist::{FashionMnist, ImageSet, split_train_val};
 
-const EXPERIMENT: &str = "fcn-warmup";
+struct FcnWarmup;
 
-const PRESETS: &[(Preset, &str)] = &[
-    (Preset::Smoke, include_str!("../presets/smoke.toml")),
-    (Preset::Cpu, include_str!("../presets/cpu.toml")),
-    (Preset::Paper, include_str!("../presets/paper.toml")),
-];
+impl Experiment for FcnWarmup {
+    const NAME: &'static str = "fcn-warmup";
+    const ABOUT: &'static str = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early \
+disconnect vs guided (untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet \
+and config.toml, then draws <figures>/fcn-warmup.{png,svg}.";
+    const PRESETS: &'static [(Preset, &'static str)] = &[
+        (Preset::Smoke, include_str!("../presets/smoke.toml")),
+        (Preset::Cpu, include_str!("../presets/cpu.toml")),
+        (Preset::Paper, include_str!("../presets/paper.toml")),
+    ];
+    type Config = Config;
+    type Args = FashionArgs;
+    /// The training and validation images.
+    type Data = (ImageSet, ImageSet);
 
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early disconnect vs guided \
-(untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet and config.toml, \
-then draws <figures>/fcn-warmup.{png,svg}."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-    /// Directory with the Fashion-MNIST .gz files (default: $UNTRAINABLE_FASHION_MNIST,
-    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
+    fn seeds(config: &Config) -> u64 {
+        config.seeds
+    }
+
+    fn gates(config: &Config) -> &[Gate] {
+        &config.gates
+    }
+
+    fn validate(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<Self::Data, String> {
+        let data = FashionMnist::load(args.data.as_deref()).map_err(|e| e.to_string())?;
+        split_train_val(
+            &data.train,
+            config.data.val_size,
+            (config.data.train_size > 0).then_some(config.data.train_size),
+            config.data.split_seed,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn run(config: &Config, data: &Self::Data, context: &Context) -> Result<RunResults, String> {
+        let (train, val) = data;
+        let images = ImageData {
+            train,
+            val,
+            test: None,
+            input: &config.input,
+        };
+        tracing::info!(
+            "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
+            train.len(),
+            val.len(),
+            config.arms.len(),
+            context.seeds.len(),
+            context.run_dir.path().display()
+        );
+        GuidedExperiment {
+            task: &images,
+            target: &|device| config.target.init(device),
+            guide: &|device| config.guide.init(device),
+            pairs: &config.pairs,
+            train: &config.train,
+            guide_train: None,
+            guide_recipe: "",
+            arms: &config.arms,
+            context,
+        }
+        .run()
+    }
+
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), Box<dyn Error>> {
+        Ok(paper_figures::draw_fcn_warmup(rows, stem)?)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +107,9 @@ struct Config {
     pairs: PairsConfig,
     train: TrainConfig,
     arms: Vec<ArmConfig>,
+    /// Regime gates (docs/regimes.md), measured after the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<Gate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,81 +156,5 @@ impl Config {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("exp-fcn-warmup: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(cli: &Cli) -> Result<(), String> {
-    let args = &cli.common;
-    args.init_logging();
-    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
-    config.validate()?;
-    let seeds = args.seeds(config.seeds);
-    if args.dry_run {
-        print!("{resolved}");
-        println!("# seeds to run: {seeds:?}");
-        return Ok(());
-    }
-
-    let data = FashionMnist::load(cli.data.as_deref()).map_err(|e| e.to_string())?;
-    let (train, val) = split_train_val(
-        &data.train,
-        config.data.val_size,
-        (config.data.train_size > 0).then_some(config.data.train_size),
-        config.data.split_seed,
-    )
-    .map_err(|e| e.to_string())?;
-    let images = ImageData {
-        train: &train,
-        val: &val,
-        test: None,
-        input: &config.input,
-    };
-    let device = args.backend.device();
-    let progress = args.progress();
-    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
-    tracing::info!(
-        "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
-        train.len(),
-        val.len(),
-        config.arms.len(),
-        seeds.len(),
-        run_dir.path().display()
-    );
-
-    let experiment = GuidedExperiment {
-        name: EXPERIMENT,
-        task: &images,
-        target: &|device| config.target.init(device),
-        guide: &|device| config.guide.init(device),
-        pairs: &config.pairs,
-        train: &config.train,
-        guide_train: None,
-        guide_recipe: "",
-        arms: &config.arms,
-        store: &TrainedStore::new(args.out.join("trained")),
-        run_dir: &run_dir,
-        resume: args.resume,
-        device: &device,
-        progress,
-    };
-    let results = experiment.run(&seeds)?;
-    run_dir.write_results(&results)?;
-    println!(
-        "{}\n",
-        untrainable_results::summary_table(&results.summaries)
-    );
-    println!("{}\n", untrainable_results::arm_table(&results.summaries));
-    println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(EXPERIMENT);
-    paper_figures::draw_fcn_warmup(&results.rows, &stem)
-        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
-    Ok(())
+    untrainable_runner::main::<FcnWarmup>()
 }

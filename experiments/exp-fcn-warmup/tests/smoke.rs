@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, text};
+use untrainable_test_support::{read_parquet, regime_gates, run_experiment, text};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-fcn-warmup"), args)
@@ -36,6 +36,11 @@ fn smoke_preset_writes_results_in_the_design_schema_and_resumes() {
     }
 
     let dir = out.path().join("fcn-warmup");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        4,
+        "one row per gate of the preset"
+    );
     let metrics = read_parquet(&dir.join("metrics.parquet"));
     let schema = metrics.schema();
     let expected = [
@@ -203,6 +208,31 @@ fn bad_input_gets_an_error_that_names_it() {
         err.contains("/nonexistent/fmnist") && err.contains("setup-data.sh"),
         "{err}"
     );
+}
+
+/// No seed at all is refused before anything is read or written, whether it
+/// comes from the command line or from the config.
+#[test]
+fn zero_seeds_are_refused_at_once() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    for zero in [&["--seeds", "0"][..], &["--set", "seeds=0"][..]] {
+        let run = exp(&[
+            &["--preset", "smoke", "--quiet", "--out", out_dir][..],
+            zero,
+        ]
+        .concat());
+        assert!(!run.status.success(), "{zero:?} ran");
+        let err = text(&run.stderr);
+        assert!(
+            err.contains("seeds") && err.contains('0'),
+            "{zero:?}: {err}"
+        );
+        assert!(
+            !out.path().join("fcn-warmup").exists(),
+            "{zero:?} wrote results"
+        );
+    }
 }
 
 /// The newest checkpoint of any run under `dir`: its run part and step.

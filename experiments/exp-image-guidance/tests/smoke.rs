@@ -4,7 +4,7 @@
 use std::process::Output;
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, strings, text};
+use untrainable_test_support::{read_parquet, regime_gates, run_experiment, strings, text};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-image-guidance"), args)
@@ -67,6 +67,11 @@ fn smoke_preset_writes_every_arm_and_the_guides_and_resumes() {
     );
 
     let dir = out.path().join("image-guidance");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        6,
+        "one row per gate of the preset"
+    );
     let metrics = read_parquet(&dir.join("metrics.parquet"));
     let schema = metrics.schema();
     let expected = [
@@ -311,4 +316,13 @@ fn bad_input_gets_an_error_that_names_it() {
         err.contains("/nonexistent/fmnist") && err.contains("setup-data.sh"),
         "{err}"
     );
+}
+
+#[test]
+fn the_pilot_config_resolves_with_its_gates() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/pilot-translated.toml");
+    let run = exp(&["--config", config, "--dry-run"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(stdout.contains("canvas") && stdout.contains("[[gates]]"), "{stdout}");
 }

@@ -10,7 +10,7 @@ use std::process::Output;
 
 use polars::prelude::*;
 use untrainable_tasks::sotu;
-use untrainable_test_support::{read_parquet, run_experiment, strings, text};
+use untrainable_test_support::{read_parquet, regime_gates, run_experiment, strings, text};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-lm"), args)
@@ -80,6 +80,11 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
     assert!(stdout.contains("test word ppl"), "{stdout}");
 
     let dir = out.path().join("lm");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        2,
+        "one row per gate of the preset"
+    );
     let metrics = read_parquet(&dir.join("metrics.parquet"));
     let schema = metrics.schema();
     let expected = [

@@ -4,7 +4,7 @@
 use std::process::Output;
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, text};
+use untrainable_test_support::{read_parquet, regime_gates, run_experiment, text};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-parity"), args)
@@ -49,6 +49,11 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
     }
 
     let dir = out.path().join("parity");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        3,
+        "one row per gate of the preset"
+    );
     let metrics = read_parquet(&dir.join("metrics.parquet"));
     let expected = [
         ("experiment", DataType::String),

@@ -1,8 +1,9 @@
 //! Image classification on Fashion-MNIST with FCN and plain-CNN targets and
 //! ResNet guides: the paper's Table 1 (NOTES §2.1), run by `exp-image-guidance`,
-//! and the same machinery with other arms for `exp-kd-vs-guidance` (NOTES §2.5).
-//! An [`ImageExperiment`] names the experiment, its presets, the paper's
-//! numbers and its figure; [`run`] does the rest.
+//! and the same machinery with other arms for `exp-kd-vs-guidance` (NOTES §2.5),
+//! `exp-ablations` and `exp-error-consistency`. An [`ImageSpec`] names the
+//! experiment, its presets and its figure; [`Image`] makes it an
+//! [`Experiment`] and does the rest.
 //!
 //! Three targets, each in three arms that start from the same initial
 //! weights for each seed: `base` (cross-entropy only), `trained-guide`
@@ -21,8 +22,9 @@
 //! loss), which is then measured once on the 10k test images. Top-1 and top-5
 //! accuracy are logged for every evaluation (`accuracy`, `top5_accuracy`).
 
+use std::error::Error;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use burn::tensor::{Device, Tensor};
 use clap::Args;
@@ -32,27 +34,77 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_transformer::VitConfig;
 use untrainable_core::Network;
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, TOP5_ACCURACY, TrainConfig, TrainedStore,
-    resolve_pairs,
+    ArmConfig, ImageData, InputSpec, PairsConfig, TOP5_ACCURACY, TrainConfig, resolve_pairs,
 };
-use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
-use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunDir, RunResults};
+use untrainable_results::{Gate, MetricRow, Split, SummaryRow, mean_sd};
+use untrainable_runner::{
+    CommonArgs, Context, Experiment, GUIDE_ARM, GuidedExperiment, Preset, RunResults,
+};
 use untrainable_tasks::Canvas;
-use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
+use untrainable_tasks::fashion_mnist::{FashionMnist, ImageSet, split_train_val};
 
 /// One experiment built on this crate: what sets it apart from the others.
-pub struct ImageExperiment {
+pub trait ImageSpec {
     /// Results directory and `experiment` column.
-    pub name: &'static str,
-    pub presets: &'static [(Preset, &'static str)],
-    /// The paper's ImageNet top-5 validation accuracy (%) per arm, where it
-    /// gives one, for the closing table.
-    pub paper_top5: &'static [(&'static str, &'static str)],
+    const NAME: &'static str;
+    /// The `--help` text.
+    const ABOUT: &'static str;
+    const PRESETS: &'static [(Preset, &'static str)];
+    /// Arms that are a Table 1 arm under another name, `(arm, Table 1
+    /// arm)`: the closing table shows the paper's number beside them too.
+    const TABLE_1_ARMS: &'static [(&'static str, &'static str)] = &[];
+
     /// Draws the experiment's figure from its rows.
-    pub draw: fn(&[MetricRow], &Path) -> Result<(), paper_figures::FigureError>,
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), paper_figures::FigureError>;
+
     /// Rows computed from every run's results (e.g. agreement between the
     /// arms' test predictions), added before the results are written.
-    pub analyse: Option<fn(&RunResults) -> Result<Vec<MetricRow>, String>>,
+    fn analyse(_results: &RunResults) -> Result<Vec<MetricRow>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// The image experiment `E`, as the runner runs it.
+pub struct Image<E>(PhantomData<E>);
+
+impl<E: ImageSpec> Experiment for Image<E> {
+    const NAME: &'static str = E::NAME;
+    const ABOUT: &'static str = E::ABOUT;
+    const PRESETS: &'static [(Preset, &'static str)] = E::PRESETS;
+    type Config = Config;
+    type Args = FashionArgs;
+    type Data = FashionData;
+
+    fn seeds(config: &Config) -> u64 {
+        config.seeds
+    }
+
+    fn gates(config: &Config) -> &[Gate] {
+        &config.gates
+    }
+
+    fn validate(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<FashionData, String> {
+        FashionData::load(config, args)
+    }
+
+    fn run(config: &Config, data: &FashionData, context: &Context) -> Result<RunResults, String> {
+        let mut results = run(config, data, context)?;
+        let rows = E::analyse(&results)?;
+        results.rows.extend(rows);
+        Ok(results)
+    }
+
+    fn tables(results: &RunResults) -> Vec<String> {
+        vec![accuracy_table(results, E::TABLE_1_ARMS)]
+    }
+
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), Box<dyn Error>> {
+        Ok(E::draw(rows, stem)?)
+    }
 }
 
 /// Where Fashion-MNIST is read from.
@@ -108,9 +160,10 @@ impl Target {
     }
 }
 
+/// An image experiment's config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
+pub struct Config {
     /// Number of seeds (0..seeds) unless --seed/--seeds say otherwise.
     seeds: u64,
     /// The targets to run, in order: any of "deep-fcn", "wide-fcn", "conv",
@@ -147,6 +200,9 @@ struct Config {
     guide_train: Option<TrainConfig>,
     /// Arms run for each target, logged as `<target>/<name>`.
     arms: Vec<ArmConfig>,
+    /// Regime gates (docs/regimes.md), measured after the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<Gate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,7 +289,7 @@ impl Config {
         guide.ok_or_else(|| Self::missing(target.guide(), target))
     }
 
-    fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         if self.targets.is_empty() {
             return Err(
                 "targets is empty; list at least one of \"deep-fcn\", \"wide-fcn\", \"conv\", \"deep-fcn-vit\""
@@ -346,102 +402,76 @@ fn fcn_taps(config: &FcnConfig) -> Vec<String> {
         .collect()
 }
 
-/// [`run`], its error printed under the binary's name.
-pub fn exit(experiment: &ImageExperiment, args: &CommonArgs, fashion: &FashionArgs) -> ExitCode {
-    match run(experiment, args, fashion) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("exp-{}: {message}", experiment.name);
-            ExitCode::FAILURE
+/// The training, validation and test images of a run.
+pub struct FashionData {
+    train: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+}
+
+impl FashionData {
+    /// Reads Fashion-MNIST and splits it as `config.data` says.
+    fn load(config: &Config, args: &FashionArgs) -> Result<Self, String> {
+        let mut data = FashionMnist::load(args.data.as_deref()).map_err(|e| e.to_string())?;
+        if let Some(canvas) = config.data.canvas {
+            // The test file draws its offsets from another seed than the training file.
+            data.train = canvas.place(&data.train, config.data.split_seed)?;
+            data.test = canvas.place(&data.test, !config.data.split_seed)?;
         }
+        let (train, val) = split_train_val(
+            &data.train,
+            config.data.val_size,
+            (config.data.train_size > 0).then_some(config.data.train_size),
+            config.data.split_seed,
+        )
+        .map_err(|e| e.to_string())?;
+        let test = match config.data.test_size {
+            0 => data.test,
+            n if n <= data.test.len() => data.test.subset(&(0..n).collect::<Vec<_>>()),
+            n => {
+                return Err(format!(
+                    "data.test_size = {n} but the test set has {} images; lower it (0 takes them all)",
+                    data.test.len()
+                ));
+            }
+        };
+        Ok(Self { train, val, test })
     }
 }
 
 /// What every target's runs share.
-struct Context<'a> {
-    experiment: &'a ImageExperiment,
-    args: &'a CommonArgs,
+struct Shared<'a> {
     config: &'a Config,
     task: &'a ImageData<'a>,
-    store: &'a TrainedStore,
-    run_dir: &'a RunDir,
-    device: &'a Device,
-    seeds: &'a [u64],
+    context: &'a Context,
 }
 
-/// Resolves the config (preset, file, `--set`), trains every target's arms
-/// for every seed, writes the results and the resolved config, prints the
-/// tables and draws the figure.
-pub fn run(
-    experiment: &ImageExperiment,
-    args: &CommonArgs,
-    fashion: &FashionArgs,
-) -> Result<(), String> {
-    args.init_logging();
-    let (config, resolved): (Config, String) = args.resolve(experiment.presets)?;
-    config.validate()?;
-    let seeds = args.seeds(config.seeds);
-    if args.dry_run {
-        print!("{resolved}");
-        println!("# seeds to run: {seeds:?}");
-        return Ok(());
-    }
-
-    let mut data = FashionMnist::load(fashion.data.as_deref()).map_err(|e| e.to_string())?;
-    if let Some(canvas) = config.data.canvas {
-        // The test file draws its offsets from another seed than the training file.
-        data.train = canvas.place(&data.train, config.data.split_seed)?;
-        data.test = canvas.place(&data.test, !config.data.split_seed)?;
-    }
-    let (train, val) = split_train_val(
-        &data.train,
-        config.data.val_size,
-        (config.data.train_size > 0).then_some(config.data.train_size),
-        config.data.split_seed,
-    )
-    .map_err(|e| e.to_string())?;
-    let test = match config.data.test_size {
-        0 => data.test,
-        n if n <= data.test.len() => data.test.subset(&(0..n).collect::<Vec<_>>()),
-        n => {
-            return Err(format!(
-                "data.test_size = {n} but the test set has {} images; lower it (0 takes them all)",
-                data.test.len()
-            ));
-        }
-    };
+/// Trains every target's arms for every seed; the guides trained alone are
+/// kept once.
+fn run(config: &Config, data: &FashionData, context: &Context) -> Result<RunResults, String> {
     let task = ImageData {
-        train: &train,
-        val: &val,
-        test: Some(&test),
+        train: &data.train,
+        val: &data.val,
+        test: Some(&data.test),
         input: &config.input,
     };
-    let store = TrainedStore::new(args.out.join("trained"));
-    let device = args.backend.device();
-    let run_dir = args.run_dir(experiment.name, &resolved)?;
     let names: Vec<&str> = config.targets.iter().map(|t| t.name()).collect();
     tracing::info!(
         "{}: {} training / {} validation / {} test images, targets {}, {} arms × {} seeds → {}",
-        experiment.name,
-        train.len(),
-        val.len(),
-        test.len(),
+        context.experiment,
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
         names.join(", "),
         config.arms.len(),
-        seeds.len(),
-        run_dir.path().display()
+        context.seeds.len(),
+        context.run_dir.path().display()
     );
-    let context = Context {
-        experiment,
-        args,
-        config: &config,
+    let shared = Shared {
+        config,
         task: &task,
-        store: &store,
-        run_dir: &run_dir,
-        device: &device,
-        seeds: &seeds,
+        context,
     };
-
     let mut results = RunResults::default();
     for &target in &config.targets {
         let net = config.net(target)?;
@@ -456,8 +486,8 @@ pub fn run(
             config.guide(target)?.num_params()
         );
         let target = match net {
-            TargetNet::Fcn(fcn) => run_target(&context, target, &|d| fcn.init(d))?,
-            TargetNet::Conv(conv) => run_target(&context, target, &|d| conv.init(d))?,
+            TargetNet::Fcn(fcn) => run_target(&shared, target, &|d| fcn.init(d))?,
+            TargetNet::Conv(conv) => run_target(&shared, target, &|d| conv.init(d))?,
         };
         // Both FCNs read the same trained ResNet-18: its rows are kept once.
         let before: Vec<String> = results.summaries.iter().map(|s| s.arm.clone()).collect();
@@ -476,47 +506,29 @@ pub fn run(
                 .collect(),
         });
     }
-    if let Some(analyse) = experiment.analyse {
-        let rows = analyse(&results)?;
-        results.rows.extend(rows);
-    }
-    run_dir.write_results(&results)?;
-    let RunResults {
-        rows, summaries, ..
-    } = results;
-    println!("{}\n", untrainable_results::summary_table(&summaries));
-    println!("{}\n", untrainable_results::arm_table(&summaries));
-    println!(
-        "{}",
-        accuracy_table(&rows, &summaries, experiment.paper_top5)
-    );
-    println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(experiment.name);
-    (experiment.draw)(&rows, &stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
-    Ok(())
+    Ok(results)
 }
 
 /// Every arm of one target for every seed (after its guide, trained alone
 /// where an arm needs it); arms are renamed `<target>/<arm>` and the guide's
 /// own training `<guide>/guide`.
 fn run_target<T: Network<Input = Tensor<4>>>(
-    context: &Context<'_>,
+    shared: &Shared<'_>,
     target: Target,
     build: &dyn Fn(&Device) -> T,
 ) -> Result<RunResults, String> {
-    match context.config.guide(target)? {
+    match shared.config.guide(target)? {
         GuideNet::ResNet(guide) => {
-            run_target_with(context, target, build, guide, &|d| guide.init(d))
+            run_target_with(shared, target, build, guide, &|d| guide.init(d))
         }
-        GuideNet::Vit(guide) => run_target_with(context, target, build, guide, &|d| guide.init(d)),
+        GuideNet::Vit(guide) => run_target_with(shared, target, build, guide, &|d| guide.init(d)),
     }
 }
 
 /// [`run_target`] with the guide's config (part of the trained guide's
 /// recipe) and constructor.
 fn run_target_with<T, G, C>(
-    context: &Context<'_>,
+    shared: &Shared<'_>,
     target: Target,
     build: &dyn Fn(&Device) -> T,
     guide: &C,
@@ -527,7 +539,7 @@ where
     G: Network<Input = Tensor<4>>,
     C: Serialize,
 {
-    let config = context.config;
+    let config = shared.config;
     let arms: Vec<ArmConfig> = config
         .arms
         .iter()
@@ -544,8 +556,7 @@ where
     })
     .map_err(|e| e.to_string())?;
     let experiment = GuidedExperiment {
-        name: context.experiment.name,
-        task: context.task,
+        task: shared.task,
         target: build,
         guide: build_guide,
         pairs: &config.pairs,
@@ -553,14 +564,10 @@ where
         guide_train: config.guide_train.as_ref(),
         guide_recipe: &recipe,
         arms: &arms,
-        store: context.store,
-        run_dir: context.run_dir,
-        resume: context.args.resume,
-        device: context.device,
-        progress: context.args.progress(),
+        context: shared.context,
     };
     let mut results = experiment
-        .run(context.seeds)
+        .run()
         .map_err(|e| format!("{} ([{}]): {e}", target.name(), target.section()))?;
     results.rename_arm(GUIDE_ARM, &format!("{}/{GUIDE_ARM}", target.guide()));
     Ok(results)
@@ -569,11 +576,8 @@ where
 /// Per arm, in %: top-1 and top-5 accuracy of the selected network on the
 /// test split and on validation at its selected epoch (mean ± sd over
 /// seeds), beside the paper's ImageNet top-5 validation accuracy.
-fn accuracy_table(
-    rows: &[MetricRow],
-    summaries: &[SummaryRow],
-    paper_top5: &[(&str, &str)],
-) -> String {
+fn accuracy_table(results: &RunResults, table_1_arms: &[(&str, &str)]) -> String {
+    let (rows, summaries) = (&results.rows, &results.summaries);
     let mut arms: Vec<&str> = Vec::new();
     for s in summaries {
         if !arms.contains(&s.arm.as_str()) {
@@ -605,10 +609,13 @@ fn accuracy_table(
             let (mean, sd) = mean_sd(&values);
             format!("{:.2} ± {:.2}", 100.0 * mean, 100.0 * sd)
         };
-        let paper = paper_top5
+        let table_1_arm = table_1_arms
             .iter()
             .find(|(a, _)| *a == arm)
-            .map_or("–", |(_, v)| v);
+            .map_or(arm, |(_, t)| t);
+        let paper =
+            paper_figures::tables::paper_value("image-guidance", TOP5_ACCURACY, table_1_arm)
+                .unwrap_or("–");
         out += &format!(
             "| {arm} | {} | {} | {} | {} | {} | {paper} |\n",
             runs.len(),

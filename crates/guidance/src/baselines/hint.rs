@@ -59,18 +59,16 @@ impl HintConfig {
         Ok(Hint {
             target: pair.target,
             guide: pair.guide,
-            weight: self.weight,
             pool_guide: self.pool_guide,
         })
     }
 }
 
-/// A resolved hint: which taps, how heavily.
+/// A resolved hint: which taps (its weight is the objective's).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Hint {
     target: usize,
     guide: usize,
-    pub weight: f64,
     pool_guide: bool,
 }
 
