@@ -13,8 +13,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use untrainable_core::{Forward, Network, TokenBatch};
 use untrainable_guidance::{LmTask, Split, Task, WindowCounts, data_split, evaluate};
-use untrainable_tasks::sotu::{self, Sotu, SotuLm};
 use untrainable_tasks::DataError;
+use untrainable_tasks::sotu::{self, Sotu, SotuLm};
 
 fn real() -> Option<Sotu> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
