@@ -266,16 +266,12 @@ where
         };
         let regressor = match &hint {
             Some(hint) => {
-                let fresh = hint.regressor(
-                    &model.valid().forward(eval_batch.clone()).taps,
-                    &spec.guide.forward(eval_batch.clone()).taps,
-                    device,
-                )?;
-                let loaded = match &saved {
-                    Some(saved) => saved.hint(fresh)?,
-                    None => fresh,
+                let taps = |eval_batch: &K::Input| {
+                    let target = model.valid().forward(eval_batch.clone()).taps;
+                    (target, spec.guide.forward(eval_batch.clone()).taps)
                 };
-                Some(loaded.fork(&train_device))
+                let regressor = hint_regressor(hint, taps(&eval_batch), saved.as_ref(), device)?;
+                Some(regressor.fork(&train_device))
             }
             None => None,
         };
@@ -283,12 +279,7 @@ where
         let mut log = Log::new(spec.experiment, &arm.name, spec.seed);
         let train_len = spec.task.len(Split::Train);
         let bar = progress_bar(runtime.progress, planned_steps(spec, train_len), spec);
-        let guided_pairs = match arm.pairs {
-            Some(subset) => subset
-                .select(spec.pairs)
-                .map_err(|e| format!("arm `{}`: {e}", arm.name))?,
-            None => spec.pairs.to_vec(),
-        };
+        let guided_pairs = guided_pairs(arm, spec.pairs)?;
         if arm.guidance().is_some() {
             // How many pairs the term sums, for comparisons across subsets.
             log.step(0, GUIDED_PAIRS, guided_pairs.len() as f64);
@@ -300,19 +291,7 @@ where
         } else {
             None
         };
-        let mut state = State {
-            model,
-            regressor,
-            optim,
-            log,
-            best_model: None,
-            step: 0,
-            epoch: 0,
-            batch: 0,
-            train_loss: f64::NAN,
-            earlier_seconds: 0.0,
-            resumed: false,
-        };
+        let mut state = State::new(model, regressor, optim, log);
         if let Some(saved) = saved {
             state.resume(saved, fresh)?;
         }
@@ -709,6 +688,23 @@ where
 }
 
 impl<T: Network> State<T> {
+    /// Before the first step.
+    fn new(model: T, regressor: Option<Linear>, optim: ModuleOptimizer, log: Log) -> Self {
+        Self {
+            model,
+            regressor,
+            optim,
+            log,
+            best_model: None,
+            step: 0,
+            epoch: 0,
+            batch: 0,
+            train_loss: f64::NAN,
+            earlier_seconds: 0.0,
+            resumed: false,
+        }
+    }
+
     /// Continues from a checkpoint: its position, log and best network.
     fn resume(&mut self, saved: Saved, fresh: T) -> Result<(), String> {
         self.best_model = saved.best(fresh)?;
@@ -739,6 +735,31 @@ fn log_terms(log: &mut Log, step: u64, terms: &Terms) -> Vec<(&'static str, f64)
         }
     }
     values
+}
+
+/// The pairs the arm's guidance term sums: its subset, or all.
+fn guided_pairs(arm: &ArmConfig, pairs: &[Pair]) -> Result<Vec<Pair>, String> {
+    match arm.pairs {
+        Some(subset) => subset
+            .select(pairs)
+            .map_err(|e| format!("arm `{}`: {e}", arm.name)),
+        None => Ok(pairs.to_vec()),
+    }
+}
+
+/// A hinted arm's regressor, sized from the target's and the guide's taps
+/// on the fixed batch; its weights from the checkpoint when resuming.
+fn hint_regressor(
+    hint: &Hint,
+    (target, guide): (Vec<Tap>, Vec<Tap>),
+    saved: Option<&Saved>,
+    device: &Device,
+) -> Result<Linear, String> {
+    let fresh = hint.regressor(&target, &guide, device)?;
+    match saved {
+        Some(saved) => saved.hint(fresh),
+        None => Ok(fresh),
+    }
 }
 
 /// Adam, or AdamW where `weight_decay` > 0, with the configured clipping;

@@ -164,12 +164,12 @@ impl Setup {
         train_arm(
             &RunSpec {
                 experiment: "test",
-                arm: arm,
+                arm,
                 seed: 7,
-                guide: guide,
+                guide,
                 pairs: &pairs,
                 task: &self.data(),
-                config: config,
+                config,
             },
             target,
             &Runtime {

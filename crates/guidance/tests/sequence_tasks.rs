@@ -634,7 +634,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         train_arm(
             &RunSpec {
                 experiment: "test",
-                arm: arm,
+                arm,
                 seed: 5,
                 guide: &guide,
                 pairs: &pairs,
@@ -645,7 +645,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
             &Runtime {
                 device: &device,
                 progress: Progress::Quiet,
-                checkpoint: checkpoint,
+                checkpoint,
             },
         )
         .unwrap()
@@ -786,7 +786,7 @@ fn guidance_window_and_noise_fed_guide() {
         train_arm(
             &RunSpec {
                 experiment: "test",
-                arm: arm,
+                arm,
                 seed: 4,
                 guide: &guide,
                 pairs: &pairs,
