@@ -27,9 +27,11 @@ pub use guide_table::GuideTapTable;
 pub use lm::{LmTask, TOKEN_PPL, WORD_PPL, WindowCounts};
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairSubset, PairsConfig, resolve_pairs, uniform_pairs};
-pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, masked_cross_entropy};
-pub use task::{ImageData, Part, Score, TOP5_ACCURACY, Task, evaluate, score_part};
+pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, data_split, masked_cross_entropy};
+pub use task::{ImageData, Prediction, Score, TOP5_ACCURACY, Task, evaluate, score_split};
 pub use train::{ArmRun, GUIDED_PAIRS, Progress, RunSpec, Runtime, Terms, objective, train_arm};
+/// The split of the data a loop reads or a row was measured on.
+pub use untrainable_results::Split;
 
 /// The backend's random generator is one per process: a test that seeds it,
 /// or draws from it, holds this lock, so that tests running alongside do not

@@ -32,7 +32,7 @@ use crate::guide_table::GuideTapTable;
 use crate::loss::{guidance_loss, pair_cka};
 use crate::mapping::Pair;
 use crate::run_log::{Log, ValScore};
-use crate::task::{Part, Score, Task, score_part};
+use crate::task::{Prediction, Score, Task, score_split};
 
 /// Everything one (arm, seed) run produced.
 pub struct ArmRun<T> {
@@ -42,10 +42,10 @@ pub struct ArmRun<T> {
     /// selection), in evaluation mode on the plain device; `None` if no
     /// epoch finished.
     pub best: Option<T>,
-    /// That network's `(label, predicted class)` for every test example, in
-    /// order, where the task has a test split and predicts classes
+    /// That network's prediction for every test example, in order, where
+    /// the task has a test split and predicts classes
     /// ([`Score::predictions`](crate::Score::predictions)); empty otherwise.
-    pub test_predictions: Vec<(u32, u32)>,
+    pub test_predictions: Vec<Prediction>,
 }
 
 /// The metric under which a guided arm logs its number of guided pairs,
@@ -127,7 +127,7 @@ enum RandomStream {
 }
 
 impl RandomStream {
-    fn at(self, seed: u64, step: u64) -> u64 {
+    fn seed_of_step(self, seed: u64, step: u64) -> u64 {
         seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (self as u64).rotate_left(48)
             ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03)
@@ -266,29 +266,20 @@ where
         };
         let regressor = match &hint {
             Some(hint) => {
-                let fresh = hint.regressor(
-                    &model.valid().forward(eval_batch.clone()).taps,
-                    &spec.guide.forward(eval_batch.clone()).taps,
-                    device,
-                )?;
-                let loaded = match &saved {
-                    Some(saved) => saved.hint(fresh)?,
-                    None => fresh,
+                let taps = |eval_batch: &K::Input| {
+                    let target = model.valid().forward(eval_batch.clone()).taps;
+                    (target, spec.guide.forward(eval_batch.clone()).taps)
                 };
-                Some(loaded.fork(&train_device))
+                let regressor = hint_regressor(hint, taps(&eval_batch), saved.as_ref(), device)?;
+                Some(regressor.fork(&train_device))
             }
             None => None,
         };
         let optim = optimiser(config, saved.as_ref())?;
         let mut log = Log::new(spec.experiment, &arm.name, spec.seed);
-        let train_len = spec.task.len(Part::Train);
+        let train_len = spec.task.len(Split::Train);
         let bar = progress_bar(runtime.progress, planned_steps(spec, train_len), spec);
-        let guided_pairs = match arm.pairs {
-            Some(subset) => subset
-                .select(spec.pairs)
-                .map_err(|e| format!("arm `{}`: {e}", arm.name))?,
-            None => spec.pairs.to_vec(),
-        };
+        let guided_pairs = guided_pairs(arm, spec.pairs)?;
         if arm.guidance().is_some() {
             // How many pairs the term sums, for comparisons across subsets.
             log.step(0, GUIDED_PAIRS, guided_pairs.len() as f64);
@@ -300,19 +291,7 @@ where
         } else {
             None
         };
-        let mut state = State {
-            model,
-            regressor,
-            optim,
-            log,
-            best_model: None,
-            step: 0,
-            epoch: 0,
-            batch: 0,
-            train_loss: f64::NAN,
-            earlier_seconds: 0.0,
-            resumed: false,
-        };
+        let mut state = State::new(model, regressor, optim, log);
         if let Some(saved) = saved {
             state.resume(saved, fresh)?;
         }
@@ -359,7 +338,7 @@ where
         for w in 0..warmup.steps {
             untrainable_core::seed(
                 &self.train_device,
-                RandomStream::NoiseWarmup.at(spec.seed, w),
+                RandomStream::NoiseWarmup.seed_of_step(spec.seed, w),
             );
             let noise = spec.task.noise(config.batch_size, &self.train_device);
             let target_input = match warmup.noise_for {
@@ -368,7 +347,7 @@ where
                     // A fresh random batch per warm-up step, from a stream apart from the epochs'.
                     let idx = epoch_batches(self.train_len, config.batch_size, !spec.seed, w, true)
                         .swap_remove(0);
-                    spec.task.batch(Part::Train, &idx, &self.train_device).0
+                    spec.task.batch(Split::Train, &idx, &self.train_device).0
                 }
             };
             let guide_taps = spec.guide.forward(noise).taps;
@@ -400,9 +379,9 @@ where
         let (spec, arm) = (self.spec, self.spec.arm);
         untrainable_core::seed(
             &self.train_device,
-            RandomStream::TrainStep.at(spec.seed, step),
+            RandomStream::TrainStep.seed_of_step(spec.seed, step),
         );
-        let (input, targets) = spec.task.batch(Part::Train, idx, &self.train_device);
+        let (input, targets) = spec.task.batch(Split::Train, idx, &self.train_device);
         let teacher = match arm.objective {
             Objective::Distillation(d) => Some((d, spec.guide.forward(input.clone()).output)),
             _ => None,
@@ -492,7 +471,7 @@ where
             && state.step % every.max(1) == 0
         {
             let model = state.model.valid();
-            self.evaluate(&mut state.log, &model, Part::Val, state.step, None);
+            self.evaluate(&mut state.log, &model, Split::Val, state.step, None);
         }
         self.bar.inc(1);
         let values: Vec<String> = values.iter().map(|(n, v)| format!("{n} {v:.3}")).collect();
@@ -551,7 +530,7 @@ where
         let (spec, step) = (self.spec, state.step);
         let model = state.model.valid();
         let (loss, accuracy) = self
-            .evaluate(&mut state.log, &model, Part::Val, step, Some(epoch))
+            .evaluate(&mut state.log, &model, Split::Val, step, Some(epoch))
             .means();
         let target_taps = model.forward(self.eval_batch.clone()).taps;
         let guide_taps = spec.guide.forward(self.eval_batch.clone()).taps;
@@ -599,10 +578,10 @@ where
         epoch: u32,
     ) {
         let task = self.spec.task;
-        let n = self.spec.config.eval_batch_size.min(task.len(Part::Val));
+        let n = self.spec.config.eval_batch_size.min(task.len(Split::Val));
         let idx: Vec<usize> = (0..n).collect();
         let taps = model
-            .forward(task.batch(Part::Val, &idx, self.device).0)
+            .forward(task.batch(Split::Val, &idx, self.device).0)
             .taps;
         for tap in &taps {
             match twonn_dimension(&host_matrix(&tap.value), DEFAULT_TWONN_DISCARD) {
@@ -628,17 +607,12 @@ where
         &self,
         log: &mut Log,
         model: &T,
-        part: Part,
+        split: Split,
         step: u64,
         epoch: Option<u32>,
     ) -> Score {
         let (task, config) = (self.spec.task, self.spec.config);
-        let split = match part {
-            Part::Train => Split::Train,
-            Part::Val => Split::Val,
-            Part::Test => Split::Test,
-        };
-        let score = score_part(model, task, part, config.eval_batch_size, self.device);
+        let score = score_split(model, task, split, config.eval_batch_size, self.device);
         let (loss, accuracy) = score.means();
         log.row(step, epoch, split, "loss", loss);
         log.row(step, epoch, split, "accuracy", accuracy);
@@ -664,11 +638,11 @@ where
         } = state;
         log.final_train_loss = train_loss;
         let mut test_predictions = Vec::new();
-        if self.spec.task.len(Part::Test) > 0 {
+        if self.spec.task.len(Split::Test) > 0 {
             let selected = best_model.clone().unwrap_or_else(|| model.valid());
             let epoch = Some(log.best.epoch);
             test_predictions = self
-                .evaluate(&mut log, &selected, Part::Test, step, epoch)
+                .evaluate(&mut log, &selected, Split::Test, step, epoch)
                 .predictions;
         }
         let (rows, mut summary) = log.finish(Status::Ok, None, step, self.started);
@@ -714,6 +688,23 @@ where
 }
 
 impl<T: Network> State<T> {
+    /// Before the first step.
+    fn new(model: T, regressor: Option<Linear>, optim: ModuleOptimizer, log: Log) -> Self {
+        Self {
+            model,
+            regressor,
+            optim,
+            log,
+            best_model: None,
+            step: 0,
+            epoch: 0,
+            batch: 0,
+            train_loss: f64::NAN,
+            earlier_seconds: 0.0,
+            resumed: false,
+        }
+    }
+
     /// Continues from a checkpoint: its position, log and best network.
     fn resume(&mut self, saved: Saved, fresh: T) -> Result<(), String> {
         self.best_model = saved.best(fresh)?;
@@ -744,6 +735,31 @@ fn log_terms(log: &mut Log, step: u64, terms: &Terms) -> Vec<(&'static str, f64)
         }
     }
     values
+}
+
+/// The pairs the arm's guidance term sums: its subset, or all.
+fn guided_pairs(arm: &ArmConfig, pairs: &[Pair]) -> Result<Vec<Pair>, String> {
+    match arm.pairs {
+        Some(subset) => subset
+            .select(pairs)
+            .map_err(|e| format!("arm `{}`: {e}", arm.name)),
+        None => Ok(pairs.to_vec()),
+    }
+}
+
+/// A hinted arm's regressor, sized from the target's and the guide's taps
+/// on the fixed batch; its weights from the checkpoint when resuming.
+fn hint_regressor(
+    hint: &Hint,
+    (target, guide): (Vec<Tap>, Vec<Tap>),
+    saved: Option<&Saved>,
+    device: &Device,
+) -> Result<Linear, String> {
+    let fresh = hint.regressor(&target, &guide, device)?;
+    match saved {
+        Some(saved) => saved.hint(fresh),
+        None => Ok(fresh),
+    }
 }
 
 /// Adam, or AdamW where `weight_decay` > 0, with the configured clipping;
@@ -778,9 +794,9 @@ fn planned_steps<K: Task, G: Network>(spec: &RunSpec<'_, K, G>, train_len: usize
 }
 
 fn fixed_eval_batch<K: Task>(task: &K, config: &TrainConfig, device: &Device) -> K::Input {
-    let n = config.batch_size.min(task.len(Part::Val));
+    let n = config.batch_size.min(task.len(Split::Val));
     let idx: Vec<usize> = (0..n).collect();
-    task.batch(Part::Val, &idx, device).0
+    task.batch(Split::Val, &idx, device).0
 }
 
 fn progress_bar<K, G: Network>(

@@ -10,12 +10,11 @@ use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::task::top_k_correct;
 use untrainable_guidance::{
     ArmConfig, GUIDED_PAIRS, Guidance, GuideTapTable, ImageData, InputSpec, NoiseFor, NoiseWarmup,
-    Objective, PairSubset, PairsConfig, Part, Progress, Reduction, RunSpec, Runtime, StepWindow,
+    Objective, PairSubset, PairsConfig, Progress, Reduction, RunSpec, Runtime, Split, StepWindow,
     Task, TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::host::{DEFAULT_TWONN_DISCARD, twonn_dimension};
 use untrainable_repsim::{Distance, host_matrix};
-use untrainable_results::Split;
 use untrainable_tasks::Augment;
 use untrainable_tasks::fashion_mnist::ImageSet;
 
@@ -165,12 +164,12 @@ impl Setup {
         train_arm(
             &RunSpec {
                 experiment: "test",
-                arm: arm,
+                arm,
                 seed: 7,
-                guide: guide,
+                guide,
                 pairs: &pairs,
                 task: &self.data(),
-                config: config,
+                config,
             },
             target,
             &Runtime {
@@ -586,7 +585,7 @@ fn the_intrinsic_dimension_of_every_target_tap_is_logged_per_epoch_as_recomputed
     let n = config.eval_batch_size.min(setup.val.labels.len());
     let idx: Vec<usize> = (0..n).collect();
     let taps = best
-        .forward(setup.data().batch(Part::Val, &idx, &setup.device).0)
+        .forward(setup.data().batch(Split::Val, &idx, &setup.device).0)
         .taps;
     assert_eq!(logged.len(), taps.len());
     for ((name, value), tap) in logged.iter().zip(&taps) {
@@ -742,7 +741,7 @@ fn image_training_batches_are_augmented_and_evaluation_batches_and_guide_tables_
         };
         let idx: Vec<usize> = (0..16).collect();
         seed(&setup.device, 3);
-        let train = to_vec(data.batch(Part::Train, &idx, &setup.device).0);
+        let train = to_vec(data.batch(Split::Train, &idx, &setup.device).0);
         seed(&setup.device, 3);
         let drawn = to_vec(spec.training_batch(&setup.train, &idx, &setup.device).0);
         assert_eq!(
@@ -751,7 +750,7 @@ fn image_training_batches_are_augmented_and_evaluation_batches_and_guide_tables_
         );
         let stored = to_vec(spec.batch(&setup.train, &idx, &setup.device).0);
         assert_eq!(train != stored, augmented);
-        for part in [Part::Val, Part::Test] {
+        for part in [Split::Val, Split::Test] {
             assert_eq!(
                 to_vec(data.batch(part, &idx, &setup.device).0),
                 to_vec(spec.batch(&setup.val, &idx, &setup.device).0),

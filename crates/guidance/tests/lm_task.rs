@@ -12,9 +12,9 @@ use burn::module::{Initializer, Module};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use untrainable_core::{Forward, Network, TokenBatch};
-use untrainable_guidance::{LmTask, Part, Task, WindowCounts, evaluate};
+use untrainable_guidance::{LmTask, Split, Task, WindowCounts, data_split, evaluate};
+use untrainable_tasks::DataError;
 use untrainable_tasks::sotu::{self, Sotu, SotuLm};
-use untrainable_tasks::{DataError, Split};
 
 fn real() -> Option<Sotu> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -82,9 +82,10 @@ fn uniform_model_word_perplexity_is_v_to_the_tokens_per_word() {
     assert_eq!(v, lm.vocab_size);
     let model = Uniform::new(v, &device);
     let task = LmTask::new(data, lm.context, WindowCounts::all()).unwrap();
-    for (part, split) in [(Part::Val, Split::Val), (Part::Test, Split::Test)] {
+    for part in [Split::Val, Split::Test] {
         let (loss, _) = evaluate(&model, &task, part, 256, &device);
         let ppl = task.perplexity(part, loss);
+        let split = data_split(part);
         // By hand, from the split's own stream: every scored token costs ln V.
         let stream = corpus.stream(&task.data.tokenizer, task.data.splits.indices(split));
         let windows = stream.windows(lm.context);
@@ -117,11 +118,11 @@ fn uniform_model_word_perplexity_is_v_to_the_tokens_per_word() {
     let windows = sliced.data.val.windows(lm.context);
     let n = windows.len();
     let words: usize = (0..100).map(|k| windows.get(k * n / 100).words).sum();
-    assert_eq!(sliced.len(Part::Val), 100);
-    assert_eq!(sliced.words(Part::Val), words);
-    let (loss, _) = evaluate(&model, &sliced, Part::Val, 64, &device);
+    assert_eq!(sliced.len(Split::Val), 100);
+    assert_eq!(sliced.words(Split::Val), words);
+    let (loss, _) = evaluate(&model, &sliced, Split::Val, 64, &device);
     let by_hand = (v as f64).powf((100 * lm.context) as f64 / words as f64);
-    let ppl = sliced.perplexity(Part::Val, loss);
+    let ppl = sliced.perplexity(Split::Val, loss);
     assert!(
         (ppl.word - by_hand).abs() / by_hand < 1e-4,
         "{ppl:?} vs {by_hand}"

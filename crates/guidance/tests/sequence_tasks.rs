@@ -8,7 +8,7 @@ use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
     ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, Guidance, HintConfig, NoiseFor,
-    NoiseWarmup, Objective, PairsConfig, ParityTask, Part, Progress, Reduction, RunSpec, Runtime,
+    NoiseWarmup, Objective, PairsConfig, ParityTask, Progress, Reduction, RunSpec, Runtime, Split,
     StepDecay, StepWindow, Task, TokenTargets, TrainConfig, distillation_loss, evaluate,
     masked_cross_entropy, resolve_pairs, train_arm,
 };
@@ -47,7 +47,7 @@ fn copy_paste(min_len: usize, max_len: usize) -> CopyPasteTask {
 fn copy_paste_batches_score_exactly_the_copied_positions() {
     let device = Device::flex();
     let task = copy_paste(3, 6);
-    let (input, targets) = task.batch(Part::Train, &[0, 1, 2, 3], &device);
+    let (input, targets) = task.batch(Split::Train, &[0, 1, 2, 3], &device);
     let time = input.time();
     assert_eq!(targets.ids.dims(), [4 * time]);
     let weights = to_vec(targets.weights.clone());
@@ -77,14 +77,14 @@ fn copy_paste_batches_score_exactly_the_copied_positions() {
             }
         }
     }
-    let val = task.batch(Part::Val, &[0], &device).0;
+    let val = task.batch(Split::Val, &[0], &device).0;
     assert_ne!(
         val.ids
             .into_data()
             .convert::<i64>()
             .try_to_vec::<i64>()
             .unwrap(),
-        task.batch(Part::Train, &[0], &device)
+        task.batch(Split::Train, &[0], &device)
             .0
             .ids
             .into_data()
@@ -152,7 +152,7 @@ fn parity_batches_carry_the_labels_of_their_bits() {
         data_seed: 9,
     };
     let indices: Vec<usize> = (0..32).collect();
-    let (input, labels) = task.batch(Part::Train, &indices, &device);
+    let (input, labels) = task.batch(Split::Train, &indices, &device);
     let ids: Vec<i64> = input
         .ids
         .into_data()
@@ -266,7 +266,7 @@ fn guided_training_runs_on_copy_paste() {
     assert!(run.summary.final_val_accuracy.is_finite() && run.summary.final_val_loss.is_finite());
     // The kept network is the one at the lowest validation loss.
     let best = run.best.expect("an epoch finished");
-    let (loss, accuracy) = evaluate(&best, &copy_paste(3, 6), Part::Val, 16, &device);
+    let (loss, accuracy) = evaluate(&best, &copy_paste(3, 6), Split::Val, 16, &device);
     assert!(
         (loss - run.summary.best_val_loss).abs() < 1e-5,
         "{loss} vs {}",
@@ -280,7 +280,7 @@ fn guided_training_runs_on_copy_paste() {
         .filter(|r| r.split == untrainable_results::Split::Test)
         .collect();
     assert_eq!(test.len(), 2);
-    let (test_loss, test_accuracy) = evaluate(&best, &copy_paste(3, 6), Part::Test, 16, &device);
+    let (test_loss, test_accuracy) = evaluate(&best, &copy_paste(3, 6), Split::Test, 16, &device);
     assert_eq!(
         (test[0].metric.as_str(), test[0].value),
         ("loss", test_loss)
@@ -634,7 +634,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         train_arm(
             &RunSpec {
                 experiment: "test",
-                arm: arm,
+                arm,
                 seed: 5,
                 guide: &guide,
                 pairs: &pairs,
@@ -645,7 +645,7 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
             &Runtime {
                 device: &device,
                 progress: Progress::Quiet,
-                checkpoint: checkpoint,
+                checkpoint,
             },
         )
         .unwrap()
@@ -786,7 +786,7 @@ fn guidance_window_and_noise_fed_guide() {
         train_arm(
             &RunSpec {
                 experiment: "test",
-                arm: arm,
+                arm,
                 seed: 4,
                 guide: &guide,
                 pairs: &pairs,

@@ -404,38 +404,59 @@ fn fcn_taps(config: &FcnConfig) -> Vec<String> {
 
 /// The training, validation and test images of a run.
 pub struct FashionData {
-    train: ImageSet,
-    val: ImageSet,
-    test: ImageSet,
+    pub train: ImageSet,
+    pub val: ImageSet,
+    pub test: ImageSet,
 }
 
 impl FashionData {
-    /// Reads Fashion-MNIST and splits it as `config.data` says.
-    fn load(config: &Config, args: &FashionArgs) -> Result<Self, String> {
+    /// Reads Fashion-MNIST, places it on `canvas` if one is given, and holds
+    /// `val_size` of its training images out for validation (split by
+    /// `split_seed`); of the rest, `train_size` are kept, 0 for all.
+    pub fn read(
+        args: &FashionArgs,
+        canvas: Option<Canvas>,
+        val_size: usize,
+        train_size: usize,
+        split_seed: u64,
+    ) -> Result<Self, String> {
         let mut data = FashionMnist::load(args.data.as_deref()).map_err(|e| e.to_string())?;
-        if let Some(canvas) = config.data.canvas {
+        if let Some(canvas) = canvas {
             // The test file draws its offsets from another seed than the training file.
-            data.train = canvas.place(&data.train, config.data.split_seed)?;
-            data.test = canvas.place(&data.test, !config.data.split_seed)?;
+            data.train = canvas.place(&data.train, split_seed)?;
+            data.test = canvas.place(&data.test, !split_seed)?;
         }
-        let (train, val) = split_train_val(
-            &data.train,
-            config.data.val_size,
-            (config.data.train_size > 0).then_some(config.data.train_size),
-            config.data.split_seed,
-        )
-        .map_err(|e| e.to_string())?;
-        let test = match config.data.test_size {
-            0 => data.test,
-            n if n <= data.test.len() => data.test.subset(&(0..n).collect::<Vec<_>>()),
+        let train_size = (train_size > 0).then_some(train_size);
+        let (train, val) = split_train_val(&data.train, val_size, train_size, split_seed)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            train,
+            val,
+            test: data.test,
+        })
+    }
+
+    /// The images as `config.data` says, the test set cut to `test_size`.
+    fn load(config: &Config, args: &FashionArgs) -> Result<Self, String> {
+        let data = &config.data;
+        let read = Self::read(
+            args,
+            data.canvas,
+            data.val_size,
+            data.train_size,
+            data.split_seed,
+        )?;
+        let test = match data.test_size {
+            0 => read.test,
+            n if n <= read.test.len() => read.test.subset(&(0..n).collect::<Vec<_>>()),
             n => {
                 return Err(format!(
                     "data.test_size = {n} but the test set has {} images; lower it (0 takes them all)",
-                    data.test.len()
+                    read.test.len()
                 ));
             }
         };
-        Ok(Self { train, val, test })
+        Ok(Self { test, ..read })
     }
 }
 

@@ -6,8 +6,8 @@
 use burn::tensor::Device;
 use untrainable_core::{Guide, Network};
 use untrainable_guidance::{
-    ArmConfig, Checkpointing, GuideState, PairsConfig, Part, RunSpec, Runtime, Task, TrainConfig,
-    resolve_pairs, score_part, train_arm,
+    ArmConfig, Checkpointing, GuideState, PairsConfig, RunSpec, Runtime, Split, Task, TrainConfig,
+    resolve_pairs, score_split, train_arm,
 };
 use untrainable_results::SummaryRow;
 
@@ -101,7 +101,7 @@ where
                     GuideState::Untrained => &untrained,
                     GuideState::Trained => trained.as_ref().expect("trained when an arm needs it"),
                 };
-                let run = self.arm(arm, seed, |device| {
+                let run = self.run_or_keep(arm, seed, |device| {
                     // The same seed gives every arm the same initial target.
                     untrainable_core::seed(device, seed);
                     let target = (self.target)(device);
@@ -163,10 +163,10 @@ where
                 stored.summary.experiment = self.context.experiment.to_string();
                 // The stored network is the selected one: its test predictions
                 // are those its training would have made.
-                let score = score_part(
+                let score = score_split(
                     &stored.network,
                     self.task,
-                    Part::Test,
+                    Split::Test,
                     train.eval_batch_size,
                     &self.context.device,
                 );
@@ -223,7 +223,7 @@ where
                 self.context
                     .run_dir
                     .save(&run.rows, &run.summary, &predictions)?;
-                report(&run.summary);
+                log_summary(&run.summary);
                 results.extend(RunResults {
                     rows: run.rows,
                     summaries: vec![run.summary],
@@ -245,7 +245,7 @@ where
 
     /// One (arm, seed) run: kept from an earlier invocation when resuming,
     /// otherwise run and saved; its summary line printed either way.
-    fn arm(
+    fn run_or_keep(
         &self,
         arm: &ArmConfig,
         seed: u64,
@@ -267,13 +267,13 @@ where
                 results
             }
         };
-        results.summaries.iter().for_each(report);
+        results.summaries.iter().for_each(log_summary);
         Ok(results)
     }
 }
 
 /// One line per finished (arm, seed) run.
-fn report(summary: &SummaryRow) {
+fn log_summary(summary: &SummaryRow) {
     tracing::info!(
         "{:>18} seed {}: {} after {} steps, val loss final {:.4} best {:.4} (epoch {}), val acc {:.4}, {:.0} s",
         summary.arm,

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use untrainable_guidance::Prediction;
 use untrainable_results::{
     MetricRow, PredictionRow, SummaryRow, read_metrics, read_predictions, read_summary,
     write_metrics, write_predictions, write_summary,
@@ -44,19 +45,21 @@ pub fn prediction_rows(
     experiment: &str,
     arm: &str,
     seed: u64,
-    predictions: &[(u32, u32)],
+    predictions: &[Prediction],
 ) -> Vec<PredictionRow> {
     predictions
         .iter()
         .enumerate()
-        .map(|(example, &(label, predicted))| PredictionRow {
-            experiment: experiment.to_string(),
-            arm: arm.to_string(),
-            seed,
-            example: example as u64,
-            label,
-            predicted,
-        })
+        .map(
+            |(example, &Prediction { label, predicted })| PredictionRow {
+                experiment: experiment.to_string(),
+                arm: arm.to_string(),
+                seed,
+                example: example as u64,
+                label,
+                predicted,
+            },
+        )
         .collect()
 }
 

@@ -183,5 +183,8 @@ fn the_pilot_config_resolves_with_its_gates() {
     let run = exp(&["--config", config, "--dry-run"]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let stdout = text(&run.stdout);
-    assert!(stdout.contains("max_len = 40") && stdout.contains("[[gates]]"), "{stdout}");
+    assert!(
+        stdout.contains("max_len = 40") && stdout.contains("[[gates]]"),
+        "{stdout}"
+    );
 }

@@ -14,10 +14,9 @@ use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_guidance::{ArmConfig, ImageData, InputSpec, PairsConfig, TrainConfig};
-use untrainable_image_experiment::FashionArgs;
+use untrainable_image_experiment::{FashionArgs, FashionData};
 use untrainable_results::{Gate, MetricRow};
 use untrainable_runner::{CommonArgs, Context, Experiment, GuidedExperiment, Preset, RunResults};
-use untrainable_tasks::fashion_mnist::{FashionMnist, ImageSet, split_train_val};
 
 struct FcnWarmup;
 
@@ -33,8 +32,8 @@ and config.toml, then draws <figures>/fcn-warmup.{png,svg}.";
     ];
     type Config = Config;
     type Args = FashionArgs;
-    /// The training and validation images.
-    type Data = (ImageSet, ImageSet);
+    /// The training and validation images (the test images go unused).
+    type Data = FashionData;
 
     fn seeds(config: &Config) -> u64 {
         config.seeds
@@ -48,19 +47,13 @@ and config.toml, then draws <figures>/fcn-warmup.{png,svg}.";
         config.validate()
     }
 
-    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<Self::Data, String> {
-        let data = FashionMnist::load(args.data.as_deref()).map_err(|e| e.to_string())?;
-        split_train_val(
-            &data.train,
-            config.data.val_size,
-            (config.data.train_size > 0).then_some(config.data.train_size),
-            config.data.split_seed,
-        )
-        .map_err(|e| e.to_string())
+    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<FashionData, String> {
+        let data = &config.data;
+        FashionData::read(args, None, data.val_size, data.train_size, data.split_seed)
     }
 
-    fn run(config: &Config, data: &Self::Data, context: &Context) -> Result<RunResults, String> {
-        let (train, val) = data;
+    fn run(config: &Config, data: &FashionData, context: &Context) -> Result<RunResults, String> {
+        let (train, val) = (&data.train, &data.val);
         let images = ImageData {
             train,
             val,

@@ -26,13 +26,13 @@ use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::{RnnLmConfig, tap_name};
 use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_guidance::{
-    ArmConfig, LmTask, PairsConfig, Part, Task, TrainConfig, WORD_PPL, WindowCounts, resolve_pairs,
+    ArmConfig, LmTask, PairsConfig, Split, Task, TrainConfig, WORD_PPL, WindowCounts, data_split,
+    resolve_pairs,
 };
-use untrainable_results::{Gate, MetricRow, Split, SummaryRow, mean_sd};
+use untrainable_results::{Gate, MetricRow, SummaryRow, mean_sd};
 use untrainable_runner::{
     CommonArgs, Context, Experiment, GUIDE_ARM, GuidedExperiment, Preset, RunResults,
 };
-use untrainable_tasks::Split as DataSplit;
 use untrainable_tasks::sotu::{Sotu, SotuLm};
 
 struct Lm;
@@ -288,26 +288,22 @@ fn load_task(config: &Config, args: &SotuArgs, common: &CommonArgs) -> Result<Lm
         .train
         .batch_size
         .max(config.guide_train.as_ref().map_or(0, |t| t.batch_size));
-    if task.len(Part::Train) < batch {
+    if task.len(Split::Train) < batch {
         return Err(format!(
             "the training split has {} windows of lm.context = {} tokens, fewer than a batch of {batch}",
-            task.len(Part::Train),
+            task.len(Split::Train),
             config.lm.context
         ));
     }
-    for (split, part) in [
-        (DataSplit::Train, Part::Train),
-        (DataSplit::Val, Part::Val),
-        (DataSplit::Test, Part::Test),
-    ] {
+    for split in Split::ALL {
         tracing::info!(
             "lm {}: {} speeches, {} windows of {} tokens ({} tokens, {} words scored)",
-            split.name(),
-            task.data.splits.indices(split).len(),
-            task.len(part),
+            split.as_str(),
+            task.data.splits.indices(data_split(split)).len(),
+            task.len(split),
             task.context,
-            task.tokens(part),
-            task.words(part)
+            task.tokens(split),
+            task.words(split)
         );
     }
     tracing::info!(
