@@ -90,16 +90,26 @@ where
     pub fn run(&self, seeds: &[u64]) -> Result<RunResults, String> {
         let mut results = RunResults::default();
         for &seed in seeds {
+            // Every run is met, in order, even where a slice of the grid skips it.
+            let arms: Vec<&ArmConfig> = (self.arms.iter())
+                .filter(|arm| self.run_dir.wants(arm, seed))
+                .collect();
+            if arms.is_empty() {
+                continue;
+            }
             untrainable_core::seed(self.device, guide_seed(seed));
             let untrained = Guide::new((self.guide)(self.device));
-            let trained = if self.arms.iter().any(|a| a.guide == GuideState::Trained) {
+            let trained = if arms.iter().any(|a| a.guide == GuideState::Trained) {
                 Some(self.trained_guide(seed, &untrained, &mut results)?)
             } else {
                 None
             };
+            if !self.run_dir.trains_runs() {
+                continue;
+            }
             let target_taps = (self.target)(self.device).tap_names();
             let pairs = resolve_pairs(self.pairs, &target_taps, &untrained.network().tap_names())?;
-            for arm in self.arms {
+            for arm in arms {
                 let guide = match arm.guide {
                     GuideState::Untrained => &untrained,
                     GuideState::Trained => trained.as_ref().expect("trained when an arm needs it"),
@@ -152,6 +162,8 @@ where
             untrainable_core::seed(self.device, guide_seed(seed));
             (self.guide)(self.device)
         };
+        // Processes sharing the store (slices of the grid) train it once.
+        let _trainer = self.store.lock(GUIDE_ARM, &recipe)?;
         let network = match self.store.load(GUIDE_ARM, &recipe, fresh())? {
             Some(mut stored) => {
                 tracing::info!(
@@ -178,6 +190,13 @@ where
                     predictions: prediction_rows(self.name, GUIDE_ARM, seed, &score.predictions),
                 });
                 stored.network
+            }
+            None if self.run_dir.from_shards() => {
+                return Err(format!(
+                    "the trained {GUIDE_ARM} of seed {seed} is not in the store {}, where the \
+                     slices of the grid read it; run the guides' job (--guides-only) again",
+                    self.store.dir().display()
+                ));
             }
             None => {
                 let arm = ArmConfig::plain(GUIDE_ARM);
@@ -233,6 +252,13 @@ where
             Some(done) if self.resume => {
                 tracing::info!("{} seed {seed}: kept from the earlier run", arm.name);
                 done
+            }
+            _ if self.run_dir.from_shards() => {
+                return Err(format!(
+                    "{} seed {seed} is not finished in {}: the slices merged do not have it",
+                    arm.name,
+                    self.run_dir.path().display()
+                ));
             }
             _ => {
                 let results = run(self.device)?;

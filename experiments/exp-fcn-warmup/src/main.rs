@@ -174,9 +174,6 @@ fn run(cli: &Cli) -> Result<(), String> {
     );
     println!("{}\n", untrainable_results::arm_table(&results.summaries));
     println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(EXPERIMENT);
-    paper_figures::draw_fcn_warmup(&results.rows, &stem)
-        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
+    args.draw_figure(EXPERIMENT, |stem| paper_figures::draw_fcn_warmup(&results.rows, stem))?;
     Ok(())
 }

@@ -481,9 +481,7 @@ pub fn run(
         accuracy_table(&rows, &summaries, experiment.paper_top5)
     );
     println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(experiment.name);
-    (experiment.draw)(&rows, &stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
+    args.draw_figure(experiment.name, |stem| (experiment.draw)(&rows, stem))?;
     Ok(())
 }
 
