@@ -161,7 +161,8 @@ while :; do
       ;;
     *)
       echo "submit: merge job $MERGE_JOB ended $state; the shard tasks:" >&2
-      scontrol show job -o "$ARRAY_JOB" | grep -o 'ArrayTaskId=[0-9]* JobState=[A-Z_]*\|JobId=[0-9]* .*JobState=[A-Z_]*' | sed 's/ .*JobState=/ /' >&2 || true
+      scontrol show job -o "$ARRAY_JOB" 2>/dev/null |
+        sed -n 's/.*ArrayTaskId=\([0-9]*\).*JobState=\([A-Z_]*\).*/  task \1: \2/p' >&2 || true
       echo "submit: logs in $JOBS/logs; rerun failed slices with --array I (they resume)" >&2
       exit 1
       ;;
