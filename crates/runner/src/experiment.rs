@@ -143,16 +143,14 @@ fn run<E: Experiment>(args: &CommonArgs, own: &E::Args) -> Result<(), String> {
     for table in E::tables(&results) {
         println!("{table}\n");
     }
+    // A slice of the grid is measured once merged with the others.
     let gates = E::gates(&config);
-    if !gates.is_empty() {
+    if !gates.is_empty() && args.selection().is_whole() {
         let regime = evaluate(E::NAME, gates, &results.rows, summaries);
         let path = run_dir.path().join("regime.parquet");
         untrainable_results::write_regime(&path, &regime).map_err(|e| e.to_string())?;
         println!("{}", regime_table(&regime));
     }
     println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(E::NAME);
-    E::draw(&results.rows, &stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
-    Ok(())
+    args.draw_figure(E::NAME, |stem| E::draw(&results.rows, stem))
 }

@@ -87,16 +87,26 @@ where
     pub fn run(&self) -> Result<RunResults, String> {
         let mut results = RunResults::default();
         for &seed in &self.context.seeds {
+            // Every run is met, in order, even where a slice of the grid skips it.
+            let arms: Vec<&ArmConfig> = (self.arms.iter())
+                .filter(|arm| self.context.run_dir.wants(arm, seed))
+                .collect();
+            if arms.is_empty() {
+                continue;
+            }
             untrainable_core::seed(&self.context.device, guide_seed(seed));
             let untrained = Guide::new((self.guide)(&self.context.device));
-            let trained = if self.arms.iter().any(|a| a.guide == GuideState::Trained) {
+            let trained = if arms.iter().any(|a| a.guide == GuideState::Trained) {
                 Some(self.trained_guide(seed, &untrained, &mut results)?)
             } else {
                 None
             };
+            if !self.context.run_dir.trains_runs() {
+                continue;
+            }
             let target_taps = (self.target)(&self.context.device).tap_names();
             let pairs = resolve_pairs(self.pairs, &target_taps, &untrained.network().tap_names())?;
-            for arm in self.arms {
+            for arm in arms {
                 let guide = match arm.guide {
                     GuideState::Untrained => &untrained,
                     GuideState::Trained => trained.as_ref().expect("trained when an arm needs it"),
@@ -150,6 +160,8 @@ where
             untrainable_core::seed(&self.context.device, guide_seed(seed));
             (self.guide)(&self.context.device)
         };
+        // Processes sharing the store (slices of the grid) train it once.
+        let _trainer = self.context.store.lock(GUIDE_ARM, &recipe)?;
         let network = match self.context.store.load(GUIDE_ARM, &recipe, fresh())? {
             Some(mut stored) => {
                 tracing::info!(
@@ -181,6 +193,13 @@ where
                     ),
                 });
                 stored.network
+            }
+            None if self.context.run_dir.from_shards() => {
+                return Err(format!(
+                    "the trained {GUIDE_ARM} of seed {seed} is not in the store {}, where the \
+                     slices of the grid read it; run the guides' job (--guides-only) again",
+                    self.context.store.dir().display()
+                ));
             }
             None => {
                 let arm = ArmConfig::plain(GUIDE_ARM);
@@ -255,6 +274,13 @@ where
             Some(done) if self.context.resume => {
                 tracing::info!("{} seed {seed}: kept from the earlier run", arm.name);
                 done
+            }
+            _ if self.context.run_dir.from_shards() => {
+                return Err(format!(
+                    "{} seed {seed} is not finished in {}: the slices merged do not have it",
+                    arm.name,
+                    self.context.run_dir.path().display()
+                ));
             }
             _ => {
                 let results = run(&self.context.device)?;

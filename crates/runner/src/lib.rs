@@ -4,8 +4,10 @@
 
 pub mod experiment;
 pub mod guided;
+pub mod merge;
 pub mod overrides;
 pub mod run_dir;
+pub mod shard;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,7 @@ use untrainable_guidance::Progress;
 pub use experiment::{Context, Experiment, NoArgs, main};
 pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
 pub use run_dir::{RunDir, RunResults, prediction_rows};
+pub use shard::{OnlySpec, Selection, ShardSpec};
 
 /// The scale a run is configured for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +88,26 @@ pub struct CommonArgs {
     /// Print the resolved config and exit without training.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run only the I-th of N slices of the (arm, seed) runs (0 ≤ I < N),
+    /// into OUT/<experiment>/shards/I-of-N/; `merge` joins the slices.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<ShardSpec>,
+    /// Run only the runs of this arm and/or seed (repeatable), into a
+    /// directory under OUT/<experiment>/shards/.
+    #[arg(long, value_name = "arm=NAME,seed=S")]
+    pub only: Vec<OnlySpec>,
+    /// Only train the trained guides that the selected runs need, into the
+    /// store OUT/trained (a cluster's job before the runs that read them).
+    #[arg(long)]
+    pub guides_only: bool,
+    /// Print the (arm, seed) runs of the config in order, one
+    /// `arm=NAME,seed=S` a line, and train nothing.
+    #[arg(long)]
+    pub list_runs: bool,
+    /// Train nothing: every run must be finished in OUT/<experiment>/runs,
+    /// where `merge` put the slices' runs.
+    #[arg(long, hide = true)]
+    pub from_shards: bool,
     /// No progress bars (for CI and logs).
     #[arg(long)]
     pub quiet: bool,
@@ -190,13 +213,56 @@ impl CommonArgs {
 
     /// The experiment's results directory, prepared for a run of
     /// `resolved_config` with these options (`--resume`, `--checkpoint-every`).
+    /// A slice of the grid (`--shard`, `--only`, `--guides-only`) goes to
+    /// its own directory under `shards/`; `--list-runs` writes nothing.
     pub fn run_dir(&self, experiment: &str, resolved_config: &str) -> Result<RunDir, String> {
-        Ok(RunDir::prepare(
-            &self.experiment_dir(experiment),
-            resolved_config,
-            self.resume,
-        )?
-        .with_checkpoint_every(self.checkpoint_every))
+        let selection = self.selection();
+        if self.from_shards && !selection.is_whole() {
+            return Err("--from-shards (merge's replay) runs the whole grid; drop --shard, \
+                        --only, --guides-only and --list-runs"
+                .into());
+        }
+        let whole = self.experiment_dir(experiment);
+        let shard = shard::ShardRun::new(experiment, selection.clone(), &whole);
+        if selection.list {
+            return RunDir::at(&whole).with_shard(shard);
+        }
+        if selection.is_whole() {
+            let dir = RunDir::prepare(&whole, resolved_config, self.resume)?;
+            return Ok(dir
+                .with_checkpoint_every(self.checkpoint_every)
+                .with_from_shards(self.from_shards));
+        }
+        let dir = whole.join("shards").join(selection.dir_name());
+        RunDir::prepare(&dir, resolved_config, self.resume)?
+            .with_checkpoint_every(self.checkpoint_every)
+            .with_shard(shard)
+    }
+
+    /// The slice of the grid these options select.
+    pub fn selection(&self) -> Selection {
+        Selection {
+            shard: self.shard,
+            only: self.only.clone(),
+            guides_only: self.guides_only,
+            list: self.list_runs,
+        }
+    }
+
+    /// Draws the figure with `draw` at [`Self::figure_stem`], unless this
+    /// invocation runs a slice of the grid: `merge` draws it from them all.
+    pub fn draw_figure<E: std::fmt::Display>(
+        &self,
+        experiment: &str,
+        draw: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(), String> {
+        if !self.selection().is_whole() {
+            return Ok(());
+        }
+        let stem = self.figure_stem(experiment);
+        draw(&stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
+        println!("drew {}.png and .svg", stem.display());
+        Ok(())
     }
 
     /// `<figures dir>/<experiment>`, the stem of the `.png` and `.svg`.
