@@ -24,7 +24,8 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, batch_norm, batch_norm_relu, conv2d};
+use untrainable_core::{Forward, Network, Tap};
+use untrainable_kernels::{batch_norm, batch_norm_relu, conv2d};
 
 /// The first layers, which set how much the image is downsampled early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -522,18 +523,8 @@ impl Network for ResNet {
 mod tests {
     use super::*;
     use burn::module::Param;
-    use std::sync::{Mutex, MutexGuard};
-    use untrainable_core::{Guide, parameter_values, seed, to_vec};
-
-    /// The backend's random generator is one per process: every test that
-    /// draws weights takes this lock, so that a seeded test is not disturbed.
-    static GENERATOR: Mutex<()> = Mutex::new(());
-
-    fn generator() -> MutexGuard<'static, ()> {
-        GENERATOR
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+    use untrainable_core::random_stream_lock as generator;
+    use untrainable_core::{Guide, check_taps, parameter_values, seed, to_vec};
 
     fn small(width: usize) -> ResNetConfig {
         ResNetConfig {
@@ -584,7 +575,7 @@ mod tests {
         assert_eq!(out.output.dims(), [2, 10]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
         assert_eq!(names.len(), 21);
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
         assert_eq!(names, small(4).tap_names());
         assert_eq!(names[0], "conv1");
         assert_eq!(
@@ -609,7 +600,7 @@ mod tests {
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
         // 1 stem conv + 16 blocks × 3 convs + 4 downsample convs + avgpool.
         assert_eq!(names.len(), 54);
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
         assert_eq!(names, config.tap_names());
         // Stage 1 widens 2 → 8 channels, so its first block has a downsample too.
         assert_eq!(
@@ -654,7 +645,7 @@ mod tests {
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
         // 49 convs + avgpool (NOTES §1.4).
         assert_eq!(names.len(), 50);
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
         assert_eq!(names, config.tap_names());
         assert!(names.iter().all(|n| !n.contains("downsample")));
         let shape = |name: &str| {

@@ -11,7 +11,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Linea
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, batch_norm, dropout, linear};
+use untrainable_core::{Forward, Network, Tap};
+use untrainable_kernels::{batch_norm, dropout, linear};
 
 /// The shape of a fully connected network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,18 +201,8 @@ impl Network for Fcn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Mutex, MutexGuard};
-    use untrainable_core::{parameter_values, seed, to_vec};
-
-    /// The backend's random generator is one per process: every test that
-    /// draws weights takes this lock, so that a seeded test is not disturbed.
-    static GENERATOR: Mutex<()> = Mutex::new(());
-
-    fn generator() -> MutexGuard<'static, ()> {
-        GENERATOR
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+    use untrainable_core::random_stream_lock as generator;
+    use untrainable_core::{check_taps, parameter_values, seed, to_vec};
 
     /// Inputs of the small config whose examples differ.
     fn inputs(batch: usize, device: &Device) -> Tensor<4> {
@@ -243,8 +234,7 @@ mod tests {
         assert_eq!(out.output.dims(), [6, 4]);
         let widths: Vec<_> = out.taps.iter().map(|t| t.value.dims()[1]).collect();
         assert_eq!(widths, config.widths());
-        let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 6).unwrap();
     }
 
     #[test]

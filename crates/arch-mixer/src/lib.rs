@@ -11,7 +11,8 @@ use burn::module::Module;
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, linear};
+use untrainable_core::{Forward, Network, Tap};
+use untrainable_kernels::linear;
 
 /// The shape of an MLP-Mixer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,8 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch, linear, tanh_recurrence};
+use untrainable_core::{Forward, Network, Tap, TokenBatch};
+use untrainable_kernels::{linear, tanh_recurrence};
 
 /// The copy-paste vocabulary of the paper: digits 0–9, an unused id, COPY
 /// and EOS (NOTES §2.2).
@@ -91,7 +92,7 @@ impl TanhRnn {
     /// `(batch, time, hidden)` and the state after the last step.
     ///
     /// The input projection of all steps is one matmul, with both biases
-    /// folded in; the recurrence is `untrainable_core::tanh_recurrence`, an
+    /// folded in; the recurrence is `untrainable_kernels::tanh_recurrence`, an
     /// initial state entering as `h_0 W_hh` added to the first step's
     /// projection.
     pub fn forward(&self, x: Tensor<3>, initial: Option<Tensor<2>>) -> (Tensor<3>, Tensor<2>) {
@@ -415,15 +416,9 @@ impl Network for ParityRnn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use untrainable_core::{Guide, parameter_values, seed, to_vec};
+    use untrainable_core::{Guide, check_taps, parameter_values, seed, to_vec};
 
-    /// The device's random stream is shared by the whole test process: tests
-    /// that draw weights take this lock, so that a seeded draw is not
-    /// interleaved with another test's.
-    fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-        static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+    use untrainable_core::random_stream_lock as rng_lock;
 
     fn device() -> Device {
         Device::flex()
@@ -475,7 +470,7 @@ mod tests {
         }
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
         assert_eq!(names, ["rnn0", "rnn1", "rnn2"]);
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
     }
 
     #[test]

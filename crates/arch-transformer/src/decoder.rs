@@ -6,7 +6,8 @@ use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch, dropout, linear};
+use untrainable_core::{Forward, Network, Tap, TokenBatch};
+use untrainable_kernels::{dropout, linear};
 
 use crate::block::{Block, BlockSpec, Masks, sinusoids, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -310,7 +311,7 @@ impl Network for CausalLm {
 mod tests {
     use super::*;
     use crate::testing::{build, build_seeded, hold_random_stream};
-    use untrainable_core::{Guide, parameter_values, to_vec};
+    use untrainable_core::{Guide, check_taps, parameter_values, to_vec};
 
     fn small(cross: CrossAttention, shared: bool) -> CausalLmConfig {
         CausalLmConfig {
@@ -354,7 +355,7 @@ mod tests {
         let out = net.forward(batch(&rows(), &device));
         assert_eq!(out.output.dims(), [2 * 7, 11]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, rows().len()).unwrap();
         assert_eq!(names.len(), 3 * 8);
         assert_eq!(
             names[..8],
@@ -383,7 +384,7 @@ mod tests {
         let out = net.forward(batch(&rows(), &device));
         assert_eq!(out.output.dims(), [14, 11]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, rows().len()).unwrap();
         assert_eq!(
             names[..5],
             [

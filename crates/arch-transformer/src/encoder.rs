@@ -5,7 +5,8 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch, linear};
+use untrainable_core::{Forward, Network, Tap, TokenBatch};
+use untrainable_kernels::linear;
 
 use crate::block::{Block, BlockSpec, Masks, sinusoids, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -225,7 +226,7 @@ impl Network for EncoderClassifier {
 mod tests {
     use super::*;
     use crate::testing::{build, build_seeded};
-    use untrainable_core::{Guide, parameter_values, to_vec};
+    use untrainable_core::{Guide, check_taps, parameter_values, to_vec};
 
     fn small(layers: usize, shared: bool) -> EncoderClassifierConfig {
         EncoderClassifierConfig {
@@ -258,7 +259,7 @@ mod tests {
         let out = net.forward(batch(&rows(2), &[6, 3], &device));
         assert_eq!(out.output.dims(), [2, 2]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
         assert_eq!(
             names[..5],
             [

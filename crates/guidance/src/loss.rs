@@ -3,10 +3,11 @@
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Tap, linear_cka_against, unit_centred_grams};
+use untrainable_core::Tap;
 use untrainable_repsim::{
     Distance, feature_form_is_cheaper, linear_cka, linear_cka_gram, linear_cka_of_grams,
 };
+use untrainable_repsim::{linear_cka_against, unit_centred_grams};
 
 use crate::mapping::Pair;
 
@@ -97,7 +98,7 @@ fn linear_cka_per_pair(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<Ten
 
 /// The Gram-form pairs' values where the backend computes them as one
 /// operation per target tap against the guide taps' fixed Gram matrices
-/// ([`untrainable_core::linear_cka_against`], burn's CPU backend); `None`
+/// ([`untrainable_repsim::linear_cka_against`], burn's CPU backend); `None`
 /// for every other pair, and for all of them elsewhere.
 fn against_fixed_grams(
     target: &[Tap],

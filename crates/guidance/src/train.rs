@@ -474,7 +474,7 @@ where
             .with_grad_clipping(clipping)
             .init()
     } else {
-        untrainable_core::adam(clipping)
+        untrainable_kernels::adam(clipping)
     };
     if let Some(saved) = &saved {
         optim = saved.optimiser(optim)?;

@@ -17,6 +17,7 @@ use untrainable_guidance::Progress;
 
 pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
 pub use run_dir::{RunDir, RunResults, prediction_rows};
+pub use untrainable_kernels::huge_page_allocator;
 
 /// The scale a run is configured for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

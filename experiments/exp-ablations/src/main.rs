@@ -46,6 +46,8 @@ struct Cli {
     fashion: FashionArgs,
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     exp_image_guidance::exit(&EXPERIMENT, &cli.common, &cli.fashion)

@@ -101,6 +101,8 @@ impl Config {
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
