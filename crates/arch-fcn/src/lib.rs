@@ -1,7 +1,7 @@
 //! Fully connected networks: the paper's Deep FCN (many narrow layers) and
 //! Wide FCN (few wide layers), as one configurable family.
 //!
-//! Each hidden layer is `Linear → BatchNorm → ReLU → Dropout` (NOTES §2.1,
+//! Each hidden layer is `Linear → BatchNorm → ReLU → Dropout` (docs/paper.md §2.1,
 //! `ImageNetNarrowMLP` / `ImageNetShallowMLP` of the released code). The taps
 //! are the hidden Linear outputs *before* batch norm, in order, as the
 //! released code's hooks see them; the classifier output is not a tap.
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn paper_deep_fcn_has_the_papers_parameter_count() {
-        // NOTES §2.1 and §3: 359.8 M parameters. Exactly: 150,528·2048 + 2048
+        // docs/paper.md §2.1 and §3: 359.8 M parameters. Exactly: 150,528·2048 + 2048
         // + 2·2048 (first layer and its batch norm), 1024·(2048 + 3) (second),
         // 46 · 1024·(1024 + 3) (the rest), 1024·1000 + 1000 (classifier).
         let config = FcnConfig::deep_imagenet();
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn paper_wide_fcn_has_the_papers_parameter_count() {
-        // NOTES §2.1 and §3: ≈ 1.376 B, with batch norm after each hidden
+        // docs/paper.md §2.1 and §3: ≈ 1.376 B, with batch norm after each hidden
         // Linear (the released `ImageNetShallowMLP` has `BatchNorm1d` there).
         // Exactly: 150,528·8192 + 8192 + 2·8192, then 2 · 8192·(8192 + 3),
         // then 8192·1000 + 1000. The batch norms add 49,152: without them

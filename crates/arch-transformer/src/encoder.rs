@@ -1,5 +1,5 @@
 //! A transformer encoder classifier over padded token sequences: the paper's
-//! parity target (`TransEnc`, NOTES §2.2).
+//! parity target (`TransEnc`, docs/paper.md §2.2).
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
@@ -36,7 +36,7 @@ impl EncoderClassifierConfig {
     /// The released parity target: PyTorch's default post-norm
     /// `nn.TransformerEncoderLayer` (d 512, ff 2048, dropout 0.1, ReLU), one
     /// layer, 8 heads, sinusoidal positions, vocab 3, 2 classes. 3,154,946
-    /// parameters whatever the heads (NOTES §3: 3.2 M with 8 heads); 5 taps.
+    /// parameters whatever the heads (docs/paper.md §3: 3.2 M with 8 heads); 5 taps.
     pub fn parity_paper() -> Self {
         Self {
             vocab: 3,
@@ -328,7 +328,7 @@ mod tests {
         }
         let saved = small(3, false).num_params() - small(3, true).num_params();
         assert_eq!(saved, 2 * small(3, true).layer_params());
-        // NOTES §3: 3.2 M with 8 heads.
+        // docs/paper.md §3: 3.2 M with 8 heads.
         let paper = EncoderClassifierConfig::parity_paper();
         assert_eq!(paper.heads, 8);
         assert_eq!(paper.num_params(), 3_154_946);

@@ -2,7 +2,7 @@
 //!
 //! Linear CKA (Kornblith et al., 2019, "Similarity of Neural Network
 //! Representations Revisited"), biased HSIC estimator, as used by guidance
-//! (paper NOTES §1.2):
+//! (docs/paper.md §1.2):
 //!
 //! ```text
 //! K = Xc Xcᵀ,  L = Yc Ycᵀ      (Xc, Yc: columns centred; equals H·XXᵀ·H)

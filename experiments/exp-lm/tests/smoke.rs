@@ -198,7 +198,7 @@ fn every_preset_resolves_and_validates() {
         for section in ["[guide_train]", "[targets.small]", "[targets.large]"] {
             assert!(stdout.contains(section), "{preset}: {stdout}");
         }
-        // Context 50 and gradient clipping at 0.25, as the paper (NOTES §2.2, §3).
+        // Context 50 and gradient clipping at 0.25, as the paper (docs/paper.md §2.2, §3).
         assert!(stdout.contains("context = 50"), "{preset}: {stdout}");
         assert!(
             stdout.contains("grad_clip_norm = 0.25"),
