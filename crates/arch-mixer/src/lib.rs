@@ -5,7 +5,8 @@
 //! and the CNN's (locality), which makes it a third kind of guide or target.
 //!
 //! This crate is the worked example of docs/new-architecture.md: it depends on
-//! `untrainable-core` only.
+//! `untrainable-core` (the contract) and `untrainable-kernels` (the CPU
+//! kernels) only.
 
 use burn::module::Module;
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};

@@ -188,7 +188,7 @@ mod tests {
         assert!(feature_form_is_cheaper(n, 3, 2));
         assert!(!feature_form_is_cheaper(n, 96, 50));
 
-        // On flex the Gram-form pairs take core's operation per target tap.
+        // On flex the Gram-form pairs take repsim's fused operation per target tap.
         let gram_form = |p: &Pair| {
             let (x, y) = (&target[p.target].value, &guide[p.guide].value);
             !feature_form_is_cheaper(n, x.dims()[1], y.dims()[1])
