@@ -61,7 +61,7 @@ impl<T: Network> Trainer<T> {
     fn new(model: T, train: &Device) -> Self {
         Self {
             model: Some(model.fork(train).train()),
-            optim: untrainable_core::adam(None),
+            optim: untrainable_kernels::adam(None),
         }
     }
 
@@ -359,4 +359,6 @@ fn copy_paste(c: &mut Criterion) {
 }
 
 criterion_group!(steps, deep_fcn, deep_convnet, copy_paste);
+untrainable_kernels::huge_page_allocator!();
+
 criterion_main!(steps);

@@ -38,8 +38,5 @@ pub use untrainable_results::Split;
 /// draw from the same stream in between.
 #[cfg(test)]
 pub(crate) fn generator() -> std::sync::MutexGuard<'static, ()> {
-    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    GENERATOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    untrainable_core::random_stream_lock()
 }

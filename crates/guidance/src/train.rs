@@ -774,7 +774,7 @@ fn optimiser(config: &TrainConfig, saved: Option<&Saved>) -> Result<ModuleOptimi
             .with_grad_clipping(clipping)
             .init()
     } else {
-        untrainable_core::adam(clipping)
+        untrainable_kernels::adam(clipping)
     };
     match saved {
         Some(saved) => saved.optimiser(optim),

@@ -1,7 +1,7 @@
 //! End-to-end properties of the guided training loop on tiny networks and
 //! generated images.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use burn::tensor::Device;
 use untrainable_arch_cnn::ResNetConfig;
@@ -105,11 +105,6 @@ fn arm(name: &str, guided: bool, warmup: u64) -> ArmConfig {
     }
 }
 
-/// The backend's random generator is one per process: tests that seed it
-/// take this lock so that tests running in parallel cannot draw from it
-/// in between.
-static SEEDED: Mutex<()> = Mutex::new(());
-
 struct Setup {
     _seeded: MutexGuard<'static, ()>,
     train: ImageSet,
@@ -120,9 +115,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let seeded = SEEDED
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seeded = untrainable_core::random_stream_lock();
         Self {
             _seeded: seeded,
             train: images(64, 0),

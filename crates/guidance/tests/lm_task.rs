@@ -6,37 +6,18 @@
 //! `scripts/setup-data.sh`) and prints that it is skipped otherwise; set
 //! `UNTRAINABLE_REQUIRE_DATA=1` to make absence a failure instead.
 
-use std::path::Path;
-
 use burn::module::{Initializer, Module};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use untrainable_core::{Forward, Network, TokenBatch};
 use untrainable_guidance::{LmTask, Split, Task, WindowCounts, data_split, evaluate};
-use untrainable_tasks::DataError;
 use untrainable_tasks::sotu::{self, Sotu, SotuLm};
+use untrainable_test_support::real_data_dir;
 
 fn real() -> Option<Sotu> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(sotu::SOURCE.local_dir());
-    let result = Sotu::load(None).or_else(|e| match e {
-        DataError::NotFound { .. } if workspace.is_dir() => Sotu::load(Some(&workspace)),
-        e => Err(e),
-    });
-    match result {
-        Ok(data) => Some(data),
-        Err(e @ DataError::NotFound { .. })
-            if std::env::var_os("UNTRAINABLE_REQUIRE_DATA").is_none() =>
-        {
-            eprintln!("SKIPPED: real State of the Union LM test, data not installed:\n{e}");
-            None
-        }
-        Err(e) => panic!(
-            "the State of the Union corpus does not load (UNTRAINABLE_REQUIRE_DATA is set, or \
-             the file is corrupt); run `bash scripts/setup-data.sh`: {e}"
-        ),
-    }
+    let dir = real_data_dir(&sotu::SOURCE)?;
+    let data = Sotu::load(Some(&dir));
+    Some(data.unwrap_or_else(|e| panic!("the State of the Union corpus does not load: {e}")))
 }
 
 /// Logits of zero for every token at every position: probability 1/V each.

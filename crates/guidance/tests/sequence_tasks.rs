@@ -1,7 +1,7 @@
 //! The sequence tasks as the trainer sees them: batches, masked losses with
 //! hand-computed values, and guided training of one RNN by another.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use untrainable_arch_rnn::RnnLmConfig;
@@ -19,12 +19,8 @@ use untrainable_tasks::sequence::SplitSizes;
 
 /// The backend's random stream is one per process: tests that seed it hold
 /// this lock, so that no other test draws in between.
-static SEEDED: Mutex<()> = Mutex::new(());
-
 fn seeded() -> MutexGuard<'static, ()> {
-    SEEDED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    untrainable_core::random_stream_lock()
 }
 
 fn copy_paste(min_len: usize, max_len: usize) -> CopyPasteTask {

@@ -22,6 +22,7 @@ pub use experiment::{Context, Experiment, NoArgs, main};
 pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
 pub use run_dir::{RunDir, RunResults, prediction_rows};
 pub use shard::{OnlySpec, Selection, ShardSpec};
+pub use untrainable_kernels::huge_page_allocator;
 
 /// The scale a run is configured for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -218,9 +219,11 @@ impl CommonArgs {
     pub fn run_dir(&self, experiment: &str, resolved_config: &str) -> Result<RunDir, String> {
         let selection = self.selection();
         if self.from_shards && !selection.is_whole() {
-            return Err("--from-shards (merge's replay) runs the whole grid; drop --shard, \
+            return Err(
+                "--from-shards (merge's replay) runs the whole grid; drop --shard, \
                         --only, --guides-only and --list-runs"
-                .into());
+                    .into(),
+            );
         }
         let whole = self.experiment_dir(experiment);
         let shard = shard::ShardRun::new(experiment, selection.clone(), &whole);

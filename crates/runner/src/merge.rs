@@ -185,7 +185,11 @@ fn copy_files(from: &Path, to: &Path) -> Result<(), String> {
         let entry = entry.map_err(|e| format!("cannot read {}: {e}", from.display()))?;
         if entry.path().is_file() {
             std::fs::copy(entry.path(), to.join(entry.file_name())).map_err(|e| {
-                format!("cannot copy {} to {}: {e}", entry.path().display(), to.display())
+                format!(
+                    "cannot copy {} to {}: {e}",
+                    entry.path().display(),
+                    to.display()
+                )
             })?;
         }
     }
@@ -206,7 +210,10 @@ fn remove_dir(dir: &Path) -> Result<(), String> {
 fn replay(record: &ShardRecord) -> Result<(), String> {
     let mut args = whole_grid_args(&record.args);
     let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
-    args.splice(at..at, ["--resume", "--from-shards", "--quiet"].map(String::from));
+    args.splice(
+        at..at,
+        ["--resume", "--from-shards", "--quiet"].map(String::from),
+    );
     let status = Command::new(&record.executable)
         .args(&args)
         .current_dir(&record.cwd)

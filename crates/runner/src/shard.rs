@@ -130,7 +130,10 @@ impl Selection {
             parts.push(format!("{index}-of-{count}"));
         }
         for only in &self.only {
-            parts.push(format!("only-{}", only.to_string().replace(['/', '=', ','], "_")));
+            parts.push(format!(
+                "only-{}",
+                only.to_string().replace(['/', '=', ','], "_")
+            ));
         }
         parts.join("+")
     }
@@ -171,8 +174,12 @@ pub const RECORD_FILE: &str = "shard.toml";
 /// The sha256 of a file (the first 16 hex digits), which names the code a
 /// binary was built from.
 pub fn code_version(executable: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(executable)
-        .map_err(|e| format!("cannot read {} for its code version: {e}", executable.display()))?;
+    let bytes = std::fs::read(executable).map_err(|e| {
+        format!(
+            "cannot read {} for its code version: {e}",
+            executable.display()
+        )
+    })?;
     let digest = Sha256::digest(&bytes);
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
@@ -242,8 +249,8 @@ impl ShardRun {
                 ));
             }
         }
-        let executable = std::env::current_exe()
-            .map_err(|e| format!("cannot find the running binary: {e}"))?;
+        let executable =
+            std::env::current_exe().map_err(|e| format!("cannot find the running binary: {e}"))?;
         let cwd = std::env::current_dir()
             .map_err(|e| format!("cannot read the working directory: {e}"))?;
         Ok(ShardRecord {
@@ -380,14 +387,26 @@ mod tests {
         );
         assert!(!shard.wants("base", 0, false));
         let err = shard.record().unwrap_err();
-        assert!(err.contains("arm=bsae") && err.contains("arm=base,seed=0"), "{err}");
+        assert!(
+            err.contains("arm=bsae") && err.contains("arm=base,seed=0"),
+            "{err}"
+        );
     }
 
     #[test]
     fn whole_grid_args_drop_the_selection() {
         let args: Vec<String> = [
-            "--preset", "smoke", "--shard", "1/4", "--only=arm=a", "--resume", "--quiet",
-            "--checkpoint-every", "5", "--set", "train.epochs=2",
+            "--preset",
+            "smoke",
+            "--shard",
+            "1/4",
+            "--only=arm=a",
+            "--resume",
+            "--quiet",
+            "--checkpoint-every",
+            "5",
+            "--set",
+            "train.epochs=2",
         ]
         .map(String::from)
         .into();

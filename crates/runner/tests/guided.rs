@@ -1,7 +1,7 @@
 //! The arms-by-seeds loop with a trained guide: trained once, reused by the
 //! next run with the same recipe.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use burn::tensor::Device;
 use untrainable_arch_rnn::RnnLmConfig;
@@ -16,12 +16,8 @@ use untrainable_tasks::sequence::SplitSizes;
 
 /// The backend's random stream is one per process: tests that seed it hold
 /// this lock, so that no other test draws in between.
-static SEEDED: Mutex<()> = Mutex::new(());
-
 fn seeded() -> MutexGuard<'static, ()> {
-    SEEDED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    untrainable_core::random_stream_lock()
 }
 
 #[test]

@@ -80,11 +80,11 @@ fn slices_merge_into_the_single_process_results_and_bad_sets_are_refused() {
 
     // Another config.
     let other = tmp.path().join("other");
-    fcn_warmup(&other, &["--shard", "1/2", "--set", "train.learning_rate=0.5"]);
-    let mixed = [
-        halves[0].clone(),
-        other.join("fcn-warmup/shards/1-of-2"),
-    ];
+    fcn_warmup(
+        &other,
+        &["--shard", "1/2", "--set", "train.learning_rate=0.5"],
+    );
+    let mixed = [halves[0].clone(), other.join("fcn-warmup/shards/1-of-2")];
     assert_refused(&mixed, &["different configs", "learning_rate"]);
 
     // Half-written: no record (killed before its end), or a run's files gone.
@@ -106,10 +106,18 @@ fn slices_merge_into_the_single_process_results_and_bad_sets_are_refused() {
     let merged = merge(&halves);
     assert!(merged.status.success(), "{}", text(&merged));
     assert_same_results(&out.join("fcn-warmup"), &reference.join("fcn-warmup"));
-    assert!(out.join("fcn-warmup.png").exists(), "no figure in {}", out.display());
+    assert!(
+        out.join("fcn-warmup.png").exists(),
+        "no figure in {}",
+        out.display()
+    );
     // The second half's runs from two `--only` slices instead.
     fcn_warmup(&out, &["--only", "arm=noise-warmup"]);
-    let by_arm = [halves[0].clone(), only, shards.join("only-arm_noise-warmup")];
+    let by_arm = [
+        halves[0].clone(),
+        only,
+        shards.join("only-arm_noise-warmup"),
+    ];
     let merged = merge(&by_arm);
     assert!(merged.status.success(), "{}", text(&merged));
     assert_same_results(&out.join("fcn-warmup"), &reference.join("fcn-warmup"));

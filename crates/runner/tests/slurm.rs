@@ -68,7 +68,13 @@ fn submit(experiment: &str, out: &Path, args: &[&str]) -> Output {
 
 /// The single-process run of the same grid, in `out`.
 fn reference(experiment: &str, out: &Path, args: &[&str]) {
-    let mut all = vec!["--preset", "smoke", "--quiet", "--out", out.to_str().unwrap()];
+    let mut all = vec![
+        "--preset",
+        "smoke",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     all.extend(args);
     let output = run(&binary(&format!("exp-{experiment}")), &all);
     assert!(output.status.success(), "{}", text(&output));
@@ -90,7 +96,11 @@ fn fcn_warmup_in_four_slices_merges_into_the_single_process_results() {
     }
     let tmp = tempfile::tempdir().unwrap();
     // Two seeds of four arms: 8 runs, 2 in each slice.
-    reference("fcn-warmup", &tmp.path().join("reference"), &["--seeds", "2"]);
+    reference(
+        "fcn-warmup",
+        &tmp.path().join("reference"),
+        &["--seeds", "2"],
+    );
     let out = tmp.path().join("slurm");
     let submitted = submit(
         "fcn-warmup",
@@ -98,8 +108,15 @@ fn fcn_warmup_in_four_slices_merges_into_the_single_process_results() {
         &["--shards", "4", "--wait", "--", "--seeds", "2"],
     );
     assert!(submitted.status.success(), "{}", text(&submitted));
-    assert_same_results(&out.join("fcn-warmup"), &tmp.path().join("reference/fcn-warmup"));
-    assert!(out.join("fcn-warmup.png").exists(), "no figure in {}", out.display());
+    assert_same_results(
+        &out.join("fcn-warmup"),
+        &tmp.path().join("reference/fcn-warmup"),
+    );
+    assert!(
+        out.join("fcn-warmup.png").exists(),
+        "no figure in {}",
+        out.display()
+    );
 }
 
 /// Copy-paste reads a trained guide (trained by the guides' job first); its
@@ -123,8 +140,13 @@ fn copy_paste_slice_cancelled_mid_run_resumes_when_resubmitted() {
 
     // Slice 1 runs trained-guide seed 0, then untrained-guide seed 1.
     let slice = out.join("copy-paste/shards/1-of-4");
-    wait_for("a checkpoint of slice 1", || has_checkpoint(&slice.join("runs")));
-    let cancel = Command::new("scancel").arg(format!("{array}_1")).output().unwrap();
+    wait_for("a checkpoint of slice 1", || {
+        has_checkpoint(&slice.join("runs"))
+    });
+    let cancel = Command::new("scancel")
+        .arg(format!("{array}_1"))
+        .output()
+        .unwrap();
     assert!(cancel.status.success(), "{}", text(&cancel));
     // The merge can no longer run; the other slices finish first.
     wait_for("the merge job to be cancelled", || job_ended(&merge));
@@ -139,7 +161,10 @@ fn copy_paste_slice_cancelled_mid_run_resumes_when_resubmitted() {
     assert!(resubmitted.status.success(), "{}", text(&resubmitted));
     let log = std::fs::read_to_string(out.join("copy-paste/slurm/logs/shard-1.out")).unwrap();
     assert!(log.contains("resumed from the checkpoint at step"), "{log}");
-    assert_same_results(&out.join("copy-paste"), &tmp.path().join("reference/copy-paste"));
+    assert_same_results(
+        &out.join("copy-paste"),
+        &tmp.path().join("reference/copy-paste"),
+    );
 }
 
 /// Whether any run under `runs` has a checkpoint file.
@@ -155,7 +180,10 @@ fn has_checkpoint(runs: &Path) -> bool {
 
 /// Whether Slurm no longer runs or holds job `id`.
 fn job_ended(id: &str) -> bool {
-    let squeue = Command::new("squeue").args(["-h", "-j", id]).output().unwrap();
+    let squeue = Command::new("squeue")
+        .args(["-h", "-j", id])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&squeue.stdout).trim().is_empty()
 }
 

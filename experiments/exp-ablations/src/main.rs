@@ -37,6 +37,8 @@ draws <figures>/ablations.{png,svg}.";
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     untrainable_runner::main::<Image<Ablations>>()
 }

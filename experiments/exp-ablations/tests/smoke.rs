@@ -5,7 +5,8 @@ use std::process::Output;
 
 use polars::prelude::*;
 use untrainable_test_support::{
-    read_parquet, regime_gates, run_experiment, run_paper_start, strings, text,
+    fashion_mnist_installed, read_parquet, regime_gates, run_experiment, run_paper_start, strings,
+    text,
 };
 
 fn exp(args: &[&str]) -> Output {
@@ -35,6 +36,9 @@ fn values(metrics: &DataFrame, arm: &str, metric: &str) -> Vec<f64> {
 
 #[test]
 fn smoke_preset_guides_each_subset_with_each_distance_and_logs_the_intrinsic_dimension() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
     let figures = out.path().join("figures");
@@ -127,7 +131,11 @@ fn every_preset_resolves_with_every_arm() {
 /// torchvision ResNet-18 at 3×224×224 and trains one step of the guide and
 /// of every arm; batches of 8 keep it short on two cores.
 #[test]
+#[ignore = "slow: builds the paper-sized networks and trains one step of each (minutes)"]
 fn paper_preset_starts() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let run = run_paper_start(env!("CARGO_BIN_EXE_exp-ablations"), out.path(), 8);
     assert!(run.status.success(), "{}", text(&run.stderr));

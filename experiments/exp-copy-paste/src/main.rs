@@ -196,6 +196,8 @@ impl Config {
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     untrainable_runner::main::<CopyPasteExperiment>()
 }

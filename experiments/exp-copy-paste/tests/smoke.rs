@@ -2,8 +2,9 @@
 
 use std::process::Output;
 
-use polars::prelude::*;
-use untrainable_test_support::{read_parquet, regime_gates, run_experiment, strings, text};
+use untrainable_test_support::{
+    assert_results_schema, read_parquet, regime_gates, run_experiment, strings, text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-copy-paste"), args)
@@ -39,21 +40,8 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
         3,
         "one row per gate of the preset"
     );
+    assert_results_schema(&dir);
     let metrics = read_parquet(&dir.join("metrics.parquet"));
-    let schema = metrics.schema();
-    let expected = [
-        ("experiment", DataType::String),
-        ("arm", DataType::String),
-        ("seed", DataType::UInt64),
-        ("step", DataType::UInt64),
-        ("epoch", DataType::UInt32),
-        ("split", DataType::String),
-        ("metric", DataType::String),
-        ("value", DataType::Float64),
-    ];
-    for (name, dtype) in expected {
-        assert_eq!(schema.get(name), Some(&dtype), "column {name}");
-    }
     let mut arms = strings(&metrics, "arm");
     arms.sort();
     arms.dedup();

@@ -59,6 +59,8 @@ correctness between every two of them, per seed. Writes OUT/error-consistency/\
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     untrainable_runner::main::<Image<ErrorConsistency>>()
 }

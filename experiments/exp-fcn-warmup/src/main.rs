@@ -148,6 +148,8 @@ impl Config {
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     untrainable_runner::main::<FcnWarmup>()
 }

@@ -29,6 +29,8 @@ accuracy. Writes OUT/image-guidance/{metrics,summary}.parquet and config.toml, t
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     untrainable_runner::main::<Image<ImageGuidance>>()
 }

@@ -32,6 +32,8 @@ then draws <figures>/kd-vs-guidance.{png,svg}.";
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     untrainable_runner::main::<Image<KdVsGuidance>>()
 }

@@ -206,6 +206,8 @@ impl Config {
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
     untrainable_runner::main::<Lm>()
 }

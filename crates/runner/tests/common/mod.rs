@@ -105,6 +105,9 @@ pub fn assert_same_results(merged: &Path, reference: &Path) {
             got.len(),
             want.len()
         );
-        assert!(!want.is_empty() || file == "predictions", "{file} has no rows");
+        assert!(
+            !want.is_empty() || file == "predictions",
+            "{file} has no rows"
+        );
     }
 }

@@ -1,21 +1,21 @@
-//! The process's allocator: the system allocator, with large blocks backed by
-//! transparent huge pages where the kernel offers them on request, and kept
-//! for reuse when freed.
+//! An allocator for binaries: the system allocator, with large blocks backed
+//! by transparent huge pages where the kernel offers them on request, and
+//! kept for reuse when freed. Binaries install it with
+//! [`huge_page_allocator!`](crate::huge_page_allocator).
 //!
 //! Training allocates and frees tensors of tens to hundreds of MiB every step
-//! (a flattened conv-map tap, its gradient). Each fresh block costs a page
-//! fault per 4 KiB page when first written; with 2 MiB pages, one per 512.
-//! Linux's default transparent-huge-page mode (`madvise`) gives them only to
-//! memory that asks, which the system allocator's blocks do not, so blocks of
-//! at least [`LARGE`] bytes are marked with `madvise(MADV_HUGEPAGE)`.
+//! (a flattened conv-map tap, its gradient). A fresh block costs a page fault
+//! per 4 KiB page when first written; with 2 MiB pages, one per 512. Linux's
+//! default transparent-huge-page mode (`madvise`) gives them only to memory
+//! that asks, so blocks of at least [`LARGE`] bytes are marked with
+//! `madvise(MADV_HUGEPAGE)`.
 //!
-//! The system allocator maps large blocks on their own and unmaps them when
-//! freed, so the next step's block of the same size is fresh memory again:
-//! zeroed by the kernel page by page, and every unmapping interrupts the
-//! other threads to flush their address translations. Freed blocks of at
-//! least [`LARGE`] bytes are therefore kept, up to [`CACHE_BYTES`] in all,
-//! and handed out again for a block of the same size and alignment; smaller
-//! blocks are the system allocator's alone. Measured in `docs/performance.md`.
+//! The system allocator unmaps a large block when it is freed, so the next
+//! block of the same size is fresh memory again, zeroed page by page, and
+//! every unmapping interrupts the other threads. Freed blocks of at least
+//! [`LARGE`] bytes are therefore kept, up to [`CACHE_BYTES`] in all, and
+//! handed out again for a block of the same size and alignment; smaller
+//! blocks are the system allocator's alone.
 //!
 //! Elsewhere, or where the call fails (no transparent huge pages in the
 //! kernel), the marking is skipped: it is a hint and never changes what
@@ -242,7 +242,7 @@ fn advise_huge_pages(block: *mut u8, size: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages(_block: *mut u8, _size: usize) {}
 
-#[cfg(all(test, target_os = "linux", feature = "huge-pages"))]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::LARGE;
 

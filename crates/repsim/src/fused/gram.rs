@@ -1,11 +1,7 @@
-//! The Gram matrix of a representation that no gradient flows through, as
-//! half the products of a general matrix product.
-//!
-//! A frozen guide's taps are the widest representations guidance compares
-//! (up to 12 544 features per example for a ResNet-18 at 28 × 28), and their
-//! Gram matrices were most of the Deep FCN's guidance terms. `X Xᵀ` is
-//! symmetric: [`untracked_gram`] multiplies each pair of row blocks once and
-//! mirrors it.
+//! The Gram matrix `X Xᵀ` of a representation that no gradient flows
+//! through (a frozen guide's taps, the widest that guidance compares): it is
+//! symmetric, so [`gram_without_grad`] multiplies each pair of row blocks
+//! once and mirrors it, about half the products of a general matrix product.
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
@@ -14,8 +10,8 @@ use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 
-use crate::flex::{Destination, floats, multiply, tensor, written};
-use crate::transpose::transpose;
+use untrainable_kernels::flex::{Destination, f32_values, flex_tensor, multiply, vec_written_by};
+use untrainable_kernels::transpose::transpose;
 
 /// Rows of a block: half the product kernel's 64, so that the blocks on
 /// the diagonal, computed whole, are a smaller part of the products (a
@@ -24,7 +20,7 @@ use crate::transpose::transpose;
 /// 3 % less).
 const BLOCK_ROWS: usize = 32;
 
-/// Rows from which [`untracked_gram`] takes this path: for fewer, repsim's
+/// Rows from which [`gram_without_grad`] takes this path: for fewer, repsim's
 /// Gram matrix from burn's batched products measured faster.
 const FEWEST_ROWS: usize = 65;
 
@@ -36,7 +32,7 @@ const BLOCK_COLUMNS: usize = 1024;
 /// guide's taps, any tap in evaluation), from the products of each block
 /// of rows with its own and the later rows; on flex (`f32`) only, for at
 /// least [`FEWEST_ROWS`] rows; `None` elsewhere or for a tracked `x`.
-pub fn untracked_gram(x: &Tensor<2>) -> Option<Tensor<2>> {
+pub fn gram_without_grad(x: &Tensor<2>) -> Option<Tensor<2>> {
     let device = x.device();
     let flex_f32 = device.clone().inner() == Device::flex() && x.dtype() == DType::F32;
     if x.is_tracked() || !flex_f32 || x.dims()[0] < FEWEST_ROWS {
@@ -63,7 +59,7 @@ impl SymmetricGram for Flex {
         let [n, d] = x.layout().shape()[..] else {
             unreachable!("a tensor of rank 2")
         };
-        tensor(gram(floats(&x), n, d), vec![n, n])
+        flex_tensor(gram(f32_values(&x), n, d), vec![n, n])
     }
 }
 
@@ -87,8 +83,9 @@ pub(crate) fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
             let start = &x[a.start * d + c.start..];
             // x[a, c] by columns (x[a.start + r, c.start + f] at f · a + r).
             // SAFETY: the transposition writes every value.
-            let left =
-                unsafe { written(a.len() * c.len(), |left| transpose(start, d, a.len(), left)) };
+            let left = unsafe {
+                vec_written_by(a.len() * c.len(), |left| transpose(start, d, a.len(), left))
+            };
             let product = |out: &mut [_]| {
                 // out (a × later, by columns) = x[a, c] · x[a.start.., c]ᵀ
                 multiply(
@@ -99,7 +96,7 @@ pub(crate) fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
                 );
             };
             // SAFETY: the product writes every value of the block.
-            unsafe { written(a.len() * later, product) }
+            unsafe { vec_written_by(a.len() * later, product) }
         })
         .collect();
     let mut k = vec![0.0f32; n * n];
@@ -166,11 +163,11 @@ mod tests {
     fn only_untracked_flex_tensors_take_this_path() {
         let device = Device::flex().autodiff();
         let x = Tensor::<2>::from_data(TensorData::new(input(150, 30), [150, 30]), &device);
-        assert!(untracked_gram(&x.clone().require_grad()).is_none());
-        let k = untracked_gram(&x).expect("an untracked f32 tensor on flex");
+        assert!(gram_without_grad(&x.clone().require_grad()).is_none());
+        let k = gram_without_grad(&x).expect("an untracked f32 tensor on flex");
         assert!(k.is_autodiff(), "the result stays on the autodiff device");
-        let expected = crate::values(x.clone().matmul(x.transpose()));
-        let got = crate::values(k);
+        let expected = crate::fused::values(x.clone().matmul(x.transpose()));
+        let got = crate::fused::values(k);
         for (g, e) in got.iter().zip(&expected) {
             assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{g} against {e}");
         }

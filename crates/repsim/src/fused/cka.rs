@@ -1,14 +1,9 @@
 //! Linear CKA between a tap and fixed representations as one operation on
-//! burn's CPU backend.
-//!
-//! Built from tensor operations, the guidance terms of a copy-paste step
-//! (32 pairs of 64 × 1 408 taps) ran a few hundred small operations and
-//! their backward passes, most of their time spent starting tasks and
-//! repacking strided views rather than multiplying. Here a fixed
-//! representation's centred Gram matrix is computed once, at unit norm
-//! ([`unit_centred_grams`]), and each target tap is compared with all of its
-//! partners in one operation ([`linear_cka_against`]) whose backward pass is
-//! one product with the tap:
+//! burn's CPU backend. A fixed representation's centred Gram matrix is
+//! computed once, at unit norm ([`unit_centred_grams`]), and each target tap
+//! is compared with all of its partners in one operation
+//! ([`linear_cka_against`]) whose backward pass is one product with the tap,
+//! where tensor operations would run a few hundred small operations per step:
 //!
 //! ```text
 //! K = X Xᵀ, Kc = H K H, L_j unit centred Gram matrices of the partners
@@ -35,8 +30,8 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use crate::flex::{Destination, floats, multiply, tensor};
-use crate::gram::{gram, ranges};
+use super::gram::{gram, ranges};
+use untrainable_kernels::flex::{Destination, f32_values, flex_tensor, multiply};
 
 /// Rows of `M` and columns of the tap per task of the backward product: a
 /// fixed split, so that the gradient is the same on any number of threads.
@@ -112,8 +107,8 @@ trait UnitCentredGram: Backend {
 impl UnitCentredGram for Flex {
     fn unit_centred_gram(y: FlexTensor) -> FlexTensor {
         let [n, d] = dims(&y);
-        let centred = Centred::of(&gram(floats(&y.to_contiguous()), n, d), n);
-        tensor(centred.unit, vec![n, n])
+        let centred = Centred::of(&gram(f32_values(&y.to_contiguous()), n, d), n);
+        flex_tensor(centred.unit, vec![n, n])
     }
 }
 
@@ -192,9 +187,9 @@ struct Forward {
 fn forward(x: &FlexTensor, grams: &FlexTensor) -> (FlexTensor, Forward) {
     let x = x.to_contiguous();
     let [n, d] = dims(&x);
-    let centred = Centred::of(&gram(floats(&x), n, d), n);
+    let centred = Centred::of(&gram(f32_values(&x), n, d), n);
     let grams = grams.to_contiguous();
-    let values: Vec<f64> = floats(&grams)
+    let values: Vec<f64> = f32_values(&grams)
         .chunks_exact(n * n)
         .map(|l| {
             let inner: f64 = centred
@@ -206,7 +201,7 @@ fn forward(x: &FlexTensor, grams: &FlexTensor) -> (FlexTensor, Forward) {
             if centred.norm > 0.0 { inner } else { 0.0 }
         })
         .collect();
-    let out = tensor(
+    let out = flex_tensor(
         values.iter().map(|&v| v as f32).collect(),
         vec![values.len()],
     );
@@ -235,12 +230,12 @@ impl Backward<Flex, 1> for CkaBackward {
         let x = x.to_contiguous();
         let [n, d] = dims(&x);
         let Forward { centred, values } = &*forward;
-        let g = floats(&grad);
+        let g = f32_values(&grad);
         // 2M = 2/‖Kc‖ · (Σ_j g_j L_j − (Σ_j g_j c_j) Kc/‖Kc‖).
         let mut m = vec![0.0f64; n * n];
         if centred.norm > 0.0 {
             let grams = grams.to_contiguous();
-            for (l, &g) in floats(&grams).chunks_exact(n * n).zip(g) {
+            for (l, &g) in f32_values(&grams).chunks_exact(n * n).zip(g) {
                 m.iter_mut()
                     .zip(l)
                     .for_each(|(m, &l)| *m += f64::from(g) * f64::from(l));
@@ -252,7 +247,10 @@ impl Backward<Flex, 1> for CkaBackward {
                 .for_each(|(m, &k)| *m = scale * (*m - along * f64::from(k)));
         }
         let m: Vec<f32> = m.iter().map(|&v| v as f32).collect();
-        grads.register::<Flex>(node.id, tensor(product(&m, floats(&x), n, d), vec![n, d]));
+        grads.register::<Flex>(
+            node.id,
+            flex_tensor(product(&m, f32_values(&x), n, d), vec![n, d]),
+        );
     }
 }
 
@@ -298,7 +296,7 @@ fn dims(x: &FlexTensor) -> [usize; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values;
+    use crate::fused::values;
     use burn::tensor::TensorData;
 
     /// Several blocks of rows (of the Gram matrix and of the backward

@@ -1,11 +1,6 @@
-//! A linear layer on burn's CPU backend whose input gradient reads the
-//! weights transposed once.
-//!
-//! burn differentiates `x W` with `dy Wᵀ` and `xᵀ dy`, `Wᵀ` a view of the
-//! weights; flex's product kernel then repacks `W` one value at a time, on
-//! the calling thread while the others wait: under `perf` a tenth of the
-//! Deep FCN's forward + backward. [`linear`] computes the same products, the
-//! input's gradient from `Wᵀ` written out by tiles first.
+//! A linear layer on burn's CPU backend whose input gradient `dy Wᵀ` reads
+//! the weights transposed once, by tiles; flex's product kernel would
+//! otherwise repack the transposed view value by value on one thread.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -19,7 +14,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::Linear;
 use burn::tensor::{DType, Device, Tensor};
 
-use crate::flex::{floats, tensor};
+use crate::flex::{f32_values, flex_tensor};
 use crate::transpose::transposed;
 
 /// `layer.forward(x)`: on flex with autodiff (`f32`) its product as one
@@ -112,8 +107,8 @@ impl Backward<Flex, 2> for ProductBackward {
             let [d_input, d_output] = weight.layout().shape()[..] else {
                 unreachable!("weights of rank 2")
             };
-            let weight_t = tensor(
-                transposed(floats(&weight), d_input, d_output),
+            let weight_t = flex_tensor(
+                transposed(f32_values(&weight), d_input, d_output),
                 vec![d_output, d_input],
             );
             grads.register::<Flex>(node.id, Flex::float_matmul(grad, weight_t));
@@ -139,8 +134,8 @@ mod tests {
     #[test]
     fn output_and_gradients_are_burns_linear() {
         let device = Device::flex().autodiff();
-        let _seeded = crate::generator();
-        crate::seed(&device, 3);
+        let _seeded = untrainable_core::random_stream_lock();
+        untrainable_core::seed(&device, 3);
         // 70 inputs and 33 outputs: partial tiles, two tasks of columns.
         for bias in [true, false] {
             let layer = LinearConfig::new(70, 33).with_bias(bias).init(&device);

@@ -1,11 +1,7 @@
 //! Softmax over the last axis on burn's CPU backend with vectorised
-//! exponentials, with its own backward pass.
-//!
-//! flex's softmax computes each exponential with the scalar `expf`: in the
-//! copy-paste Transformer guide's forward pass (rows of 22 attention scores)
-//! that was a seventh of the time under `perf`. [`softmax`] writes each
-//! row's `max − x`, takes `e^{−y}` of a whole run of rows at once
-//! (`vector_math`), and divides each row by its sum.
+//! exponentials (flex computes each with the scalar `expf`), with its own
+//! backward pass: each row's `max − x`, `e^{−y}` of a run of rows at once
+//! (`vector_math`), each row divided by its sum.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -18,7 +14,7 @@ use burn::tensor::activation;
 use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use crate::flex::{floats, tensor};
+use crate::flex::{f32_values, flex_tensor};
 use crate::vector_math::exp_minus_in_place;
 
 /// Values one task normalises (whole rows of them).
@@ -45,7 +41,7 @@ impl LastAxisSoftmax for Flex {
     fn softmax_last(x: FlexTensor) -> FlexTensor {
         let x = x.to_contiguous();
         let dims = x.layout().shape().to_vec();
-        tensor(forward(floats(&x), dims[dims.len() - 1]), dims)
+        flex_tensor(forward(f32_values(&x), dims[dims.len() - 1]), dims)
     }
 }
 
@@ -80,7 +76,7 @@ impl Backward<Flex, 1> for SoftmaxBackward {
         let y = ops.state;
         let dims = y.layout().shape().to_vec();
         let len = dims[dims.len() - 1];
-        let (y, dy) = (floats(&y), floats(&grad));
+        let (y, dy) = (f32_values(&y), f32_values(&grad));
         let mut dx = vec![0.0f32; y.len()];
         let per_task = len * VALUES_PER_TASK.div_ceil(len);
         dx.par_chunks_mut(per_task)
@@ -94,7 +90,7 @@ impl Backward<Flex, 1> for SoftmaxBackward {
                     }
                 }
             });
-        grads.register::<Flex>(node.id, tensor(dx, dims));
+        grads.register::<Flex>(node.id, flex_tensor(dx, dims));
     }
 }
 

@@ -1,11 +1,7 @@
-//! burn's Adam with each parameter's update in one pass on flex.
-//!
-//! burn's Adam updates a parameter in a dozen tensor operations, each writing
-//! a new tensor the size of the parameter: on the Deep FCN's 5.4 million
-//! parameters that cost more than its PyTorch twin's whole optimiser step.
-//! [`adam`] keeps burn's optimiser, its state and its checkpoints, and on
-//! flex computes the same `f32` operations in the same order, value by value,
-//! in place.
+//! burn's Adam with each parameter's update in one pass on flex: the same
+//! `f32` operations in the same order, value by value, in place, instead of
+//! a dozen tensor operations that each write a tensor the size of the
+//! parameter. burn's optimiser, its state and its checkpoints are kept.
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
@@ -17,7 +13,7 @@ use burn::optim::{
 use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use crate::flex::{floats, tensor};
+use crate::flex::{f32_values, flex_tensor};
 
 /// Adam with burn's defaults (`AdamConfig::new()`: β₁ 0.9, β₂ 0.999,
 /// ε 1e-5) and the given gradient clipping; its state and checkpoints are
@@ -159,7 +155,7 @@ impl AdamUpdate for Flex {
         p.par_chunks_mut(CHUNK)
             .zip(m.par_chunks_mut(CHUNK))
             .zip(v.par_chunks_mut(CHUNK))
-            .zip(floats(&grad).par_chunks(CHUNK))
+            .zip(f32_values(&grad).par_chunks(CHUNK))
             .for_each(|(((p, m), v), g)| {
                 for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
                     *m = *m * k.beta_1 + g * factor_1;
@@ -185,7 +181,7 @@ fn owned(t: FlexTensor) -> FlexTensor {
         t
     } else {
         let shape = t.layout().shape().to_vec();
-        tensor(floats(&t.to_contiguous()).to_vec(), shape)
+        flex_tensor(f32_values(&t.to_contiguous()).to_vec(), shape)
     }
 }
 
@@ -196,13 +192,13 @@ mod tests {
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::GradientsParams;
 
-    use crate::parameter_values;
+    use untrainable_core::parameter_values;
 
     /// A few steps of a small linear layer on a fixed loss.
     fn train(mut optim: ModuleOptimizer, steps: usize) -> Vec<f32> {
         let device = Device::flex().autodiff();
-        let _seeded = crate::generator();
-        crate::seed(&device, 7);
+        let _seeded = untrainable_core::random_stream_lock();
+        untrainable_core::seed(&device, 7);
         let mut layer: Linear = LinearConfig::new(5, 3).init(&device);
         let x = Tensor::<2>::random([8, 5], burn::tensor::Distribution::Default, &device);
         for step in 0..steps {

@@ -6,13 +6,13 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
 
 /// A contiguous `f32` tensor's values.
-pub(crate) fn floats(t: &FlexTensor) -> &[f32] {
+pub fn f32_values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>()
         .expect("a contiguous f32 tensor (checked by the public function)")
 }
 
 /// A contiguous tensor of `dims` holding `values`.
-pub(crate) fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
+pub fn flex_tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, dims))
 }
 
@@ -23,7 +23,7 @@ pub(crate) fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
 /// # Safety
 ///
 /// `write` must initialise every one of the `len` values.
-pub(crate) unsafe fn written(len: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+pub unsafe fn vec_written_by(len: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut values = Vec::with_capacity(len);
     write(&mut values.spare_capacity_mut()[..len]);
     // SAFETY: the capacity is at least `len`, and the caller guarantees that
@@ -33,10 +33,10 @@ pub(crate) unsafe fn written(len: usize, write: impl FnOnce(&mut [MaybeUninit<f3
 }
 
 /// A matrix: its values and its (row, column) strides.
-pub(crate) type Matrix<'a> = (&'a [f32], [usize; 2]);
+pub type Matrix<'a> = (&'a [f32], [usize; 2]);
 
 /// Where [`multiply`] puts its product.
-pub(crate) enum Destination<'a> {
+pub enum Destination<'a> {
     /// Written into values not yet initialised.
     Fresh(&'a mut [MaybeUninit<f32>]),
     /// Written over the values.
@@ -48,7 +48,7 @@ pub(crate) enum Destination<'a> {
 /// `dst (m × n) = lhs (m × k) · rhs (k × n)`, or `dst += …` for
 /// [`Destination::Onto`], on one thread (the callers run products in
 /// parallel).
-pub(crate) fn multiply(
+pub fn multiply(
     [m, n, k]: [usize; 3],
     (dst, [dst_rs, dst_cs]): (Destination, [usize; 2]),
     (lhs, [lhs_rs, lhs_cs]): Matrix,
@@ -102,7 +102,7 @@ pub(crate) fn multiply(
 /// to `memcpy` per row (those calls were a twentieth of a guide's forward
 /// pass under `perf`; the change was not timed apart from the direct
 /// convolutions that copy with it).
-pub(crate) fn copy_row<T: Copy>(to: &mut [T], from: &[T]) {
+pub fn copy_row<T: Copy>(to: &mut [T], from: &[T]) {
     fn chunks<T: Copy, const N: usize>(to: &mut [T], from: &[T]) {
         let last = to.len() - N;
         for start in (0..last).step_by(N).chain([last]) {
@@ -121,7 +121,7 @@ pub(crate) fn copy_row<T: Copy>(to: &mut [T], from: &[T]) {
 
 /// `values` read as values that may be uninitialised, to be copied into
 /// memory that is.
-pub(crate) fn as_uninit(values: &[f32]) -> &[MaybeUninit<f32>] {
+pub fn as_uninit(values: &[f32]) -> &[MaybeUninit<f32>] {
     // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and initialised
     // values are valid `MaybeUninit` ones.
     unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), values.len()) }

@@ -5,14 +5,14 @@
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-use crate::flex::written;
+use crate::flex::vec_written_by;
 
 /// Columns of the source one task transposes.
 const COLUMNS_PER_TASK: usize = 64;
 
 /// The `rows × columns` row-major `values` transposed (`columns × rows`,
 /// row-major), blocks of columns in parallel.
-pub(crate) fn transposed(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+pub fn transposed(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
     let fill = |to: &mut [MaybeUninit<f32>]| {
         to.par_chunks_mut(COLUMNS_PER_TASK * rows)
             .enumerate()
@@ -21,7 +21,7 @@ pub(crate) fn transposed(values: &[f32], rows: usize, columns: usize) -> Vec<f32
             });
     };
     // SAFETY: each block of rows of the result is written whole.
-    unsafe { written(rows * columns, fill) }
+    unsafe { vec_written_by(rows * columns, fill) }
 }
 
 /// Side of the square tiles [`transpose`] moves at a time: 16 cache lines
@@ -31,7 +31,7 @@ const TILE: usize = 16;
 /// `to[f · rows + r] = from[r · stride + f]` for `r < rows` and every
 /// column `f` that `to` holds: a block of rows written by columns. By
 /// stripes of [`TILE`] rows read in order, tile by tile.
-pub(crate) fn transpose(from: &[f32], stride: usize, rows: usize, to: &mut [MaybeUninit<f32>]) {
+pub fn transpose(from: &[f32], stride: usize, rows: usize, to: &mut [MaybeUninit<f32>]) {
     let columns = to.len() / rows;
     for top in (0..rows).step_by(TILE) {
         let height = TILE.min(rows - top);
@@ -166,7 +166,7 @@ mod tests {
         ] {
             let x = input(n, d);
             // SAFETY: the transposition writes every value.
-            let xt = unsafe { written(n * columns, |to| transpose(&x, d, n, to)) };
+            let xt = unsafe { vec_written_by(n * columns, |to| transpose(&x, d, n, to)) };
             for r in 0..n {
                 for f in 0..columns {
                     assert_eq!(xt[f * n + r], x[r * d + f], "({n}, {d}) at ({r}, {f})");

@@ -1,24 +1,16 @@
-//! Convolutions computed per group of examples on burn's CPU backend, with
-//! their own backward pass.
+//! 2-D convolutions on burn's CPU backend, computed per group of examples
+//! (groups in parallel, one thread each) with their own backward pass.
 //!
-//! flex convolves in tiles of 512 output positions: it first moves the whole
-//! input to channels-last order on one thread, then for each tile gathers the
-//! patches, multiplies them by the weights (with the output channels as the
-//! rows, 16 to 128 here, too few for the product's kernel) and scatters the
-//! result back; its backward pass is a transposed convolution for the input
-//! and a convolution over swapped batch and channel axes for the weights,
-//! each with those copies again. Under `perf`, a frozen ResNet-18 guide's
-//! forward pass spent half its time outside the products, and a Deep
-//! ConvNet's training step over two thirds. [`conv2d`] computes each group
-//! of examples (grouped where their maps are small) on one thread, groups in
-//! parallel: on AVX-512, directly from a zero-padded copy of the input (the
-//! `direct` module's tiles), otherwise by unrolling each example's patches
+//! Forward: on AVX-512, directly from a zero-padded copy of the input (the
+//! `direct` module's tiles); otherwise by unrolling each example's patches
 //! into a matrix that stays in cache and multiplying it with the output
-//! positions as the rows. Its backward pass multiplies the same unrolled
-//! patches by the output's gradient for the weights; for the input it
-//! convolves the output's gradient with the flipped weights (unit strides,
-//! through the direct tiles) or folds the product of the weights and that
-//! gradient back onto the input maps.
+//! positions as the rows. Backward: the weights' gradient is the same
+//! unrolled patches times the output's gradient; the input's gradient is the
+//! output's gradient convolved with the flipped weights (unit strides) or
+//! the product of the weights and that gradient folded back onto the input
+//! maps. flex's generic convolution moves whole activations between layouts
+//! around its products, forward and backward, which dominated the image
+//! networks' steps.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -34,7 +26,9 @@ use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-use crate::flex::{Destination, as_uninit, copy_row, floats, multiply, tensor, written};
+use crate::flex::{
+    Destination, as_uninit, copy_row, f32_values, flex_tensor, multiply, vec_written_by,
+};
 
 mod direct;
 #[cfg(feature = "tch")]
@@ -111,8 +105,8 @@ impl UnrolledConv for Flex {
     fn conv2d_unrolled(x: FlexTensor, weight: FlexTensor, geometry: Geometry) -> FlexTensor {
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
         let out_channels = weight.layout().shape()[0];
-        let (out, dims) = geometry.forward(floats(&x), floats(&weight), out_channels);
-        tensor(out, dims)
+        let (out, dims) = geometry.forward(f32_values(&x), f32_values(&weight), out_channels);
+        flex_tensor(out, dims)
     }
 }
 
@@ -160,14 +154,18 @@ impl Backward<Flex, 2> for UnrolledConvBackward {
         let x: FlexTensor = checkpointer.retrieve_node_output(x);
         let weight: FlexTensor = checkpointer.retrieve_node_output(weight);
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
-        let grad_out = floats(&grad);
+        let grad_out = f32_values(&grad);
         if let Some(node) = node_x {
-            let grad_x = geometry.input_gradient(grad_out, floats(&weight));
-            grads.register::<Flex>(node.id, tensor(grad_x, x.layout().shape().to_vec()));
+            let grad_x = geometry.input_gradient(grad_out, f32_values(&weight));
+            grads.register::<Flex>(node.id, flex_tensor(grad_x, x.layout().shape().to_vec()));
         }
         if let Some(node) = node_weight {
-            let grad_w = geometry.weight_gradient(floats(&x), grad_out, weight.layout().shape()[0]);
-            grads.register::<Flex>(node.id, tensor(grad_w, weight.layout().shape().to_vec()));
+            let grad_w =
+                geometry.weight_gradient(f32_values(&x), grad_out, weight.layout().shape()[0]);
+            grads.register::<Flex>(
+                node.id,
+                flex_tensor(grad_w, weight.layout().shape().to_vec()),
+            );
         }
     }
 }
@@ -276,7 +274,7 @@ impl Geometry {
         };
         // SAFETY: every group of examples writes all its output maps, through
         // the product or `scatter`.
-        let out = unsafe { written(batch * out_channels * positions, write) };
+        let out = unsafe { vec_written_by(batch * out_channels * positions, write) };
         (out, vec![batch, out_channels, out_h, out_w])
     }
 
@@ -871,13 +869,13 @@ mod tests {
         vec![
             Device::flex(),
             #[cfg(feature = "tch")]
-            crate::Backend::TchCpu.device(),
+            untrainable_core::Backend::TchCpu.device(),
         ]
     }
 
     #[test]
     fn examples_unrolled_and_multiplied_in_groups_are_the_convolution_by_definition() {
-        let _generator = crate::generator();
+        let _generator = untrainable_core::random_stream_lock();
         for device in devices() {
             device.seed(11);
             for (layer, x, top_left, case) in cases(&device) {
@@ -891,7 +889,7 @@ mod tests {
 
     #[test]
     fn the_backward_pass_gives_the_gradients_by_definition() {
-        let _generator = crate::generator();
+        let _generator = untrainable_core::random_stream_lock();
         for device in devices() {
             backward_by_definition(&device.autodiff());
         }
@@ -919,7 +917,7 @@ mod tests {
 
     #[test]
     fn the_weights_gradient_is_the_same_on_any_number_of_threads() {
-        let _generator = crate::generator();
+        let _generator = untrainable_core::random_stream_lock();
         let device = Device::flex().autodiff();
         device.seed(13);
         let layer = Conv2dConfig::new([3, 4], [3, 3])

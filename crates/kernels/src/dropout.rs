@@ -1,11 +1,8 @@
-//! Dropout with its mask drawn in one pass on burn's CPU backend.
-//!
-//! burn's `Dropout` draws its mask element by element through its generic
-//! distribution sampler; on the CPU backend (flex) that took a fifth of the
-//! Deep FCN's forward + backward (`perf`: 2.6 million draws per step at the
-//! cpu preset). [`dropout`] keeps burn's module (its probability and its
-//! training flag, cleared by `freeze`) and its semantics: each element kept
-//! with probability `1 − p` and scaled by `1 / (1 − p)`.
+//! Dropout with its mask drawn in one pass on burn's CPU backend, instead of
+//! element by element through burn's generic sampler. burn's module (its
+//! probability and its training flag, cleared by `freeze`) and its semantics
+//! are kept: each element kept with probability `1 − p` and scaled by
+//! `1 / (1 − p)`.
 
 use burn::nn::Dropout;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -84,7 +81,7 @@ mod tests {
 
     #[test]
     fn keeps_each_element_with_probability_one_minus_p_and_scales_it() {
-        let _generator = crate::generator();
+        let _generator = untrainable_core::random_stream_lock();
         let device = Device::flex().autodiff();
         device.seed(3);
         let n = 200_000;
@@ -113,7 +110,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_drops_the_same_elements_and_successive_masks_differ() {
-        let _generator = crate::generator();
+        let _generator = untrainable_core::random_stream_lock();
         let device = Device::flex().autodiff();
         let layer = DropoutConfig::new(0.5).init();
         let draw = || values(dropout(&layer, input(1000, &device)));
@@ -126,7 +123,7 @@ mod tests {
 
     #[test]
     fn the_mask_is_the_same_on_any_number_of_threads_and_differs_between_chunks() {
-        let _generator = crate::generator();
+        let _generator = untrainable_core::random_stream_lock();
         let device = Device::flex().autodiff();
         let layer = DropoutConfig::new(0.5).init();
         let n = 3 * CHUNK + 100;
@@ -146,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_gradient_is_the_mask() {
-        let _generator = crate::generator();
+        let _generator = untrainable_core::random_stream_lock();
         let device = Device::flex().autodiff();
         device.seed(5);
         let layer = DropoutConfig::new(0.3).init();

@@ -1,12 +1,8 @@
-//! Batch normalisation on burn's CPU backend as one pass for the statistics
-//! and one for the output, with its own backward pass.
-//!
-//! burn computes a training batch norm's statistics by swapping the batch and
-//! channel axes (a copy of the whole activation on flex) and reducing, then
-//! normalises in four broadcast operations, and differentiates it the same
-//! way; under `perf` those copies and broadcasts took over a third of a Deep
-//! ConvNet's training step on flex. [`batch_norm`] reads each channel's
-//! values where they lie, and writes `x · scale + shift` per channel.
+//! Batch normalisation on burn's CPU backend: one pass for the statistics and
+//! one for the output `x · scale + shift` per channel, reading each channel's
+//! values where they lie, with its own backward pass. burn's version copies
+//! the activation to swap the batch and channel axes and normalises in
+//! several broadcast operations, forward and backward.
 
 // burn marks its LibTorch backend, which `BatchNormTrain` also serves,
 // deprecated.
@@ -26,7 +22,7 @@ use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-use crate::flex::{floats, tensor, written};
+use crate::flex::{f32_values, flex_tensor, vec_written_by};
 
 #[cfg(feature = "tch")]
 mod libtorch;
@@ -196,8 +192,13 @@ impl ChannelAffine for Flex {
             scale.to_contiguous(),
             shift.to_contiguous(),
         );
-        let out = affine(floats(&x), floats(&scale), floats(&shift), spatial(&shape));
-        tensor(out, shape)
+        let out = affine(
+            f32_values(&x),
+            f32_values(&scale),
+            f32_values(&shift),
+            spatial(&shape),
+        );
+        flex_tensor(out, shape)
     }
 
     fn channel_affine_relu(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
@@ -226,25 +227,25 @@ fn affine_relu(
         scale.to_contiguous(),
         shift.to_contiguous(),
     );
-    let constants = affine_constants(floats(&scale), floats(&shift));
+    let constants = affine_constants(f32_values(&scale), f32_values(&shift));
     let spatial = spatial(&shape);
     let out = match residual.map(|r| r.to_contiguous()) {
         Some(r) => each_value(
-            floats(&x),
-            floats(&r),
+            f32_values(&x),
+            f32_values(&r),
             &constants,
             spatial,
             |[s, t], x, r| (x * s + t + r).max(0.0),
         ),
         None => each_value(
-            floats(&x),
-            floats(&x),
+            f32_values(&x),
+            f32_values(&x),
             &constants,
             spatial,
             |[s, t], x, _| (x * s + t).max(0.0),
         ),
     };
-    tensor(out, shape)
+    flex_tensor(out, shape)
 }
 
 impl BatchNormTrain for Flex {
@@ -272,7 +273,7 @@ fn train(
         gamma.to_contiguous(),
         beta.to_contiguous(),
     );
-    let (x, gamma, beta) = (floats(&x), floats(&gamma), floats(&beta));
+    let (x, gamma, beta) = (f32_values(&x), f32_values(&gamma), f32_values(&beta));
     let channels = gamma.len();
     let spatial = spatial(&shape);
     let (mean, variance) = statistics(x, channels, spatial);
@@ -285,9 +286,9 @@ fn train(
         .map(|c| beta[c] - mean[c] * scale[c])
         .collect();
     let normalised = Normalised {
-        output: tensor(affine(x, &scale, &shift, spatial), shape),
-        mean: tensor(mean.clone(), vec![channels]),
-        variance: tensor(variance, vec![channels]),
+        output: flex_tensor(affine(x, &scale, &shift, spatial), shape),
+        mean: flex_tensor(mean.clone(), vec![channels]),
+        variance: flex_tensor(variance, vec![channels]),
     };
     (normalised, mean, inv_std)
 }
@@ -359,7 +360,7 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let gamma: FlexTensor = checkpointer.retrieve_node_output(gamma);
         let shape = x.layout().shape().to_vec();
         let (x, gamma) = (x.to_contiguous(), gamma.to_contiguous());
-        let (x, gamma, dy) = (floats(&x), floats(&gamma), floats(&grad));
+        let (x, gamma, dy) = (f32_values(&x), f32_values(&gamma), f32_values(&grad));
         let channels = gamma.len();
         let spatial = spatial(&shape);
         let sum_dy = channel_sums(dy, dy, &vec![0.0; channels], spatial, |_, dy, _| dy);
@@ -379,17 +380,17 @@ impl Backward<Flex, 3> for BatchNormBackward {
             let dx = each_value(x, dy, &coefficients, spatial, |[a, b, k], x, dy| {
                 a * dy + b * x + k
             });
-            grads.register::<Flex>(node.id, tensor(dx, shape));
+            grads.register::<Flex>(node.id, flex_tensor(dx, shape));
         }
         if let Some(node) = node_gamma {
             let d_gamma = (0..channels)
                 .map(|c| (sum_dy_centred[c] * inv_std[c] as f64) as f32)
                 .collect();
-            grads.register::<Flex>(node.id, tensor(d_gamma, vec![channels]));
+            grads.register::<Flex>(node.id, flex_tensor(d_gamma, vec![channels]));
         }
         if let Some(node) = node_beta {
             let d_beta = sum_dy.iter().map(|&s| s as f32).collect();
-            grads.register::<Flex>(node.id, tensor(d_beta, vec![channels]));
+            grads.register::<Flex>(node.id, flex_tensor(d_beta, vec![channels]));
         }
     }
 }
@@ -518,7 +519,7 @@ fn each_value<C: Copy + Send + Sync>(
             });
     };
     // SAFETY: `out` is cut into whole rows, each written value by value.
-    unsafe { written(x.len(), write) }
+    unsafe { vec_written_by(x.len(), write) }
 }
 
 /// Each channel's value repeated for the `spatial` values of its map.
@@ -617,7 +618,7 @@ mod tests {
         vec![
             Device::flex().autodiff(),
             #[cfg(feature = "tch")]
-            crate::Backend::TchCpu.device().autodiff(),
+            untrainable_core::Backend::TchCpu.device().autodiff(),
         ]
     }
 
