@@ -20,7 +20,7 @@ use crate::mapping::PairSubset;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NoiseFor {
-    /// Target and guide see the same noise batch (NOTES §2.4, NeurIPS text).
+    /// Target and guide see the same noise batch (docs/paper.md §2.4, NeurIPS text).
     #[default]
     Both,
     /// Only the guide sees noise; the target sees the real batch (the
@@ -68,7 +68,7 @@ impl StepWindow {
 pub struct Guidance {
     pub window: StepWindow,
     /// The guide sees noise instead of the batch the target sees (the
-    /// released code's `--noise`, NOTES §2.4).
+    /// released code's `--noise`, docs/paper.md §2.4).
     pub guide_on_noise: bool,
 }
 

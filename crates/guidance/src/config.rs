@@ -13,7 +13,7 @@ pub struct TrainConfig {
     pub epochs: u32,
     pub batch_size: usize,
     /// Learning rate of Adam, or AdamW when `weight_decay` > 0 (default
-    /// betas; NOTES §3).
+    /// betas; docs/paper.md §3).
     pub learning_rate: f64,
     /// Weight of the guidance term (the paper: 1).
     pub alpha: f64,
@@ -30,15 +30,15 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// AdamW's decoupled weight decay; 0 trains with Adam (the image
     /// experiments), the sequence tasks use 0.01 (PyTorch's AdamW default,
-    /// NOTES §3).
+    /// docs/paper.md §3).
     #[serde(default)]
     pub weight_decay: f64,
     /// Clip the gradient's global L2 norm to this (0.25 for language
-    /// modelling, NOTES §3); absent: no clipping.
+    /// modelling, docs/paper.md §3); absent: no clipping.
     #[serde(default)]
     pub grad_clip_norm: Option<f64>,
     /// Step decay of the learning rate (the image experiments: ×0.1 every
-    /// 30 epochs, NOTES §3); absent: constant.
+    /// 30 epochs, docs/paper.md §3); absent: constant.
     #[serde(default)]
     pub lr_decay: Option<StepDecay>,
     /// Also measure validation loss and accuracy every this-many steps
@@ -48,7 +48,7 @@ pub struct TrainConfig {
     pub eval_every_steps: Option<u64>,
     /// At every epoch also log the TwoNN intrinsic dimension of each target
     /// tap on the first `eval_batch_size` validation examples
-    /// (`twonn/<tap>`, the NeurIPS version's analysis, NOTES §2.6).
+    /// (`twonn/<tap>`, the NeurIPS version's analysis, docs/paper.md §2.6).
     #[serde(default)]
     pub intrinsic_dimension: bool,
 }

@@ -1,6 +1,6 @@
 //! Training with guidance (Subramaniam et al., NeurIPS 2025): the target is
 //! trained on `task loss + α · Σ over pairs (1 − CKA(target tap, guide tap))`
-//! while the guide stays frozen (NOTES §1).
+//! while the guide stays frozen (docs/paper.md §1).
 
 pub mod arm;
 pub mod baselines;

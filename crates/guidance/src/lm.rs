@@ -1,4 +1,4 @@
-//! Language modelling (NOTES §2.2) as a trainer [`Task`]: the windows of a
+//! Language modelling (docs/paper.md §2.2) as a trainer [`Task`]: the windows of a
 //! corpus's token streams ([`LmData`], [`LmStream::windows`]) are the
 //! examples; every position predicts the next token; the loss is the mean
 //! next-token cross-entropy and the score counts every token.
@@ -6,7 +6,7 @@
 //! # Word-level perplexity
 //!
 //! The paper reports word-level perplexity, `exp(total token NLL / words)`
-//! (NOTES §2.2). The trainer's [`evaluate`](crate::evaluate) gives the mean
+//! (docs/paper.md §2.2). The trainer's [`evaluate`](crate::evaluate) gives the mean
 //! token NLL over every window of a part, that is `total NLL / tokens` with
 //! `tokens = windows · context`. The task knows how many tokens and words
 //! its windows of each part score ([`LmTask::tokens`], [`LmTask::words`];

@@ -1,5 +1,5 @@
 //! The guidance term: `Σ over pairs (1 − CKA(target tap, guide tap))`
-//! (NOTES §1.1–1.2).
+//! (docs/paper.md §1.1, §1.2).
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The generated sequence tasks (NOTES §2.2) as trainer [`Task`]s: examples
+//! The generated sequence tasks (docs/paper.md §2.2) as trainer [`Task`]s: examples
 //! become right-padded [`TokenBatch`]es, and losses and scores count only
 //! what the task scores.
 
@@ -62,7 +62,7 @@ pub fn masked_score(output: Tensor<2>, targets: &TokenTargets) -> Score {
 }
 
 /// Token ids drawn uniformly from `[0, vocab)`, `batch` sequences of `time`
-/// tokens: the released code's noise for token inputs (NOTES §2.4).
+/// tokens: the released code's noise for token inputs (docs/paper.md §2.4).
 fn noise_tokens(batch: usize, time: usize, vocab: usize, device: &Device) -> TokenBatch {
     let ids = Tensor::<2>::random(
         [batch, time],

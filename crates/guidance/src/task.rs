@@ -77,7 +77,7 @@ pub trait Task {
     ) -> (Self::Input, Self::Targets);
 
     /// Inputs carrying no information about the task, for the noise warm-up
-    /// (NOTES §2.4): `batch_size` of them.
+    /// (docs/paper.md §2.4): `batch_size` of them.
     fn noise(&self, batch_size: usize, device: &Device) -> Self::Input;
 
     /// The mean training loss of the batch, differentiable in `output`.
@@ -108,7 +108,7 @@ pub trait Task {
 }
 
 /// Metric name of top-5 accuracy, the paper's ImageNet measure beside top-1
-/// (NOTES §2.1).
+/// (docs/paper.md §2.1).
 pub const TOP5_ACCURACY: &str = "top5_accuracy";
 
 /// Image classification: the training, validation and (optionally) test
@@ -250,7 +250,7 @@ pub fn evaluate<K: Task, T: Network<Input = K::Input>>(
 
 /// How many rows of `output` (logits, one row per example) rank their label
 /// among their `k` largest entries: the numerator of top-`k` accuracy, the
-/// paper's ImageNet measure being top-5 (NOTES §2.1). A label tied with
+/// paper's ImageNet measure being top-5 (docs/paper.md §2.1). A label tied with
 /// other entries counts as ranked above them; a row whose label logit is
 /// NaN never counts.
 pub fn top_k_correct(output: Tensor<2>, labels: &Tensor<1, Int>, k: usize) -> f64 {

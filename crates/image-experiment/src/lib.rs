@@ -1,6 +1,6 @@
 //! Image classification on Fashion-MNIST with FCN and plain-CNN targets and
-//! ResNet guides: the paper's Table 1 (NOTES §2.1), run by `exp-image-guidance`,
-//! and the same machinery with other arms for `exp-kd-vs-guidance` (NOTES §2.5),
+//! ResNet guides: the paper's Table 1 (docs/paper.md §2.1), run by `exp-image-guidance`,
+//! and the same machinery with other arms for `exp-kd-vs-guidance` (docs/paper.md §2.5),
 //! `exp-ablations` and `exp-error-consistency`. An [`ImageSpec`] names the
 //! experiment, its presets and its figure; [`Image`] makes it an
 //! [`Experiment`] and does the rest.

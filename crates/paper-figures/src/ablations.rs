@@ -1,4 +1,4 @@
-//! ablations (paper §2.6): the Deep FCN guided by ResNet-18 on subsets of
+//! ablations (docs/paper.md §2.6): the Deep FCN guided by ResNet-18 on subsets of
 //! its layer pairs and with each distance, and the intrinsic dimension of
 //! its layers over training.
 

@@ -1,4 +1,4 @@
-//! error-consistency (paper §2.3): the matrix of Cohen's κ between the
+//! error-consistency (docs/paper.md §2.3): the matrix of Cohen's κ between the
 //! test-set correctness of the base Deep FCN, the FCN guided by ResNet-18
 //! and by a ViT, and the two guides, beside the paper's matrix; drawn as two
 //! heat maps and written as a Markdown table.
@@ -22,7 +22,7 @@ pub const NETWORKS: [(&str, &str); 5] = [
 /// The metric prefix the experiment logs κ under: `error_consistency/<other arm>`.
 const METRIC: &str = "error_consistency/";
 
-/// The paper's κ (NOTES §2.3) between networks `i < j` of [`NETWORKS`].
+/// The paper's κ (docs/paper.md §2.3) between networks `i < j` of [`NETWORKS`].
 const PAPER: [((usize, usize), f64); 10] = [
     ((0, 1), 0.036),
     ((0, 2), 0.039),
@@ -130,7 +130,7 @@ pub fn draw_error_consistency(metrics: &[MetricRow], out_stem: &Path) -> Result<
 /// seeds beside the paper's value.
 pub fn error_consistency_table(metrics: &[MetricRow]) -> String {
     let mut out = String::from(
-        "## Error consistency: Cohen's κ of per-example test correctness (NOTES §2.3; the \
+        "## Error consistency: Cohen's κ of per-example test correctness (docs/paper.md §2.3; the \
          paper's values on ImageNet in parentheses)\n\n| |",
     );
     for (_, name) in &NETWORKS[1..] {

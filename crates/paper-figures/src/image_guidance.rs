@@ -1,4 +1,4 @@
-//! image-guidance (paper §2.1, Table 1): the image panels of the paper's
+//! image-guidance (docs/paper.md §2.1, Table 1): the image panels of the paper's
 //! training-curve figure, for each target that has rows.
 
 use std::path::Path;

@@ -196,30 +196,30 @@ fn train_metric(rows: &[MetricRow]) -> &'static str {
     }
 }
 
-/// fcn-warmup (paper §2.4): the training curves of [`draw_training_curves`].
+/// fcn-warmup (docs/paper.md §2.4): the training curves of [`draw_training_curves`].
 pub fn draw_fcn_warmup(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
     draw_training_curves("fcn-warmup", metrics, out_stem)
 }
 
-/// copy-paste (paper §2.2, Table 2): the training curves of
+/// copy-paste (docs/paper.md §2.2, Table 2): the training curves of
 /// [`draw_training_curves`]; accuracy is over the copied tokens.
 pub fn draw_copy_paste(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
     draw_training_curves("copy-paste", metrics, out_stem)
 }
 
-/// parity (paper §2.2, Table 2): the training curves of [`draw_training_curves`].
+/// parity (docs/paper.md §2.2, Table 2): the training curves of [`draw_training_curves`].
 pub fn draw_parity(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
     draw_training_curves("parity", metrics, out_stem)
 }
 
-/// kd-vs-guidance (paper §2.5): the training curves of
+/// kd-vs-guidance (docs/paper.md §2.5): the training curves of
 /// [`draw_training_curves`] for the Deep FCN's guidance, distillation and
 /// hint arms and the guide alone.
 pub fn draw_kd_vs_guidance(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError> {
     draw_training_curves("kd-vs-guidance", metrics, out_stem)
 }
 
-/// lm (paper §2.2, LM columns of Table 2): for the small (4-layer) and the
+/// lm (docs/paper.md §2.2, LM columns of Table 2): for the small (4-layer) and the
 /// large (6-layer) RNN in turn, (a) the training task loss per step, binned,
 /// and (b) the validation word-level perplexity (`word_ppl`) per epoch, of
 /// the arms `<target>/<arm>` and of the Transformer trained alone (`guide`)

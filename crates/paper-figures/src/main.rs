@@ -93,7 +93,7 @@ fn write_tables(args: &Args) -> Result<Option<PathBuf>, FigureError> {
         "# Results\n\nWritten by `cargo run -p paper-figures` from the committed parquet files in \
          `results/`; do not edit by hand. Values are mean ± sd over seeds; \"selected epoch\" is \
          the epoch of lowest validation loss (the paper's model selection), and the test column \
-         reports that network on the held-out split. The paper column quotes NOTES §2.\n",
+         reports that network on the held-out split. The paper column quotes docs/paper.md §2.\n",
     );
     let mut any = false;
     for table in TABLES {

@@ -1,5 +1,5 @@
 //! `results/TABLES.md`: one Markdown table per experiment, read from its
-//! parquet results, with the paper's number beside each arm (NOTES §2), so
+//! parquet results, with the paper's number beside each arm (docs/paper.md §2), so
 //! that a reader compares the reproduction and the paper line by line.
 
 use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
@@ -39,7 +39,7 @@ pub fn paper_value(experiment: &str, metric: &str, arm: &str) -> Option<&'static
 pub const TABLES: &[ExperimentTable] = &[
     ExperimentTable {
         experiment: "fcn-warmup",
-        title: "Deep FCN on Fashion-MNIST: noise warm-up and early disconnect (NOTES §2.4)",
+        title: "Deep FCN on Fashion-MNIST: noise warm-up and early disconnect (docs/paper.md §2.4)",
         metric: "accuracy",
         label: "accuracy (%)",
         scale: 100.0,
@@ -49,7 +49,7 @@ pub const TABLES: &[ExperimentTable] = &[
     },
     ExperimentTable {
         experiment: "copy-paste",
-        title: "Copy-paste: 4-layer RNN guided by a 4-layer Transformer (NOTES §2.2)",
+        title: "Copy-paste: 4-layer RNN guided by a 4-layer Transformer (docs/paper.md §2.2)",
         metric: "accuracy",
         label: "accuracy on copied tokens (%)",
         scale: 100.0,
@@ -63,7 +63,7 @@ pub const TABLES: &[ExperimentTable] = &[
     },
     ExperimentTable {
         experiment: "parity",
-        title: "Parity: 1-layer Transformer encoder guided by a 1-layer RNN (NOTES §2.2)",
+        title: "Parity: 1-layer Transformer encoder guided by a 1-layer RNN (docs/paper.md §2.2)",
         metric: "accuracy",
         label: "accuracy (%)",
         scale: 100.0,
@@ -78,7 +78,7 @@ pub const TABLES: &[ExperimentTable] = &[
     ExperimentTable {
         experiment: "lm",
         title: "Language modelling: 4-layer (small) and 6-layer (large) RNN guided by a 4-layer \
-                Transformer (NOTES §2.2; State of the Union here, WikiText-103 in the paper)",
+                Transformer (docs/paper.md §2.2; State of the Union here, WikiText-103 in the paper)",
         metric: "word_ppl",
         label: "word-level perplexity",
         scale: 1.0,
@@ -96,7 +96,7 @@ pub const TABLES: &[ExperimentTable] = &[
     ExperimentTable {
         experiment: "image-guidance",
         title: "Image classification, top-5: Deep FCN and Wide FCN guided by ResNet-18, Deep \
-                ConvNet guided by ResNet-50 (NOTES §2.1, Table 1; Fashion-MNIST here, 10 classes, \
+                ConvNet guided by ResNet-50 (docs/paper.md §2.1, Table 1; Fashion-MNIST here, 10 classes, \
                 ImageNet-1k in the paper)",
         metric: "top5_accuracy",
         label: "top-5 accuracy (%)",
@@ -129,7 +129,7 @@ pub const TABLES: &[ExperimentTable] = &[
     ExperimentTable {
         experiment: "kd-vs-guidance",
         title: "Guidance against logit distillation and a FitNets hint: Deep FCN from a trained \
-                and an untrained ResNet-18 (NOTES §2.5; the paper reports this comparison in \
+                and an untrained ResNet-18 (docs/paper.md §2.5; the paper reports this comparison in \
                 words only: distillation from an untrained teacher fails, guidance still helps)",
         metric: "accuracy",
         label: "top-1 accuracy (%)",
@@ -140,7 +140,7 @@ pub const TABLES: &[ExperimentTable] = &[
     ExperimentTable {
         experiment: "error-consistency",
         title: "Error consistency: the Deep FCN alone and guided by a trained ResNet-18 or ViT, \
-                and the guides (NOTES §2.3; the paper reports ImageNet top-5 for some of these \
+                and the guides (docs/paper.md §2.3; the paper reports ImageNet top-5 for some of these \
                 arms in Table 1)",
         metric: "accuracy",
         label: "top-1 accuracy (%)",
@@ -151,7 +151,7 @@ pub const TABLES: &[ExperimentTable] = &[
     ExperimentTable {
         experiment: "ablations",
         title: "Ablations: the Deep FCN guided by ResNet-18 on subsets of its pairs and with each \
-                distance (NOTES §2.6; the paper reports these in words only: more pairs give a \
+                distance (docs/paper.md §2.6; the paper reports these in words only: more pairs give a \
                 stronger signal, ridge regression is the best distance)",
         metric: "accuracy",
         label: "top-1 accuracy (%)",

@@ -1,5 +1,5 @@
-//! What every experiment binary shares: the command line of DESIGN
-//! ("Conventions every experiment binary follows"), presets and overrides,
+//! What every experiment binary shares: the command line of docs/design.md §4,
+//! presets and overrides,
 //! and the results directory with per-run parts that make `--resume` work.
 
 pub mod experiment;

@@ -1,6 +1,6 @@
 //! A slice of an experiment's grid of (arm, seed) runs, so that a cluster can
-//! run the grid as many jobs and `merge` join their results (README, "Running
-//! on a cluster").
+//! run the grid as many jobs and `merge` join their results
+//! (README, "Running on a cluster").
 //!
 //! The grid is the order in which the experiment meets its runs: every
 //! invocation of one config meets the same runs in the same order, whatever

@@ -1,5 +1,5 @@
 //! `exp-ablations`: what guidance of the Deep FCN by ResNet-18 depends on
-//! (NOTES §2.6, the NeurIPS version's analyses): (a) which layers are
+//! (docs/paper.md §2.6, the NeurIPS version's analyses): (a) which layers are
 //! guided, (b) how many pairs, (c) the distance of the guidance term, and
 //! (d) the TwoNN intrinsic dimension of the FCN's layers over training,
 //! base against guided. The paper reports these in words only: more pairs

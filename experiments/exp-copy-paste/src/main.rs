@@ -1,4 +1,4 @@
-//! `exp-copy-paste`: the paper's copy-paste experiment (NOTES §2.2, Table 2).
+//! `exp-copy-paste`: the paper's copy-paste experiment (docs/paper.md §2.2, Table 2).
 //!
 //! A 4-layer tanh RNN language model reads `L` digits and a COPY token and
 //! must write the digits back. Three arms from the same initial RNN for each

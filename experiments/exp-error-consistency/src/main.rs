@@ -1,5 +1,5 @@
 //! `exp-error-consistency`: whether guidance makes a network err like its
-//! guide (the paper's error-consistency figure, NOTES §2.3). The Deep FCN
+//! guide (the paper's error-consistency figure, docs/paper.md §2.3). The Deep FCN
 //! alone, guided by a trained ResNet-18 and guided by a trained vision
 //! transformer, and the two guides alone, all measured on the same test
 //! images; error consistency (Geirhos et al. 2020) is Cohen's κ of two

@@ -1,4 +1,4 @@
-//! `exp-fcn-warmup`: is guidance only an initialisation? (paper NOTES §2.4)
+//! `exp-fcn-warmup`: is guidance only an initialisation? (docs/paper.md §2.4)
 //!
 //! A deep plain FCN on Fashion-MNIST, four arms from the same initial weights
 //! for each seed: `base` (cross-entropy only), `noise-warmup` (first K steps

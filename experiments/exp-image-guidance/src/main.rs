@@ -1,5 +1,5 @@
 //! `exp-image-guidance`: the paper's image classification experiment
-//! (NOTES §2.1, Table 1 and the image panels of its training-curve figure).
+//! (docs/paper.md §2.1, Table 1 and the image panels of its training-curve figure).
 //! What it runs is described in the crate's library.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! `exp-kd-vs-guidance`: guidance against knowledge distillation (NOTES
+//! `exp-kd-vs-guidance`: guidance against knowledge distillation (docs/paper.md
 //! §2.5). The Deep FCN on Fashion-MNIST trained alone, with guidance, with
 //! logit distillation and with a FitNets hint, each of the three from a
 //! trained and from an untrained ResNet-18. The paper's claim: distillation

@@ -1,9 +1,9 @@
-//! `exp-lm`: the paper's language-modelling experiment (NOTES §2.2, the LM
+//! `exp-lm`: the paper's language-modelling experiment (docs/paper.md §2.2, the LM
 //! columns of Table 2 and the NeurIPS small / large split).
 //!
 //! Vanilla tanh RNN language models, "small" (4 layers) and "large" (6
 //! layers), read windows of 50 tokens of the State of the Union corpus (the
-//! stand-in for WikiText-103, DESIGN "Real data") and predict the next token
+//! stand-in for WikiText-103, docs/design.md §5) and predict the next token
 //! at every position. For each target and seed three arms start from the
 //! same initial RNN: `base` (cross-entropy only), `trained-guide` (aligned
 //! with a 4-layer Transformer trained alone on the task first, logged as arm

@@ -1,4 +1,4 @@
-//! `exp-parity`: parity of bit strings (paper NOTES §2.2, Table 2).
+//! `exp-parity`: parity of bit strings (docs/paper.md §2.2, Table 2).
 //!
 //! A one-layer Transformer encoder (the "untrainable" target on parity) in
 //! three arms from the same initial weights for each seed: `base` (task loss
@@ -8,7 +8,7 @@
 //!
 //! Every accuracy and loss here is measured on the validation split, which
 //! also selects each run's best epoch; the paper reports the held-out test
-//! split of the same 80/10/10 generation instead (NOTES §3). The test
+//! split of the same 80/10/10 generation instead (docs/paper.md §3). The test
 //! examples are never read.
 
 use std::error::Error;
