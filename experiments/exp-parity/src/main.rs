@@ -6,10 +6,9 @@
 //! parity) and `untrained-guide` (aligned with the same RNN as initialised).
 //! The RNN's own training is logged as the arm `guide`.
 //!
-//! Every accuracy and loss here is measured on the validation split, which
-//! also selects each run's best epoch; the paper reports the held-out test
-//! split of the same 80/10/10 generation instead (docs/paper.md §3). The test
-//! examples are never read.
+//! The validation split selects each run's best epoch; the selected network
+//! is measured once on the held-out test split of the same 80/10/10
+//! generation, as the paper reports it (docs/paper.md §3).
 
 use std::error::Error;
 use std::path::Path;
