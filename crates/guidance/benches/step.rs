@@ -8,7 +8,7 @@
 //!
 //! Sizes: the Deep FCN 784 → 20 × 512 → 10 at batch 256, guided by an
 //! untrained ResNet-18 of base width 16 on 28 × 28 images over the uniform
-//! pairs (the sizes of the PyTorch measurement in issue 9); the Deep ConvNet
+//! pairs (the sizes of benches/reference/step.py); the Deep ConvNet
 //! of width 8 guided by a ResNet-50 of width 8 at batch 64; the copy-paste
 //! RNN guided by the Transformer of its cpu preset at batch 64. With
 //! `UNTRAINABLE_BENCH_SIZES=paper`, the paper presets' networks and batch
