@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -140,9 +140,10 @@ fn copy_paste_slice_cancelled_mid_run_resumes_when_resubmitted() {
 
     // Slice 1 runs trained-guide seed 0, then untrained-guide seed 1.
     let slice = out.join("copy-paste/shards/1-of-4");
-    wait_for("a checkpoint of slice 1", || {
-        has_checkpoint(&slice.join("runs"))
-    });
+    // Its own run's checkpoint, not the trained guide's, which the guides'
+    // job may leave behind before the slice starts.
+    let run = slice.join("runs/trained-guide-seed0/checkpoint");
+    wait_for("a checkpoint of slice 1's first run", || has_checkpoint(&run));
     let cancel = Command::new("scancel")
         .arg(format!("{array}_1"))
         .output()
@@ -167,15 +168,9 @@ fn copy_paste_slice_cancelled_mid_run_resumes_when_resubmitted() {
     );
 }
 
-/// Whether any run under `runs` has a checkpoint file.
-fn has_checkpoint(runs: &Path) -> bool {
-    let Ok(parts) = std::fs::read_dir(runs) else {
-        return false;
-    };
-    parts.flatten().any(|part| {
-        let dir: PathBuf = part.path().join("checkpoint");
-        std::fs::read_dir(dir).is_ok_and(|mut files| files.next().is_some())
-    })
+/// Whether the checkpoint directory `dir` holds a file.
+fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut files| files.next().is_some())
 }
 
 /// Whether Slurm no longer runs or holds job `id`.
