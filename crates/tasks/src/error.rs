@@ -108,6 +108,17 @@ pub enum DataError {
     },
     /// A saved tokenizer file is unreadable or was trained for other data.
     BadTokenizer { path: PathBuf, reason: String },
+    /// A data set laid out as directories and files (an image folder, a
+    /// text release) is not laid out as expected: `reason` says what is
+    /// wrong at `path` and `fix` what to do about it.
+    BadLayout {
+        path: PathBuf,
+        reason: String,
+        fix: String,
+    },
+    /// An image file that cannot be decoded: not a JPEG or PNG, truncated
+    /// or corrupt.
+    Undecodable { path: PathBuf, reason: String },
 }
 
 impl fmt::Display for DataError {
@@ -248,6 +259,16 @@ impl fmt::Display for DataError {
             DataError::BadTokenizer { path, reason } => write!(
                 f,
                 "{}: unusable tokenizer file: {reason}. Fix: delete it to train a new one.",
+                path.display()
+            ),
+            DataError::BadLayout { path, reason, fix } => {
+                write!(f, "{}: {reason}. Fix: {fix}", path.display())
+            }
+            DataError::Undecodable { path, reason } => write!(
+                f,
+                "{}: cannot decode the image ({reason}); the file is truncated, corrupt or not \
+                 a JPEG or PNG. Fix: replace it, or remove it from the data set (`data check` \
+                 lists every such file)",
                 path.display()
             ),
         }

@@ -7,16 +7,21 @@
 
 pub mod augment;
 pub mod batches;
+pub mod check;
 pub mod copy_paste;
 pub mod error;
 pub mod fashion_mnist;
 pub mod idx;
+pub mod image_folder;
+pub mod image_pipeline;
+pub mod image_transform;
 pub mod locate;
 pub mod mnist;
 pub mod parity;
 pub mod sequence;
 pub mod sotu;
 pub mod tokenizer;
+pub mod wikitext;
 
 pub use augment::Augment;
 pub use batches::epoch_batches;
