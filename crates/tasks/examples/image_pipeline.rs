@@ -44,7 +44,11 @@ fn main() -> Result<(), String> {
         images += b.map_err(|e| e.to_string())?.len();
     }
     let seconds = start.elapsed().as_secs_f64();
-    let name = if transform == Transform::TRAIN { "train" } else { "eval" };
+    let name = if transform == Transform::TRAIN {
+        "train"
+    } else {
+        "eval"
+    };
     println!(
         "{{\"side\": \"rust\", \"transform\": \"{name}\", \"images\": {images}, \"seconds\": {seconds:.3}, \"images_per_s\": {:.1}}}",
         images as f64 / seconds

@@ -32,9 +32,14 @@ pub fn undecodable(folder: &ImageFolder, workers: usize) -> Vec<(PathBuf, String
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((path, _)) = folder.images.get(i) else { break };
+                    let Some((path, _)) = folder.images.get(i) else {
+                        break;
+                    };
                     if let Err(e) = decode_file(path) {
-                        failed.lock().expect("no panics hold it").push((path.clone(), e.to_string()));
+                        failed
+                            .lock()
+                            .expect("no panics hold it")
+                            .push((path.clone(), e.to_string()));
                     }
                 }
             });

@@ -137,7 +137,12 @@ impl ImageFolder {
             }
             let label = classes.len() as u32;
             images.extend(files.into_iter().map(|f| (f, label)));
-            classes.push(path.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            classes.push(
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         if classes.is_empty() {
             return Err(layout_error(
@@ -182,7 +187,9 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb8, DataError> {
     };
     let format = image::guess_format(bytes).map_err(|e| undecodable(e.to_string()))?;
     if !matches!(format, image::ImageFormat::Jpeg | image::ImageFormat::Png) {
-        return Err(undecodable(format!("a {format:?} image, not a JPEG or PNG")));
+        return Err(undecodable(format!(
+            "a {format:?} image, not a JPEG or PNG"
+        )));
     }
     let decoded = image::load_from_memory_with_format(bytes, format)
         .map_err(|e| undecodable(e.to_string()))?;

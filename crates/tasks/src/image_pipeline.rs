@@ -103,8 +103,15 @@ impl Batches {
     ///
     /// # Panics
     /// If `config.workers` or `config.prefetch` is 0 (a configuration bug).
-    pub fn start(folder: Arc<ImageFolder>, plan: Vec<Vec<usize>>, config: PipelineConfig) -> Batches {
-        assert!(config.workers > 0 && config.prefetch > 0, "workers and prefetch must be ≥ 1");
+    pub fn start(
+        folder: Arc<ImageFolder>,
+        plan: Vec<Vec<usize>>,
+        config: PipelineConfig,
+    ) -> Batches {
+        assert!(
+            config.workers > 0 && config.prefetch > 0,
+            "workers and prefetch must be ≥ 1"
+        );
         let plan = Arc::new(plan);
         let mut receivers = Vec::new();
         let mut workers = Vec::new();

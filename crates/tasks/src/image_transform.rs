@@ -42,7 +42,11 @@ impl Rgb8 {
     /// # Panics
     /// If `pixels` does not hold `width × height` RGB pixels.
     pub fn new(width: usize, height: usize, pixels: Vec<u8>) -> Self {
-        assert_eq!(pixels.len(), width * height * 3, "{width}×{height} RGB pixels");
+        assert_eq!(
+            pixels.len(),
+            width * height * 3,
+            "{width}×{height} RGB pixels"
+        );
         Self {
             width,
             height,
@@ -118,9 +122,7 @@ impl Transform {
             }
             Transform::Eval { resize: side, size } => {
                 let (h, w) = shorter_side_to(image.height, image.width, side);
-                let resized = resize(image, image.full(), w, h);
-                let region = center_crop(h, w, size);
-                crop(&resized, region)
+                resize_window(image, image.full(), w, h, center_crop(h, w, size))
             }
         }
     }
@@ -155,7 +157,10 @@ pub fn shorter_side_to(height: usize, width: usize, side: usize) -> (usize, usiz
 /// # Panics
 /// If the image is smaller than `size` (Resize(256) never gives one).
 pub fn center_crop(height: usize, width: usize, size: usize) -> Region {
-    assert!(height >= size && width >= size, "{height}×{width} image, crop {size}");
+    assert!(
+        height >= size && width >= size,
+        "{height}×{width} image, crop {size}"
+    );
     let offset = |extent: usize| ((extent - size) as f64 / 2.0).round_ties_even() as usize;
     Region {
         top: offset(height),
@@ -278,39 +283,101 @@ fn to_byte(sum: i32) -> u8 {
 /// antialiased bilinear filter: horizontally first, then vertically, each
 /// pass rounded to bytes, a pass skipped where its size does not change.
 pub fn resize(image: &Rgb8, region: Region, out_width: usize, out_height: usize) -> Rgb8 {
-    let horizontal = if region.width == out_width {
-        crop(image, region)
-    } else {
-        let cols = taps(region.width, out_width);
-        let mut out = Vec::with_capacity(region.height * out_width * 3);
-        let half = 1i32 << (PRECISION_BITS - 1);
-        for y in region.top..region.top + region.height {
-            let row = &image.pixels[(y * image.width + region.left) * 3..][..region.width * 3];
-            for t in &cols {
-                let mut sum = [half; 3];
-                for (k, &w) in t.weights.iter().enumerate() {
-                    let p = &row[(t.first + k) * 3..][..3];
-                    for c in 0..3 {
-                        sum[c] += p[c] as i32 * w;
-                    }
-                }
-                out.extend(sum.map(to_byte));
-            }
-        }
-        Rgb8::new(out_width, region.height, out)
+    let everything = Region {
+        top: 0,
+        left: 0,
+        height: out_height,
+        width: out_width,
     };
-    if region.height == out_height {
-        return horizontal;
+    resize_window(image, region, out_width, out_height, everything)
+}
+
+/// The `window` of [`resize`]'s output, computing only what it needs: the
+/// same bytes as resizing whole and cropping (torchvision's Resize +
+/// CenterCrop), for about half the work.
+pub fn resize_window(
+    image: &Rgb8,
+    region: Region,
+    out_width: usize,
+    out_height: usize,
+    window: Region,
+) -> Rgb8 {
+    assert!(
+        window.top + window.height <= out_height && window.left + window.width <= out_width,
+        "window {window:?} of a {out_width}×{out_height} output"
+    );
+    let cols = (region.width != out_width)
+        .then(|| taps(region.width, out_width).split_off(window.left))
+        .map(|mut t| {
+            t.truncate(window.width);
+            t
+        });
+    let rows = (region.height != out_height)
+        .then(|| taps(region.height, out_height).split_off(window.top))
+        .map(|mut t| {
+            t.truncate(window.height);
+            t
+        });
+    // Source rows (within `region`) that the window's output rows read.
+    let (first_row, end_row) = match &rows {
+        Some(rows) => {
+            let last = rows.last().expect("a window of at least one row");
+            (rows[0].first, last.first + last.weights.len())
+        }
+        None => (window.top, window.top + window.height),
+    };
+    let source_rows = Region {
+        top: region.top + first_row,
+        height: end_row - first_row,
+        ..region
+    };
+    let horizontal = match &cols {
+        Some(cols) => resample_rows(image, source_rows, cols),
+        None => crop(
+            image,
+            Region {
+                left: region.left + window.left,
+                width: window.width,
+                ..source_rows
+            },
+        ),
+    };
+    match &rows {
+        Some(rows) => resample_columns(&horizontal, rows, first_row),
+        None => horizontal,
     }
-    let rows = taps(region.height, out_height);
-    let stride = out_width * 3;
+}
+
+/// The horizontal pass: each row of `rows` (a region of `image`) through `cols`.
+fn resample_rows(image: &Rgb8, rows: Region, cols: &[Taps]) -> Rgb8 {
     let half = 1i32 << (PRECISION_BITS - 1);
-    let mut out = vec![0u8; out_height * stride];
+    let mut out = Vec::with_capacity(rows.height * cols.len() * 3);
+    for y in rows.top..rows.top + rows.height {
+        let row = &image.pixels[(y * image.width + rows.left) * 3..][..rows.width * 3];
+        for t in cols {
+            let mut sum = [half; 3];
+            for (k, &w) in t.weights.iter().enumerate() {
+                let p = &row[(t.first + k) * 3..][..3];
+                for c in 0..3 {
+                    sum[c] += p[c] as i32 * w;
+                }
+            }
+            out.extend(sum.map(to_byte));
+        }
+    }
+    Rgb8::new(cols.len(), rows.height, out)
+}
+
+/// The vertical pass over `image`, whose row 0 is source row `first_row`.
+fn resample_columns(image: &Rgb8, rows: &[Taps], first_row: usize) -> Rgb8 {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let stride = image.width * 3;
+    let mut out = vec![0u8; rows.len() * stride];
     let mut sums = vec![0i32; stride];
     for (t, out_row) in rows.iter().zip(out.chunks_exact_mut(stride)) {
         sums.fill(half);
         for (k, &w) in t.weights.iter().enumerate() {
-            let src = &horizontal.pixels[(t.first + k) * stride..][..stride];
+            let src = &image.pixels[(t.first - first_row + k) * stride..][..stride];
             for (s, &p) in sums.iter_mut().zip(src) {
                 *s += p as i32 * w;
             }
@@ -319,7 +386,7 @@ pub fn resize(image: &Rgb8, region: Region, out_width: usize, out_height: usize)
             *o = to_byte(s);
         }
     }
-    Rgb8::new(out_width, out_height, out)
+    Rgb8::new(image.width, rows.len(), out)
 }
 
 /// Writes `image` as `3 × height × width` floats, `(p / 255 − mean) / std`
@@ -348,7 +415,11 @@ mod tests {
         let mut pixels = Vec::new();
         for y in 0..height {
             for x in 0..width {
-                pixels.extend([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) % 256) as u8]);
+                pixels.extend([
+                    (x * 7 % 256) as u8,
+                    (y * 5 % 256) as u8,
+                    ((x + y) % 256) as u8,
+                ]);
             }
         }
         Rgb8::new(width, height, pixels)
@@ -361,6 +432,46 @@ mod tests {
         // The coefficients alone give the identity too (one tap of weight 1).
         for t in taps(9, 9) {
             assert_eq!(t.weights.iter().filter(|&&w| w != 0).count(), 1);
+        }
+    }
+
+    #[test]
+    fn a_window_of_the_resize_is_the_crop_of_the_whole_resize() {
+        let image = gradient(53, 41);
+        let region = Region {
+            top: 3,
+            left: 5,
+            height: 30,
+            width: 44,
+        };
+        for (w, h) in [(44, 30), (20, 30), (44, 17), (23, 13), (70, 61)] {
+            let whole = resize(&image, region, w, h);
+            for window in [
+                Region {
+                    top: 0,
+                    left: 0,
+                    height: h,
+                    width: w,
+                },
+                Region {
+                    top: 2,
+                    left: 3,
+                    height: h - 4,
+                    width: w - 5,
+                },
+                Region {
+                    top: h - 1,
+                    left: w / 2,
+                    height: 1,
+                    width: 1,
+                },
+            ] {
+                assert_eq!(
+                    resize_window(&image, region, w, h, window),
+                    crop(&whole, window),
+                    "{w}×{h} {window:?}"
+                );
+            }
         }
     }
 
@@ -385,7 +496,11 @@ mod tests {
         // where the ramp is 10 · (2i + 0.5).
         for i in 1..7 {
             let expected = 10.0 * (2.0 * i as f64 + 0.5);
-            assert!((out.pixels[i * 3] as f64 - expected).abs() <= 0.5, "{i}: {}", out.pixels[i * 3]);
+            assert!(
+                (out.pixels[i * 3] as f64 - expected).abs() <= 0.5,
+                "{i}: {}",
+                out.pixels[i * 3]
+            );
         }
     }
 
@@ -416,7 +531,13 @@ mod tests {
             assert_eq!(r, same);
         }
         let draw = |s, e, x| {
-            random_resized_crop(375, 500, (0.08, 1.0), (0.75, 4.0 / 3.0), &mut example_rng(s, e, x))
+            random_resized_crop(
+                375,
+                500,
+                (0.08, 1.0),
+                (0.75, 4.0 / 3.0),
+                &mut example_rng(s, e, x),
+            )
         };
         assert_ne!(draw(0, 0, 0), draw(0, 1, 0));
         assert_ne!(draw(0, 0, 0), draw(1, 0, 0));
@@ -447,6 +568,16 @@ mod tests {
         let mut out = vec![0.0; 6];
         normalise_into(&image, &mut out);
         let n = |p: f32, c: usize| (p / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-        assert_eq!(out, vec![n(0., 0), n(255., 0), n(128., 1), n(0., 1), n(255., 2), n(128., 2)]);
+        assert_eq!(
+            out,
+            vec![
+                n(0., 0),
+                n(255., 0),
+                n(128., 1),
+                n(0., 1),
+                n(255., 2),
+                n(128., 2)
+            ]
+        );
     }
 }

@@ -170,7 +170,10 @@ impl WikiText {
     /// The release whose three files are all in `dir`.
     pub fn release_in(dir: &Path) -> Result<Release, DataError> {
         for release in [Release::Tokens, Release::Raw] {
-            if Split::ALL.iter().all(|&s| dir.join(release.file_name(s)).is_file()) {
+            if Split::ALL
+                .iter()
+                .all(|&s| dir.join(release.file_name(s)).is_file())
+            {
                 return Ok(release);
             }
         }
@@ -182,7 +185,10 @@ impl WikiText {
         Err(DataError::BadLayout {
             path: dir.to_owned(),
             reason: if dir.is_dir() {
-                format!("missing {} (and no complete raw release)", missing.join(", "))
+                format!(
+                    "missing {} (and no complete raw release)",
+                    missing.join(", ")
+                )
             } else {
                 "no such directory".into()
             },
@@ -213,11 +219,13 @@ fn read_stream(path: &Path, mut id: impl FnMut(&str) -> u32) -> Result<LmStream,
     let mut line = String::new();
     loop {
         line.clear();
-        let read = reader.read_line(&mut line).map_err(|e| DataError::BadLayout {
-            path: path.to_owned(),
-            reason: format!("line {}: {e}", lines + 1),
-            fix: "the WikiText files are UTF-8 text; download them again".into(),
-        })?;
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|e| DataError::BadLayout {
+                path: path.to_owned(),
+                reason: format!("line {}: {e}", lines + 1),
+                fix: "the WikiText files are UTF-8 text; download them again".into(),
+            })?;
         if read == 0 {
             break;
         }

@@ -39,9 +39,18 @@ fn grid(image: &Rgb8, stride: usize) -> Vec<i64> {
 
 /// Largest and mean absolute difference, in byte levels.
 fn differences(ours: &[i64], theirs: &Value) -> (i64, f64) {
-    let theirs: Vec<i64> = theirs.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let theirs: Vec<i64> = theirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     assert_eq!(ours.len(), theirs.len());
-    let diffs: Vec<i64> = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).collect();
+    let diffs: Vec<i64> = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
     let max = *diffs.iter().max().unwrap();
     (max, diffs.iter().sum::<i64>() as f64 / diffs.len() as f64)
 }
@@ -55,7 +64,11 @@ fn differences(ours: &[i64], theirs: &Value) -> (i64, f64) {
 /// JPEG (4:2:0 chroma) largest 3, mean 0.40 levels; greyscale and CMYK
 /// largest 1, mean ≤ 0.02; PNGs 0.
 fn tolerance(name: &str) -> (i64, f64) {
-    if name.ends_with(".png") { (0, 0.0) } else { (3, 0.6) }
+    if name.ends_with(".png") {
+        (0, 0.0)
+    } else {
+        (3, 0.6)
+    }
 }
 
 #[test]
@@ -70,18 +83,27 @@ fn evaluation_transform_matches_torchvision() {
         let (max, mean) = differences(&grid(&out, stride), &expected["eval_grid"]);
         eprintln!("{name}: evaluation transform, largest {max}, mean {mean:.3} levels");
         let (max_tol, mean_tol) = tolerance(name);
-        assert!(max <= max_tol && mean <= mean_tol, "{name}: largest {max}, mean {mean} levels");
+        assert!(
+            max <= max_tol && mean <= mean_tol,
+            "{name}: largest {max}, mean {mean} levels"
+        );
 
         let mut values = vec![0.0; 3 * 224 * 224];
         untrainable_tasks::image_transform::normalise_into(&out, &mut values);
         for c in 0..3 {
-            let ours = values[c * 224 * 224..(c + 1) * 224 * 224].iter().map(|&v| v as f64).sum::<f64>()
+            let ours = values[c * 224 * 224..(c + 1) * 224 * 224]
+                .iter()
+                .map(|&v| v as f64)
+                .sum::<f64>()
                 / (224.0 * 224.0);
             let theirs = expected["eval_channel_mean"][c].as_f64().unwrap();
             // A mean difference of `mean_tol` levels moves a channel's mean
             // by at most that much.
             let allowed = 1e-5 + mean_tol / 255.0 / IMAGENET_STD[c] as f64;
-            assert!((ours - theirs).abs() <= allowed, "{name} channel {c}: {ours} vs {theirs}");
+            assert!(
+                (ours - theirs).abs() <= allowed,
+                "{name} channel {c}: {ours} vs {theirs}"
+            );
         }
     }
 }
@@ -103,7 +125,10 @@ fn crop_resize_matches_torchvision() {
         let (max, mean) = differences(&grid(&out, stride), &expected["crop_grid"]);
         eprintln!("{name}: crop resize, largest {max}, mean {mean:.3} levels");
         let (max_tol, mean_tol) = tolerance(name);
-        assert!(max <= max_tol && mean <= mean_tol, "{name}: largest {max}, mean {mean} levels");
+        assert!(
+            max <= max_tol && mean <= mean_tol,
+            "{name}: largest {max}, mean {mean} levels"
+        );
     }
 }
 
@@ -115,7 +140,10 @@ fn greyscale_cmyk_and_alpha_images_decode_to_rgb() {
     for name in ["cat/cmyk-300x280.jpg", "dog/rgba-160x120.png"] {
         let image = decode_file(&dir.join(name)).unwrap();
         assert_eq!(image.pixels.len(), image.width * image.height * 3, "{name}");
-        assert!(image.pixels.chunks(3).any(|p| p[0] != p[2]), "{name} lost its colour");
+        assert!(
+            image.pixels.chunks(3).any(|p| p[0] != p[2]),
+            "{name} lost its colour"
+        );
     }
 }
 
@@ -151,7 +179,9 @@ fn pattern(width: u32, height: u32, shade: u8) -> image::RgbImage {
 
 fn write_jpeg(path: &Path, width: u32, height: u32, shade: u8) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
-    pattern(width, height, shade).save_with_format(path, image::ImageFormat::Jpeg).unwrap();
+    pattern(width, height, shade)
+        .save_with_format(path, image::ImageFormat::Jpeg)
+        .unwrap();
 }
 
 /// ROOT/{train,val}/{n01,n02}/ with `per_class` JPEGs each (sizes vary).
@@ -159,7 +189,10 @@ fn write_imagenet(root: &Path, per_class: usize) {
     for split in ["train", "val"] {
         for (c, class) in ["n01", "n02"].iter().enumerate() {
             for i in 0..per_class {
-                let path = root.join(split).join(class).join(format!("{class}_{i}.JPEG"));
+                let path = root
+                    .join(split)
+                    .join(class)
+                    .join(format!("{class}_{i}.JPEG"));
                 write_jpeg(&path, 60 + 7 * i as u32, 50 + 3 * c as u32, (40 * i) as u8);
             }
         }
@@ -191,7 +224,10 @@ fn missing_split_is_named_with_what_to_download() {
     fs::remove_dir_all(dir.path().join("val")).unwrap();
     let (path, message) = layout_error(ImageNet::open(dir.path()).unwrap_err());
     assert_eq!(path, dir.path().join("val"));
-    assert!(message.contains("missing the val split") && message.contains("ILSVRC-2012"), "{message}");
+    assert!(
+        message.contains("missing the val split") && message.contains("ILSVRC-2012"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -199,7 +235,10 @@ fn no_data_at_all_says_what_to_download_and_where_to_point() {
     // Only when the variable is unset here; the message is the same either way.
     if std::env::var_os(untrainable_tasks::image_folder::ENV_IMAGENET).is_none() {
         let message = ImageNet::find(None).unwrap_err().to_string();
-        assert!(message.contains("--data") && message.contains("UNTRAINABLE_IMAGENET"), "{message}");
+        assert!(
+            message.contains("--data") && message.contains("UNTRAINABLE_IMAGENET"),
+            "{message}"
+        );
     }
 }
 
@@ -259,7 +298,10 @@ fn undecodable_files_fail_or_are_skipped_by_policy() {
     };
     let all: Vec<usize> = (0..folder.len()).collect();
     let message = build_batch(&folder, &all, &config).unwrap_err().to_string();
-    assert!(message.contains("n01_1.JPEG") && message.contains("data check"), "{message}");
+    assert!(
+        message.contains("n01_1.JPEG") && message.contains("data check"),
+        "{message}"
+    );
 
     config.bad_images = BadImages::Skip;
     let batch = build_batch(&folder, &all, &config).unwrap();
@@ -295,9 +337,17 @@ fn batches_are_the_same_for_any_number_of_workers_and_repeat_by_epoch() {
     assert_ne!(run(2, 1), one);
 
     // Values are normalised pixels of 224 × 224 crops.
-    let lo = (0..3).map(|c| (0.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]).fold(f32::MAX, f32::min);
-    let hi = (0..3).map(|c| (1.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]).fold(f32::MIN, f32::max);
-    assert!(one.iter().flat_map(|b| &b.pixels).all(|&v| (lo..=hi).contains(&v)));
+    let lo = (0..3)
+        .map(|c| (0.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
+        .fold(f32::MAX, f32::min);
+    let hi = (0..3)
+        .map(|c| (1.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
+        .fold(f32::MIN, f32::max);
+    assert!(
+        one.iter()
+            .flat_map(|b| &b.pixels)
+            .all(|&v| (lo..=hi).contains(&v))
+    );
 }
 
 #[test]
@@ -314,8 +364,11 @@ fn a_failing_batch_ends_the_pass_with_its_error() {
         prefetch: 2,
         bad_images: BadImages::Fail,
     };
-    let results: Vec<_> = Batches::start(folder, vec![vec![0], vec![3], vec![1], vec![2]], config).collect();
+    let results: Vec<_> =
+        Batches::start(folder, vec![vec![0], vec![3], vec![1], vec![2]], config).collect();
     assert_eq!(results.len(), 2);
     assert!(results[0].is_ok());
-    assert!(matches!(&results[1], Err(DataError::Undecodable { path, .. }) if path.ends_with("n02_1.JPEG")));
+    assert!(
+        matches!(&results[1], Err(DataError::Undecodable { path, .. }) if path.ends_with("n02_1.JPEG"))
+    );
 }

@@ -28,15 +28,25 @@ fn words_ids_and_line_ends_follow_the_files() {
     let text = WikiText::load(dir.path()).unwrap();
     assert_eq!(text.release, Release::Tokens);
     let v = &text.vocabulary;
-    assert_eq!(&v.words[..6], [EOS, UNK, "=", "Valkyria", "Chronicles", "The"]);
+    assert_eq!(
+        &v.words[..6],
+        [EOS, UNK, "=", "Valkyria", "Chronicles", "The"]
+    );
     // Every distinct training word, plus <eos> (<unk> appears in the text).
     let distinct: std::collections::HashSet<&str> = TRAIN.split_whitespace().collect();
     assert_eq!(v.len(), distinct.len() + 1);
 
     let words = |split| -> Vec<String> {
-        text.stream(split).tokens.iter().map(|&t| v.words[t as usize].clone()).collect()
+        text.stream(split)
+            .tokens
+            .iter()
+            .map(|&t| v.words[t as usize].clone())
+            .collect()
     };
-    assert_eq!(words(Split::Test), [EOS, "The", "game", "began", ".", EOS, EOS]);
+    assert_eq!(
+        words(Split::Test),
+        [EOS, "The", "game", "began", ".", EOS, EOS]
+    );
     assert_eq!(
         words(Split::Val),
         [EOS, "=", UNK, "=", EOS, "The", UNK, "game", ".", EOS]
@@ -53,7 +63,11 @@ fn words_ids_and_line_ends_follow_the_files() {
 #[test]
 fn the_raw_release_is_read_when_the_tokenised_one_is_absent() {
     let dir = tempfile::tempdir().unwrap();
-    write_release(dir.path(), "raw", [" The cat sat . \n", " The dog sat . \n", " A cat . \n"]);
+    write_release(
+        dir.path(),
+        "raw",
+        [" The cat sat . \n", " The dog sat . \n", " A cat . \n"],
+    );
     let text = WikiText::load(dir.path()).unwrap();
     assert_eq!(text.release, Release::Raw);
     assert_eq!(text.unknown, [1, 1]); // "dog", "A"
@@ -84,16 +98,24 @@ fn missing_files_empty_files_and_bad_text_are_named() {
     fs::write(dir.path().join("wiki.train.tokens"), TRAIN).unwrap();
     let message = WikiText::load(dir.path()).unwrap_err().to_string();
     assert!(
-        message.contains("missing wiki.valid.tokens, wiki.test.tokens") && message.contains("--data"),
+        message.contains("missing wiki.valid.tokens, wiki.test.tokens")
+            && message.contains("--data"),
         "{message}"
     );
 
     write_release(dir.path(), "tokens", [TRAIN, "", TEST]);
     let message = WikiText::load(dir.path()).unwrap_err().to_string();
-    assert!(message.contains("wiki.valid.tokens: empty file"), "{message}");
+    assert!(
+        message.contains("wiki.valid.tokens: empty file"),
+        "{message}"
+    );
 
     write_release(dir.path(), "tokens", [TRAIN, VALID, TEST]);
-    fs::write(dir.path().join("wiki.test.tokens"), b" ok \n \xff\xfe bad \n").unwrap();
+    fs::write(
+        dir.path().join("wiki.test.tokens"),
+        b" ok \n \xff\xfe bad \n",
+    )
+    .unwrap();
     let message = WikiText::load(dir.path()).unwrap_err().to_string();
     assert!(message.contains("wiki.test.tokens: line 2"), "{message}");
 }
@@ -112,7 +134,12 @@ fn check_reports_wikitext_counts_and_problems() {
     fs::remove_file(dir.path().join("wiki.test.tokens")).unwrap();
     let report = check_wikitext(dir.path());
     assert_eq!(report["ok"], false);
-    assert!(report["problems"][0].as_str().unwrap().contains("wiki.test.tokens"));
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("wiki.test.tokens")
+    );
 }
 
 #[test]
@@ -142,5 +169,10 @@ fn check_reports_imagenet_counts_and_undecodable_files() {
 
     fs::remove_dir_all(dir.path().join("train")).unwrap();
     let report = check_imagenet(dir.path(), 2);
-    assert!(report["problems"][0].as_str().unwrap().contains("missing the train split"));
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("missing the train split")
+    );
 }

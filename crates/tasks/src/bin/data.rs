@@ -13,7 +13,10 @@ use clap::{Parser, Subcommand};
 use untrainable_tasks::check::{check_imagenet, check_wikitext};
 
 #[derive(Parser)]
-#[command(name = "data", about = "Check a data set before a long run (JSON report)")]
+#[command(
+    name = "data",
+    about = "Check a data set before a long run (JSON report)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,6 +54,13 @@ fn main() -> ExitCode {
         }
         Dataset::Wikitext103 { dir } => check_wikitext(&dir),
     };
-    println!("{}", serde_json::to_string_pretty(&report).expect("JSON values print"));
-    if report["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("JSON values print")
+    );
+    if report["ok"] == true {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
