@@ -19,6 +19,10 @@ const EXPERIMENT: ImageExperiment = ImageExperiment {
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ],
     // Table 1's Deep FCN guided by ResNet-18 (NOTES §2.1); the ablations have no numbers.
     paper_top5: &[

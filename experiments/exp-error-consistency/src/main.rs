@@ -41,6 +41,10 @@ const EXPERIMENT: ImageExperiment = ImageExperiment {
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ],
     // Table 1's top-5 for the arms it has (NOTES §2.1); the κ values are in TABLES.md.
     paper_top5: &[

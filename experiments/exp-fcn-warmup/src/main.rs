@@ -9,15 +9,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use burn::tensor::Tensor;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, TrainConfig, TrainedStore,
+    ArmConfig, ImageData, ImageDataset, ImageNetData, InputSpec, PairsConfig, Part, Task,
+    TrainConfig, TrainedStore,
 };
 use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
+use untrainable_tasks::image_folder::ImageNet;
 
 const EXPERIMENT: &str = "fcn-warmup";
 
@@ -25,6 +28,10 @@ const PRESETS: &[(Preset, &str)] = &[
     (Preset::Smoke, include_str!("../presets/smoke.toml")),
     (Preset::Cpu, include_str!("../presets/cpu.toml")),
     (Preset::Paper, include_str!("../presets/paper.toml")),
+    (
+        Preset::PaperFmnist,
+        include_str!("../presets/paper-fmnist.toml"),
+    ),
 ];
 
 #[derive(Debug, Parser)]
@@ -38,9 +45,14 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Directory with the Fashion-MNIST .gz files (default: $UNTRAINABLE_FASHION_MNIST,
-    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist).
+    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist);
+    /// for `--preset paper`, the ImageNet root holding train/ and val/ (default:
+    /// $UNTRAINABLE_IMAGENET).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Threads decoding ImageNet's JPEGs for each batch (default: every core).
+    #[arg(long, value_name = "N")]
+    data_workers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +73,10 @@ struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DataConfig {
+    /// The images: Fashion-MNIST (the default) or ImageNet (the paper preset,
+    /// which also measures the selected network on ImageNet's validation split).
+    #[serde(default, skip_serializing_if = "ImageDataset::is_fashion_mnist")]
+    dataset: ImageDataset,
     /// Validation examples, held out from the 60k training images.
     val_size: usize,
     /// Training examples used, 0 for all the rest of the 60k; a small
@@ -71,6 +87,20 @@ struct DataConfig {
 }
 
 impl Config {
+    /// The target's and the guide's outputs against the images' `classes`
+    /// (Fashion-MNIST's 10 in [`Config::validate`]; ImageNet's once its
+    /// folder is read).
+    fn validate_classes(&self, classes: usize) -> Result<(), String> {
+        if self.target.classes != classes || self.guide.classes != classes {
+            return Err(format!(
+                "target.classes is {} and guide.classes {} but the images have {classes} classes; \
+                 set both to {classes}",
+                self.target.classes, self.guide.classes
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), String> {
         self.input.validate()?;
         self.target.validate()?;
@@ -93,8 +123,9 @@ impl Config {
                 self.guide.in_channels, self.input.channels
             ));
         }
-        if self.target.classes != 10 || self.guide.classes != 10 {
-            return Err("target.classes and guide.classes must be 10 for Fashion-MNIST".into());
+        self.data.dataset.validate_input(&self.input)?;
+        if self.data.dataset == ImageDataset::FashionMnist {
+            self.validate_classes(10)?;
         }
         untrainable_runner::validate_arms(&self.arms, &self.train, false)?;
         Ok(())
@@ -124,6 +155,15 @@ fn run(cli: &Cli) -> Result<(), String> {
         return Ok(());
     }
 
+    if config.data.dataset == ImageDataset::Imagenet {
+        let net = ImageNet::find(cli.data.as_deref()).map_err(|e| e.to_string())?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cli.data_workers.unwrap_or(cores);
+        let d = &config.data;
+        let task = ImageNetData::new(net, d.val_size, d.train_size, d.split_seed, workers)?;
+        config.validate_classes(task.classes())?;
+        return train_all(args, &config, &resolved, &seeds, &task);
+    }
     let data = FashionMnist::load(cli.data.as_deref()).map_err(|e| e.to_string())?;
     let (train, val) = split_train_val(
         &data.train,
@@ -138,13 +178,25 @@ fn run(cli: &Cli) -> Result<(), String> {
         test: None,
         input: &config.input,
     };
+    train_all(args, &config, &resolved, &seeds, &images)
+}
+
+/// Trains every arm for every seed on `task`, writes the results and
+/// prints and draws them.
+fn train_all<K: Task<Input = Tensor<4>>>(
+    args: &CommonArgs,
+    config: &Config,
+    resolved: &str,
+    seeds: &[u64],
+    task: &K,
+) -> Result<(), String> {
     let device = args.backend.device();
     let progress = args.progress();
-    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
+    let run_dir = args.run_dir(EXPERIMENT, resolved)?;
     tracing::info!(
         "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
-        train.len(),
-        val.len(),
+        task.len(Part::Train),
+        task.len(Part::Val),
         config.arms.len(),
         seeds.len(),
         run_dir.path().display()
@@ -152,7 +204,7 @@ fn run(cli: &Cli) -> Result<(), String> {
 
     let experiment = GuidedExperiment {
         name: EXPERIMENT,
-        task: &images,
+        task,
         target: &|device| config.target.init(device),
         guide: &|device| config.guide.init(device),
         pairs: &config.pairs,
@@ -166,7 +218,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         device: &device,
         progress,
     };
-    let results = experiment.run(&seeds)?;
+    let results = experiment.run(seeds)?;
     run_dir.write_results(&results)?;
     println!(
         "{}\n",

@@ -20,11 +20,13 @@
 //! the 60k training images and selects each run's network (lowest validation
 //! loss), which is then measured once on the 10k test images. Top-1 and top-5
 //! accuracy are logged for every evaluation (`accuracy`, `top5_accuracy`).
+//! With `data.dataset = "imagenet"` (the `paper` preset) the images are
+//! ILSVRC-2012's instead, read from `--data` ([`ImageNetData`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
@@ -32,12 +34,13 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_transformer::VitConfig;
 use untrainable_core::Network;
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, TOP5_ACCURACY, TrainConfig, TrainedStore,
-    resolve_pairs,
+    ArmConfig, ImageData, ImageDataset, ImageNetData, InputSpec, PairsConfig, Part, TOP5_ACCURACY,
+    Task, TrainConfig, TrainedStore, resolve_pairs,
 };
 use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
 use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunDir, RunResults};
 use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
+use untrainable_tasks::image_folder::ImageNet;
 
 /// One experiment built on this crate: what sets it apart from the others.
 pub struct ImageExperiment {
@@ -54,13 +57,18 @@ pub struct ImageExperiment {
     pub analyse: Option<fn(&RunResults) -> Result<Vec<MetricRow>, String>>,
 }
 
-/// Where Fashion-MNIST is read from.
+/// Where the images are read from.
 #[derive(Debug, Args)]
 pub struct FashionArgs {
     /// Directory with the Fashion-MNIST .gz files (default: $UNTRAINABLE_FASHION_MNIST,
-    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist).
+    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist);
+    /// for `--preset paper`, the ImageNet root holding train/ and val/ (default:
+    /// $UNTRAINABLE_IMAGENET).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Threads decoding ImageNet's JPEGs for each batch (default: every core).
+    #[arg(long, value_name = "N")]
+    pub data_workers: Option<usize>,
 }
 
 /// A target of Table 1; its arms are logged as `<name>/<arm>`.
@@ -151,6 +159,9 @@ struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DataConfig {
+    /// The images: Fashion-MNIST (the default) or ImageNet (the paper preset).
+    #[serde(default, skip_serializing_if = "ImageDataset::is_fashion_mnist")]
+    dataset: ImageDataset,
     /// Validation examples, held out from the 60k training images.
     val_size: usize,
     /// Training examples used, 0 for all the rest of the 60k.
@@ -228,7 +239,19 @@ impl Config {
         guide.ok_or_else(|| Self::missing(target.guide(), target))
     }
 
+    /// Checks every field; the networks' class counts against Fashion-MNIST's
+    /// 10 (ImageNet's are checked once its folder is read, by
+    /// [`Config::validate_classes`]).
     fn validate(&self) -> Result<(), String> {
+        match self.data.dataset {
+            ImageDataset::FashionMnist => self.validate_classes(Some(10)),
+            ImageDataset::Imagenet => self.validate_classes(None),
+        }
+    }
+
+    /// [`Config::validate`], with every network's output counting
+    /// `classes` where given.
+    fn validate_classes(&self, classes: Option<usize>) -> Result<(), String> {
         if self.targets.is_empty() {
             return Err(
                 "targets is empty; list at least one of \"deep-fcn\", \"wide-fcn\", \"conv\", \"deep-fcn-vit\""
@@ -241,15 +264,13 @@ impl Config {
             }
         }
         self.input.validate()?;
+        self.data.dataset.validate_input(&self.input)?;
         let features = self.input.features();
-        let check_classes = |section: &str, classes: usize| {
-            if classes == 10 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{section}.classes is {classes} but Fashion-MNIST has 10 classes; set {section}.classes = 10"
-                ))
-            }
+        let check_classes = |section: &str, outputs: usize| match classes {
+            Some(n) if outputs != n => Err(format!(
+                "{section}.classes is {outputs} but the images have {n} classes; set {section}.classes = {n}"
+            )),
+            _ => Ok(()),
         };
         let check_resnet = |section: &str, net: &ResNetConfig| {
             net.validate()
@@ -353,11 +374,11 @@ pub fn exit(experiment: &ImageExperiment, args: &CommonArgs, fashion: &FashionAr
 }
 
 /// What every target's runs share.
-struct Context<'a> {
+struct Context<'a, K> {
     experiment: &'a ImageExperiment,
     args: &'a CommonArgs,
     config: &'a Config,
-    task: &'a ImageData<'a>,
+    task: &'a K,
     store: &'a TrainedStore,
     run_dir: &'a RunDir,
     device: &'a Device,
@@ -382,6 +403,15 @@ pub fn run(
         return Ok(());
     }
 
+    if config.data.dataset == ImageDataset::Imagenet {
+        let net = ImageNet::find(fashion.data.as_deref()).map_err(|e| e.to_string())?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = fashion.data_workers.unwrap_or(cores);
+        let d = &config.data;
+        let task = ImageNetData::new(net, d.val_size, d.train_size, d.split_seed, workers)?;
+        config.validate_classes(Some(task.classes()))?;
+        return train_all(experiment, args, &config, &resolved, &seeds, &task);
+    }
     let data = FashionMnist::load(fashion.data.as_deref()).map_err(|e| e.to_string())?;
     let (train, val) = split_train_val(
         &data.train,
@@ -406,16 +436,29 @@ pub fn run(
         test: Some(&test),
         input: &config.input,
     };
+    train_all(experiment, args, &config, &resolved, &seeds, &task)
+}
+
+/// Trains every target's arms for every seed on `task`, writes the results
+/// and prints and draws them.
+fn train_all<K: Task<Input = Tensor<4>, Targets = Tensor<1, Int>>>(
+    experiment: &ImageExperiment,
+    args: &CommonArgs,
+    config: &Config,
+    resolved: &str,
+    seeds: &[u64],
+    task: &K,
+) -> Result<(), String> {
     let store = TrainedStore::new(args.out.join("trained"));
     let device = args.backend.device();
-    let run_dir = args.run_dir(experiment.name, &resolved)?;
+    let run_dir = args.run_dir(experiment.name, resolved)?;
     let names: Vec<&str> = config.targets.iter().map(|t| t.name()).collect();
     tracing::info!(
         "{}: {} training / {} validation / {} test images, targets {}, {} arms × {} seeds → {}",
         experiment.name,
-        train.len(),
-        val.len(),
-        test.len(),
+        task.len(Part::Train),
+        task.len(Part::Val),
+        task.len(Part::Test),
         names.join(", "),
         config.arms.len(),
         seeds.len(),
@@ -424,12 +467,12 @@ pub fn run(
     let context = Context {
         experiment,
         args,
-        config: &config,
-        task: &task,
+        config,
+        task,
         store: &store,
         run_dir: &run_dir,
         device: &device,
-        seeds: &seeds,
+        seeds,
     };
 
     let mut results = RunResults::default();
@@ -490,8 +533,8 @@ pub fn run(
 /// Every arm of one target for every seed (after its guide, trained alone
 /// where an arm needs it); arms are renamed `<target>/<arm>` and the guide's
 /// own training `<guide>/guide`.
-fn run_target<T: Network<Input = Tensor<4>>>(
-    context: &Context<'_>,
+fn run_target<K: Task<Input = Tensor<4>>, T: Network<Input = Tensor<4>>>(
+    context: &Context<'_, K>,
     target: Target,
     build: &dyn Fn(&Device) -> T,
 ) -> Result<RunResults, String> {
@@ -505,14 +548,15 @@ fn run_target<T: Network<Input = Tensor<4>>>(
 
 /// [`run_target`] with the guide's config (part of the trained guide's
 /// recipe) and constructor.
-fn run_target_with<T, G, C>(
-    context: &Context<'_>,
+fn run_target_with<K, T, G, C>(
+    context: &Context<'_, K>,
     target: Target,
     build: &dyn Fn(&Device) -> T,
     guide: &C,
     build_guide: &dyn Fn(&Device) -> G,
 ) -> Result<RunResults, String>
 where
+    K: Task<Input = Tensor<4>>,
     T: Network<Input = Tensor<4>>,
     G: Network<Input = Tensor<4>>,
     C: Serialize,

@@ -14,6 +14,10 @@ const EXPERIMENT: ImageExperiment = ImageExperiment {
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ],
     // The paper's ImageNet top-5 validation accuracy (%) per arm (NOTES §2.1, Table 1).
     paper_top5: &[

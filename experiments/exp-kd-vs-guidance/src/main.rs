@@ -18,6 +18,10 @@ const EXPERIMENT: ImageExperiment = ImageExperiment {
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ],
     // The paper reports this comparison in words only (NOTES §2.5); its Table 1
     // gives the Deep FCN's guidance arms.

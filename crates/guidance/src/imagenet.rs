@@ -1,0 +1,243 @@
+//! ImageNet classification as a trainer [`Task`]: images are read from their
+//! files for each batch, decoded on `workers` threads (the batch cut into
+//! that many parts) and transformed as torchvision does (see
+//! `untrainable_tasks::image_transform`): training batches with
+//! RandomResizedCrop + flip, validation and test batches with Resize +
+//! CenterCrop, all normalised by ImageNet's mean and std.
+//!
+//! The parts: training is the training split less `val_size` images held
+//! out by a seeded permutation (validation selects each run's network, as
+//! for the other image tasks); the test part is the official validation
+//! split, where the paper reports its accuracies.
+//!
+//! An image that cannot be decoded is left out of its batch with a warning
+//! naming it ([`BadImages::Skip`]): one bad file among 1.28 M should not end
+//! a three-week run; `data check imagenet` lists them all beforehand.
+//!
+//! A training batch's crops are drawn from a seed taken from the backend's
+//! random stream, which the training loop fixes per step, so a resumed run
+//! sees the same crops.
+
+use std::sync::Arc;
+
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use untrainable_tasks::DataError;
+use untrainable_tasks::batches::{Purpose, permutation};
+use untrainable_tasks::image_folder::{BadImages, ImageFolder, ImageNet};
+use untrainable_tasks::image_pipeline::{ImageBatch, PipelineConfig, build_batch};
+use untrainable_tasks::image_transform::Transform;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{InputSpec, noise_images};
+use crate::task::{Part, Score, TOP5_ACCURACY, Task, classification_loss, classification_score};
+
+/// Which images an image experiment trains on (its `data.dataset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageDataset {
+    #[default]
+    FashionMnist,
+    /// ILSVRC-2012 from `--data` ([`ImageNetData`]).
+    Imagenet,
+}
+
+impl ImageDataset {
+    /// For `skip_serializing_if`: configs that leave the default out keep
+    /// the text (and so the trained-guide keys) they had.
+    pub fn is_fashion_mnist(&self) -> bool {
+        *self == ImageDataset::FashionMnist
+    }
+
+    /// ImageNet's inputs are made by its loader: `input` must describe
+    /// them (224 × 224 RGB, already normalised, no further augmentation).
+    pub fn validate_input(&self, input: &InputSpec) -> Result<(), String> {
+        let i = input;
+        let as_loaded = (i.image_size, i.channels, i.mean, i.std) == (224, 3, 0.0, 1.0);
+        if *self == ImageDataset::Imagenet && !(as_loaded && i.augment.is_identity()) {
+            return Err(
+                "data.dataset = \"imagenet\" takes the loader's 224 × 224 RGB crops, \
+                 normalised per channel and augmented by it: set input.image_size = 224, \
+                 input.channels = 3, input.mean = 0, input.std = 1 and no input.augment"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The stream of the held-out validation permutation.
+const SPLIT_STREAM: u64 = u64::from_le_bytes(*b"imagenet");
+
+/// ImageNet's training and validation splits as the trainer's three parts.
+pub struct ImageNetData {
+    train_folder: Arc<ImageFolder>,
+    test_folder: Arc<ImageFolder>,
+    /// Indices into `train_folder` of the training and validation parts.
+    train: Vec<usize>,
+    val: Vec<usize>,
+    pub workers: usize,
+    pub bad_images: BadImages,
+}
+
+impl ImageNetData {
+    /// Holds `val_size` training images out for validation, chosen by a
+    /// permutation fixed by `split_seed`; `train_size` > 0 keeps only that
+    /// many of the rest.
+    pub fn new(
+        net: ImageNet,
+        val_size: usize,
+        train_size: usize,
+        split_seed: u64,
+        workers: usize,
+    ) -> Result<Self, String> {
+        let n = net.train.len();
+        let train_size = if train_size == 0 {
+            n.saturating_sub(val_size)
+        } else {
+            train_size
+        };
+        if val_size + train_size > n {
+            return Err(format!(
+                "data.val_size = {val_size} + data.train_size = {train_size} but {} holds {n} images",
+                net.train.root.display()
+            ));
+        }
+        let order = permutation(n, Purpose::Split, split_seed, SPLIT_STREAM);
+        Ok(Self {
+            val: order[..val_size].to_vec(),
+            train: order[val_size..val_size + train_size].to_vec(),
+            train_folder: Arc::new(net.train),
+            test_folder: Arc::new(net.val),
+            workers: workers.max(1),
+            bad_images: BadImages::Skip,
+        })
+    }
+
+    /// Classes, as the networks' outputs must count them.
+    pub fn classes(&self) -> usize {
+        self.train_folder.classes.len()
+    }
+
+    /// The folder and its image indices of examples `indices` of `part`.
+    fn examples(&self, part: Part, indices: &[usize]) -> (&ImageFolder, Vec<usize>) {
+        match part {
+            Part::Train => (
+                &self.train_folder,
+                indices.iter().map(|&i| self.train[i]).collect(),
+            ),
+            Part::Val => (
+                &self.train_folder,
+                indices.iter().map(|&i| self.val[i]).collect(),
+            ),
+            Part::Test => (&self.test_folder, indices.to_vec()),
+        }
+    }
+
+    /// Builds the batch of `images` of `folder` on up to `workers` threads.
+    fn decode(
+        &self,
+        folder: &ImageFolder,
+        images: &[usize],
+        config: &PipelineConfig,
+    ) -> Result<ImageBatch, DataError> {
+        let chunk = images.len().div_ceil(self.workers).max(1);
+        let parts: Vec<Result<ImageBatch, DataError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = images
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || build_batch(folder, part, config)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("decoding does not panic"))
+                .collect()
+        });
+        let mut batch = ImageBatch {
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            indices: Vec::new(),
+            skipped: Vec::new(),
+            size: config.transform.size(),
+        };
+        for part in parts {
+            let part = part?;
+            batch.pixels.extend(part.pixels);
+            batch.labels.extend(part.labels);
+            batch.indices.extend(part.indices);
+            batch.skipped.extend(part.skipped);
+        }
+        for path in &batch.skipped {
+            tracing::warn!("skipped undecodable image {}", path.display());
+        }
+        Ok(batch)
+    }
+}
+
+impl Task for ImageNetData {
+    type Input = Tensor<4>;
+    type Targets = Tensor<1, Int>;
+
+    fn len(&self, part: Part) -> usize {
+        match part {
+            Part::Train => self.train.len(),
+            Part::Val => self.val.len(),
+            Part::Test => self.test_folder.len(),
+        }
+    }
+
+    /// # Panics
+    /// If a file cannot be read (or decoded, under [`BadImages::Fail`]):
+    /// the message names it.
+    fn batch(&self, part: Part, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let (folder, images) = self.examples(part, indices);
+        let (transform, seed) = match part {
+            Part::Train => {
+                let draws =
+                    Tensor::<1>::random([2], Distribution::Uniform(0.0, 16_777_216.0), device)
+                        .into_data()
+                        .convert::<f64>()
+                        .try_into_vec::<f64>()
+                        .expect("f64 draws");
+                (
+                    Transform::TRAIN,
+                    ((draws[0] as u64) << 24) | draws[1] as u64,
+                )
+            }
+            Part::Val | Part::Test => (Transform::EVAL, 0),
+        };
+        let config = PipelineConfig {
+            transform,
+            seed,
+            epoch: 0,
+            workers: self.workers,
+            prefetch: 1,
+            bad_images: self.bad_images,
+        };
+        let batch = self
+            .decode(folder, &images, &config)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (n, side) = (batch.len(), batch.size);
+        let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+        (
+            Tensor::from_data(TensorData::new(batch.pixels, [n, 3, side, side]), device),
+            Tensor::from_data(TensorData::new(labels, [n]), device),
+        )
+    }
+
+    fn noise(&self, batch_size: usize, device: &Device) -> Tensor<4> {
+        let side = Transform::TRAIN.size();
+        noise_images([batch_size, 3, side, side], device)
+    }
+
+    fn loss(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Tensor<1> {
+        classification_loss(output, labels)
+    }
+
+    fn score(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Score {
+        classification_score(output, labels)
+    }
+
+    fn extra_metrics(&self) -> &'static [&'static str] {
+        &[TOP5_ACCURACY]
+    }
+}
