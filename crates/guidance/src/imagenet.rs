@@ -14,17 +14,20 @@
 //! naming it ([`BadImages::Skip`]): one bad file among 1.28 M should not end
 //! a three-week run; `data check imagenet` lists them all beforehand.
 //!
-//! A training batch's crops are drawn from a seed taken from the backend's
-//! random stream, which the training loop fixes per step, so a resumed run
-//! sees the same crops.
+//! Training batches are decoded ahead: the loop hands each epoch's order to
+//! [`Task::plan_training`], which starts an `image_pipeline::Batches` pass
+//! (batch `k` built whole by worker `k mod N`, each worker at most one batch
+//! ahead); a training batch's crops are then fixed by (run seed, epoch,
+//! example), so a resumed run sees the same crops. Validation and test
+//! batches are decoded when asked for, the batch cut over the workers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use untrainable_tasks::DataError;
 use untrainable_tasks::batches::{Purpose, permutation};
 use untrainable_tasks::image_folder::{BadImages, ImageFolder, ImageNet};
-use untrainable_tasks::image_pipeline::{ImageBatch, PipelineConfig, build_batch};
+use untrainable_tasks::image_pipeline::{Batches, ImageBatch, PipelineConfig, build_batch};
 use untrainable_tasks::image_transform::Transform;
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +69,17 @@ impl ImageDataset {
     }
 }
 
+/// A seed from the backend's random stream (48 bits, from two draws that
+/// f32 represents exactly).
+fn draw_seed(device: &Device) -> u64 {
+    let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 16_777_216.0), device)
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .expect("f64 draws");
+    ((draws[0] as u64) << 24) | draws[1] as u64
+}
+
 /// The stream of the held-out validation permutation.
 const SPLIT_STREAM: u64 = u64::from_le_bytes(*b"imagenet");
 
@@ -78,6 +92,9 @@ pub struct ImageNetData {
     val: Vec<usize>,
     pub workers: usize,
     pub bad_images: BadImages,
+    /// The epoch's training batches being decoded ahead, from the last
+    /// [`Task::plan_training`].
+    ahead: Mutex<Option<Batches>>,
 }
 
 impl ImageNetData {
@@ -111,6 +128,7 @@ impl ImageNetData {
             test_folder: Arc::new(net.val),
             workers: workers.max(1),
             bad_images: BadImages::Skip,
+            ahead: Mutex::new(None),
         })
     }
 
@@ -166,10 +184,36 @@ impl ImageNetData {
             batch.indices.extend(part.indices);
             batch.skipped.extend(part.skipped);
         }
-        for path in &batch.skipped {
-            tracing::warn!("skipped undecodable image {}", path.display());
-        }
         Ok(batch)
+    }
+
+    fn config(&self, transform: Transform, seed: u64, epoch: u64) -> PipelineConfig {
+        PipelineConfig {
+            transform,
+            seed,
+            epoch,
+            workers: self.workers,
+            prefetch: 1,
+            bad_images: self.bad_images,
+        }
+    }
+
+    /// The next batch of the planned pass, if one is running and its next
+    /// batch holds `images` (under [`BadImages::Skip`], less the skipped).
+    fn next_planned(&self, images: &[usize]) -> Option<Result<ImageBatch, DataError>> {
+        let mut ahead = self.ahead.lock().expect("no panic holds it");
+        let next = ahead.as_mut()?.next()?;
+        let matches = next.as_ref().map_or(true, |b| {
+            b.indices.iter().all(|i| images.contains(i))
+                && b.len() + b.skipped.len() == images.len()
+        });
+        if matches {
+            Some(next)
+        } else {
+            // The loop asked for something else than it planned: decode on demand from now on.
+            *ahead = None;
+            None
+        }
     }
 }
 
@@ -190,38 +234,44 @@ impl Task for ImageNetData {
     /// the message names it.
     fn batch(&self, part: Part, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         let (folder, images) = self.examples(part, indices);
-        let (transform, seed) = match part {
-            Part::Train => {
-                let draws =
-                    Tensor::<1>::random([2], Distribution::Uniform(0.0, 16_777_216.0), device)
-                        .into_data()
-                        .convert::<f64>()
-                        .try_into_vec::<f64>()
-                        .expect("f64 draws");
-                (
-                    Transform::TRAIN,
-                    ((draws[0] as u64) << 24) | draws[1] as u64,
-                )
+        let planned = match part {
+            Part::Train => self.next_planned(&images),
+            Part::Val | Part::Test => None,
+        };
+        let batch = match planned {
+            Some(batch) => batch,
+            None => {
+                let config = match part {
+                    // Unplanned (e.g. the noise warm-up's batches): crops
+                    // seeded from the backend's stream, fixed per step.
+                    Part::Train => self.config(Transform::TRAIN, draw_seed(device), 0),
+                    Part::Val | Part::Test => self.config(Transform::EVAL, 0, 0),
+                };
+                self.decode(folder, &images, &config)
             }
-            Part::Val | Part::Test => (Transform::EVAL, 0),
         };
-        let config = PipelineConfig {
-            transform,
-            seed,
-            epoch: 0,
-            workers: self.workers,
-            prefetch: 1,
-            bad_images: self.bad_images,
-        };
-        let batch = self
-            .decode(folder, &images, &config)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let batch = batch.unwrap_or_else(|e| panic!("{e}"));
+        for path in &batch.skipped {
+            tracing::warn!("skipped undecodable image {}", path.display());
+        }
         let (n, side) = (batch.len(), batch.size);
         let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
         (
             Tensor::from_data(TensorData::new(batch.pixels, [n, 3, side, side]), device),
             Tensor::from_data(TensorData::new(labels, [n]), device),
         )
+    }
+
+    /// Starts decoding `batches` (training-part indices) ahead.
+    fn plan_training(&self, batches: &[Vec<usize>], seed: u64, epoch: u64) {
+        let plan = batches
+            .iter()
+            .map(|b| b.iter().map(|&i| self.train[i]).collect())
+            .collect();
+        let config = self.config(Transform::TRAIN, seed, epoch);
+        let pass = Batches::start(Arc::clone(&self.train_folder), plan, config);
+        // The previous pass, if any, stops as it is dropped.
+        *self.ahead.lock().expect("no panic holds it") = Some(pass);
     }
 
     fn noise(&self, batch_size: usize, device: &Device) -> Tensor<4> {
@@ -239,5 +289,72 @@ impl Task for ImageNetData {
 
     fn extra_metrics(&self) -> &'static [&'static str] {
         &[TOP5_ACCURACY]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use untrainable_core::to_vec;
+
+    /// The transform tests' images (2 classes, 5 images) as both splits.
+    fn tiny_imagenet() -> (tempfile::TempDir, ImageNet) {
+        let images = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tasks/tests/fixtures/imagenet-reference/images");
+        let dir = tempfile::tempdir().unwrap();
+        for split in ["train", "val"] {
+            for class in ["cat", "dog"] {
+                let to = dir.path().join(split).join(class);
+                std::fs::create_dir_all(&to).unwrap();
+                for file in std::fs::read_dir(images.join(class)).unwrap() {
+                    let file = file.unwrap().path();
+                    std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+                }
+            }
+        }
+        let net = ImageNet::open(dir.path()).unwrap();
+        (dir, net)
+    }
+
+    #[test]
+    fn planned_batches_are_decoded_ahead_with_the_runs_crops() {
+        let (_dir, net) = tiny_imagenet();
+        let data = ImageNetData::new(net, 1, 0, 0, 2).unwrap();
+        assert_eq!(
+            (
+                data.len(Part::Train),
+                data.len(Part::Val),
+                data.len(Part::Test)
+            ),
+            (4, 1, 5)
+        );
+        let device = Device::default();
+        let plan = vec![vec![2, 0], vec![3, 1]];
+        data.plan_training(&plan, 7, 3);
+        for idx in &plan {
+            let (images, labels) = data.batch(Part::Train, idx, &device);
+            let (folder, files) = data.examples(Part::Train, idx);
+            let expected =
+                build_batch(folder, &files, &data.config(Transform::TRAIN, 7, 3)).unwrap();
+            assert_eq!(to_vec(images), expected.pixels);
+            let labels: Vec<i64> = labels.into_data().convert::<i64>().try_into_vec().unwrap();
+            assert_eq!(
+                labels,
+                expected
+                    .labels
+                    .iter()
+                    .map(|&l| l as i64)
+                    .collect::<Vec<_>>()
+            );
+        }
+        // A batch the plan does not hold is decoded on demand.
+        data.plan_training(&plan, 7, 3);
+        let (images, _) = data.batch(Part::Train, &[1, 2, 3], &device);
+        assert_eq!(images.dims(), [3, 3, 224, 224]);
+        let (images, _) = data.batch(Part::Train, &[3, 1], &device);
+        assert_eq!(images.dims()[0], 2);
+        let (test, _) = data.batch(Part::Test, &[0, 4], &device);
+        assert_eq!(test.dims(), [2, 3, 224, 224]);
     }
 }

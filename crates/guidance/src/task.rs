@@ -74,6 +74,11 @@ pub trait Task {
     fn batch(&self, part: Part, indices: &[usize], device: &Device)
     -> (Self::Input, Self::Targets);
 
+    /// The training batches the loop is about to ask for, in order, with
+    /// the run's seed and the epoch, so that a task that reads its examples
+    /// from files can prepare them ahead; the default ignores them.
+    fn plan_training(&self, _batches: &[Vec<usize>], _seed: u64, _epoch: u64) {}
+
     /// Inputs carrying no information about the task, for the noise warm-up
     /// (NOTES §2.4): `batch_size` of them.
     fn noise(&self, batch_size: usize, device: &Device) -> Self::Input;

@@ -592,6 +592,7 @@ where
     'epochs: for epoch in start_epoch..config.epochs {
         let skip = if epoch == start_epoch { start_batch } else { 0 };
         let batches = epoch_batches(train_len, config.batch_size, seed, epoch as u64, true);
+        task.plan_training(&batches[skip.min(batches.len())..], seed, epoch as u64);
         for (b, idx) in batches.into_iter().enumerate().skip(skip) {
             if config.max_steps > 0 && step >= config.max_steps {
                 let best_before = log.best.0;
