@@ -2,7 +2,7 @@
 # Runs every experiment at one preset, then draws every figure and writes
 # results/TABLES.md.
 #
-#   scripts/reproduce-all.sh [smoke|cpu|paper] [--out DIR]
+#   scripts/reproduce-all.sh [smoke|cpu|paper] [--out DIR] [--slurm [SUBMIT OPTIONS]]
 #
 # Each experiment runs with --resume: after an interruption (Ctrl-C, a
 # killed machine) the same command keeps every finished (arm, seed) run,
@@ -17,22 +17,31 @@
 #
 # UNTRAINABLE_BIN_DIR names a directory of already built binaries (tests
 # use it); otherwise the workspace is built first.
+#
+# With --slurm, every experiment's grid is submitted to Slurm at once
+# through scripts/slurm/submit.sh (the options after --slurm, e.g.
+# --partition gpu --time 1-00:00:00, go to it), and the script waits for
+# every merge job before drawing the figures; resubmitting after a failure
+# resumes every slice.
 set -euo pipefail
 
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 PRESET=cpu
 OUT=""
+SLURM=0
+SUBMIT=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     smoke | cpu | paper) PRESET="$1" ;;
     --out) OUT="${2:?--out needs a directory}"; shift ;;
     --out=*) OUT="${1#--out=}" ;;
+    --slurm) SLURM=1; shift; SUBMIT=("$@"); break ;;
     -h | --help) usage; exit 0 ;;
     *)
-      echo "reproduce-all: unknown argument '$1'; expected smoke, cpu or paper, and optionally --out DIR" >&2
+      echo "reproduce-all: unknown argument '$1'; expected smoke, cpu or paper, and optionally --out DIR and --slurm [SUBMIT OPTIONS]" >&2
       exit 2
       ;;
   esac
@@ -63,6 +72,43 @@ mkdir -p "$OUT/logs"
 
 stamp() { date +%H:%M:%S; }
 START=$(date +%s)
+
+draw() {
+  echo "reproduce-all: drawing the figures into $FIGURES and the tables into $OUT/TABLES.md"
+  "$BIN/paper-figures" --results "$OUT" --out "$FIGURES" >"$OUT/logs/paper-figures.log" 2>&1 || {
+    cat "$OUT/logs/paper-figures.log" >&2
+    exit 1
+  }
+}
+
+if [[ $SLURM -eq 1 ]]; then
+  # Every experiment submitted at once; each submit.sh waits for its merge.
+  pids=()
+  for exp in "${EXPERIMENTS[@]}"; do
+    UNTRAINABLE_BIN_DIR="$BIN" scripts/slurm/submit.sh "$exp" --preset "$PRESET" --out "$OUT" \
+      "${SUBMIT[@]}" --wait -- --figures "$FIGURES" >"$OUT/logs/$exp.slurm.log" 2>&1 &
+    pids+=($!)
+    echo "$(stamp) $exp ($PRESET): submitted, log in $OUT/logs/$exp.slurm.log"
+  done
+  failed=0
+  for i in "${!EXPERIMENTS[@]}"; do
+    if wait "${pids[$i]}"; then
+      echo "$(stamp) ${EXPERIMENTS[$i]}: merged"
+    else
+      failed=$((failed + 1))
+      echo "$(stamp) ${EXPERIMENTS[$i]}: FAILED; the end of $OUT/logs/${EXPERIMENTS[$i]}.slurm.log:" >&2
+      tail -n 20 "$OUT/logs/${EXPERIMENTS[$i]}.slurm.log" >&2
+    fi
+  done
+  if [[ $failed -gt 0 ]]; then
+    echo "reproduce-all: $failed of $TOTAL experiments failed; run the same command again: finished runs are kept" >&2
+    exit 1
+  fi
+  draw
+  echo "reproduce-all: all $TOTAL experiments done on Slurm in $(($(date +%s) - START)) s"
+  exit 0
+fi
+
 i=0
 for exp in "${EXPERIMENTS[@]}"; do
   i=$((i + 1))
@@ -84,9 +130,5 @@ for exp in "${EXPERIMENTS[@]}"; do
   echo "[$i/$TOTAL] $(stamp) $exp: done in $(($(date +%s) - began)) s ($kept runs kept from before)"
 done
 
-echo "reproduce-all: drawing the figures into $FIGURES and the tables into $OUT/TABLES.md"
-"$BIN/paper-figures" --results "$OUT" --out "$FIGURES" >"$OUT/logs/paper-figures.log" 2>&1 || {
-  cat "$OUT/logs/paper-figures.log" >&2
-  exit 1
-}
+draw
 echo "reproduce-all: all $TOTAL experiments done in $(($(date +%s) - START)) s"

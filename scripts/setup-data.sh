@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the real data sets available to the experiments and tests
-# (DESIGN.md, "Real data"):
+# (docs/design.md §5):
 #
 #   fashion-mnist  Fashion-MNIST, four gzipped IDX files from the Debian
 #                  package dataset-fashion-mnist;

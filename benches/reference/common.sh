@@ -38,7 +38,7 @@ run_bench() {
         torch_lib="$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')/lib"
         PATH="$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1 LD_LIBRARY_PATH="$torch_lib" \
             CARGO_TARGET_DIR="$target" UNTRAINABLE_BACKEND=tch-cpu OMP_NUM_THREADS="$threads" \
-            cargo test -p "$package" --features untrainable-core/tch --bench "$bench" -- --bench ${filter:+"$filter"} >&2
+            cargo test -p "$package" --features untrainable-kernels/tch --bench "$bench" -- --bench ${filter:+"$filter"} >&2
         ;;
     *)
         echo "unknown backend '$backend': expected flex, ndarray or tch-cpu" >&2

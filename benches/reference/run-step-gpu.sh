@@ -35,6 +35,6 @@ else
     # tch 0.22 names torch 2.9.0; it built and ran against 2.11.0 as well.
     LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=1 CARGO_TARGET_DIR="$PWD/target/tch-cuda" cargo test \
         --target "$(rustc -vV | sed -n 's/^host: //p')" -p untrainable-guidance \
-        --features untrainable-core/tch --bench step -- --bench >&2
+        --features untrainable-kernels/tch --bench step -- --bench >&2
 fi
 ratio_table "$work/torch.jsonl" "$work" tch-cuda

@@ -2,7 +2,7 @@
 //! 2016), as one configurable family:
 //!
 //! - **ResNet-18**: basic blocks (3×3 → 3×3), stages [2, 2, 2, 2]; the paper's
-//!   guide for the FCNs (NOTES §2.1; untrained, it is the "untrained
+//!   guide for the FCNs (docs/paper.md §2.1; untrained, it is the "untrained
 //!   ResNet-18" guide of §1.1);
 //! - **ResNet-50**: bottleneck blocks (1×1 → 3×3 → 1×1, expansion 4, stride
 //!   on the 3×3 as in torchvision's "v1.5"), stages [3, 4, 6, 3]; the guide of
@@ -12,7 +12,7 @@
 //!   paper's "untrainable" convolutional target.
 //!
 //! Batch norm follows every convolution; convolutions have no bias. Taps
-//! follow the released code's hooks (NOTES §1.3): every convolution's output
+//! follow the released code's hooks (docs/paper.md §1.3): every convolution's output
 //! before batch norm, in forward order (a block's downsample conv comes after
 //! its last conv, as torchvision's `Bottleneck.forward` runs it), then the
 //! global average pool. ResNet-18 has 21 taps, ResNet-50 54, the Deep
@@ -24,7 +24,8 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, batch_norm, batch_norm_relu, conv2d};
+use untrainable_core::{Forward, Network, Tap};
+use untrainable_kernels::{batch_norm, batch_norm_relu, conv2d};
 
 /// The first layers, which set how much the image is downsampled early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -522,18 +523,8 @@ impl Network for ResNet {
 mod tests {
     use super::*;
     use burn::module::Param;
-    use std::sync::{Mutex, MutexGuard};
-    use untrainable_core::{Guide, parameter_values, seed, to_vec};
-
-    /// The backend's random generator is one per process: every test that
-    /// draws weights takes this lock, so that a seeded test is not disturbed.
-    static GENERATOR: Mutex<()> = Mutex::new(());
-
-    fn generator() -> MutexGuard<'static, ()> {
-        GENERATOR
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+    use untrainable_core::random_stream_lock as generator;
+    use untrainable_core::{Guide, check_taps, parameter_values, seed, to_vec};
 
     fn small(width: usize) -> ResNetConfig {
         ResNetConfig {
@@ -584,7 +575,7 @@ mod tests {
         assert_eq!(out.output.dims(), [2, 10]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
         assert_eq!(names.len(), 21);
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
         assert_eq!(names, small(4).tap_names());
         assert_eq!(names[0], "conv1");
         assert_eq!(
@@ -609,7 +600,7 @@ mod tests {
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
         // 1 stem conv + 16 blocks × 3 convs + 4 downsample convs + avgpool.
         assert_eq!(names.len(), 54);
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
         assert_eq!(names, config.tap_names());
         // Stage 1 widens 2 → 8 channels, so its first block has a downsample too.
         assert_eq!(
@@ -652,9 +643,9 @@ mod tests {
         let out = net.forward(images(2, 28, &device));
         assert_eq!(out.output.dims(), [2, 10]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        // 49 convs + avgpool (NOTES §1.4).
+        // 49 convs + avgpool (docs/paper.md §1.4).
         assert_eq!(names.len(), 50);
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
         assert_eq!(names, config.tap_names());
         assert!(names.iter().all(|n| !n.contains("downsample")));
         let shape = |name: &str| {
@@ -674,11 +665,11 @@ mod tests {
 
     #[test]
     fn imagenet_configs_have_the_papers_parameter_counts() {
-        // NOTES §3: torchvision ResNet-18 11.7 M and ResNet-50 25.6 M; these
+        // docs/paper.md §3: torchvision ResNet-18 11.7 M and ResNet-50 25.6 M; these
         // are torchvision's exact counts.
         assert_eq!(ResNetConfig::resnet18_imagenet().num_params(), 11_689_512);
         assert_eq!(ResNetConfig::resnet50_imagenet().num_params(), 25_557_032);
-        // NOTES §2.1: the Deep ConvNet has 22.8 M. Removing the four
+        // docs/paper.md §2.1: the Deep ConvNet has 22.8 M. Removing the four
         // downsample branches (1×1 conv + batch norm) takes away
         // (64·256 + 512) + (256·512 + 1024) + (512·1024 + 2048)
         // + (1024·2048 + 4096) = 2,776,576 of ResNet-50's parameters.
@@ -690,7 +681,7 @@ mod tests {
 
     #[test]
     fn imagenet_tap_counts_follow_the_released_hooks() {
-        // NOTES §1.4: 21 guide taps for ResNet-18, 54 for ResNet-50, 50 for
+        // docs/paper.md §1.4: 21 guide taps for ResNet-18, 54 for ResNet-50, 50 for
         // the Deep ConvNet, computed without building the networks.
         assert_eq!(ResNetConfig::resnet18_imagenet().tap_names().len(), 21);
         assert_eq!(ResNetConfig::resnet50_imagenet().tap_names().len(), 54);

@@ -1,7 +1,7 @@
 //! Fully connected networks: the paper's Deep FCN (many narrow layers) and
 //! Wide FCN (few wide layers), as one configurable family.
 //!
-//! Each hidden layer is `Linear → BatchNorm → ReLU → Dropout` (NOTES §2.1,
+//! Each hidden layer is `Linear → BatchNorm → ReLU → Dropout` (docs/paper.md §2.1,
 //! `ImageNetNarrowMLP` / `ImageNetShallowMLP` of the released code). The taps
 //! are the hidden Linear outputs *before* batch norm, in order, as the
 //! released code's hooks see them; the classifier output is not a tap.
@@ -11,7 +11,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Linea
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, batch_norm, dropout, linear};
+use untrainable_core::{Forward, Network, Tap};
+use untrainable_kernels::{batch_norm, dropout, linear};
 
 /// The shape of a fully connected network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,18 +201,8 @@ impl Network for Fcn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Mutex, MutexGuard};
-    use untrainable_core::{parameter_values, seed, to_vec};
-
-    /// The backend's random generator is one per process: every test that
-    /// draws weights takes this lock, so that a seeded test is not disturbed.
-    static GENERATOR: Mutex<()> = Mutex::new(());
-
-    fn generator() -> MutexGuard<'static, ()> {
-        GENERATOR
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+    use untrainable_core::random_stream_lock as generator;
+    use untrainable_core::{check_taps, parameter_values, seed, to_vec};
 
     /// Inputs of the small config whose examples differ.
     fn inputs(batch: usize, device: &Device) -> Tensor<4> {
@@ -243,8 +234,7 @@ mod tests {
         assert_eq!(out.output.dims(), [6, 4]);
         let widths: Vec<_> = out.taps.iter().map(|t| t.value.dims()[1]).collect();
         assert_eq!(widths, config.widths());
-        let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 6).unwrap();
     }
 
     #[test]
@@ -261,7 +251,7 @@ mod tests {
 
     #[test]
     fn paper_deep_fcn_has_the_papers_parameter_count() {
-        // NOTES §2.1 and §3: 359.8 M parameters. Exactly: 150,528·2048 + 2048
+        // docs/paper.md §2.1 and §3: 359.8 M parameters. Exactly: 150,528·2048 + 2048
         // + 2·2048 (first layer and its batch norm), 1024·(2048 + 3) (second),
         // 46 · 1024·(1024 + 3) (the rest), 1024·1000 + 1000 (classifier).
         let config = FcnConfig::deep_imagenet();
@@ -271,7 +261,7 @@ mod tests {
 
     #[test]
     fn paper_wide_fcn_has_the_papers_parameter_count() {
-        // NOTES §2.1 and §3: ≈ 1.376 B, with batch norm after each hidden
+        // docs/paper.md §2.1 and §3: ≈ 1.376 B, with batch norm after each hidden
         // Linear (the released `ImageNetShallowMLP` has `BatchNorm1d` there).
         // Exactly: 150,528·8192 + 8192 + 2·8192, then 2 · 8192·(8192 + 3),
         // then 8192·1000 + 1000. The batch norms add 49,152: without them

@@ -5,13 +5,15 @@
 //! and the CNN's (locality), which makes it a third kind of guide or target.
 //!
 //! This crate is the worked example of docs/new-architecture.md: it depends on
-//! `untrainable-core` only.
+//! `untrainable-core` (the contract) and `untrainable-kernels` (the CPU
+//! kernels) only.
 
 use burn::module::Module;
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, linear};
+use untrainable_core::{Forward, Network, Tap};
+use untrainable_kernels::linear;
 
 /// The shape of an MLP-Mixer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,23 +1,18 @@
 //! The Mixer as a network, as a guide of an FCN, and as a target guided by a
 //! ResNet: the contract of `untrainable-core` is all the trainer needs.
 
-use std::sync::Mutex;
-
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_mixer::MixerConfig;
-use untrainable_core::{Guide, Network, parameter_values, seed};
+use untrainable_core::{Guide, Network, check_taps, parameter_values, seed};
 use untrainable_guidance::{
-    ArmConfig, ArmRun, ImageData, InputSpec, PairsConfig, Progress, Reduction, TrainConfig,
-    resolve_pairs, train_arm,
+    ArmConfig, ArmRun, ImageData, InputSpec, PairsConfig, Progress, Reduction, RunSpec, Runtime,
+    TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::fashion_mnist::ImageSet;
-
-/// The backend's random stream is one per process.
-static SEEDED: Mutex<()> = Mutex::new(());
 
 fn tiny() -> MixerConfig {
     MixerConfig {
@@ -39,7 +34,7 @@ fn outputs_and_taps_have_the_documented_shapes_and_names() {
     let out = mixer.forward(Tensor::random([3, 1, 8, 8], Distribution::Default, &device));
     assert_eq!(out.output.dims(), [3, 10]);
     let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-    assert_eq!(names, mixer.tap_names());
+    check_taps(&mixer, &out, 3).unwrap();
     assert_eq!(
         names,
         [
@@ -136,10 +131,7 @@ where
         &guide.network().tap_names(),
     )
     .unwrap();
-    let arm = ArmConfig {
-        guided: true,
-        ..ArmConfig::plain("guided")
-    };
+    let arm = ArmConfig::guided("guided");
     let config = TrainConfig {
         epochs: 4,
         batch_size: 16,
@@ -156,17 +148,23 @@ where
         intrinsic_dimension: false,
     };
     let run: ArmRun<T> = train_arm(
-        "test",
-        &arm,
-        3,
+        &RunSpec {
+            experiment: "test",
+            arm: &arm,
+            seed: 3,
+            guide,
+            pairs: &pairs,
+            task: &data,
+            config: &config,
+        },
         target,
-        guide,
-        &pairs,
-        &data,
-        &config,
-        device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     run.rows
         .iter()
         .filter(|r| r.metric == "guidance_loss")
@@ -182,7 +180,7 @@ fn falls(terms: &[f64]) -> bool {
 
 #[test]
 fn a_resnet_guides_a_mixer() {
-    let _seeded = SEEDED.lock().unwrap_or_else(|p| p.into_inner());
+    let _seeded = untrainable_core::random_stream_lock();
     let device = Device::flex();
     seed(&device, 1);
     let guide = Guide::new(
@@ -199,7 +197,7 @@ fn a_resnet_guides_a_mixer() {
 
 #[test]
 fn a_frozen_mixer_guides_an_fcn_and_stays_unchanged() {
-    let _seeded = SEEDED.lock().unwrap_or_else(|p| p.into_inner());
+    let _seeded = untrainable_core::random_stream_lock();
     let device = Device::flex();
     seed(&device, 2);
     let guide = Guide::new(tiny().init(&device));

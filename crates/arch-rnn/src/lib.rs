@@ -1,6 +1,6 @@
 //! Vanilla (Elman) tanh recurrent networks: the paper's "untrainable" RNN
 //! language model for copy-paste and language modelling, and the RNN parity
-//! classifier that guides a Transformer (NOTES §2.2).
+//! classifier that guides a Transformer (docs/paper.md §2.2).
 //!
 //! One recurrent layer computes, as PyTorch's `nn.RNN(nonlinearity='tanh')`
 //! does, `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`, with both biases
@@ -8,7 +8,7 @@
 //! counts and starting scales match the released code (`RNNLM('RNN')`,
 //! `ParityRNN`).
 //!
-//! Taps follow the released code's hooks (NOTES §1.3): the full output
+//! Taps follow the released code's hooks (docs/paper.md §1.3): the full output
 //! sequence `(batch, time, hidden)` of every recurrent layer, in order
 //! (`rnn0`, `rnn1`, ...); final hidden states and the head are not taps.
 
@@ -17,10 +17,11 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch, linear, tanh_recurrence};
+use untrainable_core::{Forward, Network, Tap, TokenBatch};
+use untrainable_kernels::{linear, tanh_recurrence};
 
 /// The copy-paste vocabulary of the paper: digits 0–9, an unused id, COPY
-/// and EOS (NOTES §2.2).
+/// and EOS (docs/paper.md §2.2).
 pub const COPY_PASTE_VOCAB: usize = 13;
 /// `bert-base-cased` WordPiece, the paper's language-modelling vocabulary.
 pub const BERT_CASED_VOCAB: usize = 28_996;
@@ -91,7 +92,7 @@ impl TanhRnn {
     /// `(batch, time, hidden)` and the state after the last step.
     ///
     /// The input projection of all steps is one matmul, with both biases
-    /// folded in; the recurrence is `untrainable_core::tanh_recurrence`, an
+    /// folded in; the recurrence is `untrainable_kernels::tanh_recurrence`, an
     /// initial state entering as `h_0 W_hh` added to the first step's
     /// projection.
     pub fn forward(&self, x: Tensor<3>, initial: Option<Tensor<2>>) -> (Tensor<3>, Tensor<2>) {
@@ -150,7 +151,7 @@ pub struct RnnLmConfig {
 }
 
 impl RnnLmConfig {
-    /// The copy-paste target (NOTES §3: 2.0 M parameters).
+    /// The copy-paste target (docs/paper.md §3: 2.0 M parameters).
     pub fn copy_paste_paper() -> Self {
         Self {
             vocab: COPY_PASTE_VOCAB,
@@ -172,7 +173,7 @@ impl RnnLmConfig {
     }
 
     /// The language-modelling target: 4 layers ("small", 24.3 M with the
-    /// BERT vocabulary) or 6 ("large", 25.3 M) (NOTES §2.2, §3).
+    /// BERT vocabulary) or 6 ("large", 25.3 M) (docs/paper.md §2.2, §3).
     pub fn lm_paper(vocab: usize, layers: usize) -> Self {
         Self {
             vocab,
@@ -308,7 +309,7 @@ pub struct ParityRnnConfig {
 }
 
 impl ParityRnnConfig {
-    /// The paper's parity guide (NOTES §3: 0.27 M parameters).
+    /// The paper's parity guide (docs/paper.md §3: 0.27 M parameters).
     pub fn parity_paper() -> Self {
         Self {
             vocab: 3,
@@ -415,15 +416,9 @@ impl Network for ParityRnn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use untrainable_core::{Guide, parameter_values, seed, to_vec};
+    use untrainable_core::{Guide, check_taps, parameter_values, seed, to_vec};
 
-    /// The device's random stream is shared by the whole test process: tests
-    /// that draw weights take this lock, so that a seeded draw is not
-    /// interleaved with another test's.
-    fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-        static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+    use untrainable_core::random_stream_lock as rng_lock;
 
     fn device() -> Device {
         Device::flex()
@@ -475,7 +470,7 @@ mod tests {
         }
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
         assert_eq!(names, ["rnn0", "rnn1", "rnn2"]);
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
     }
 
     #[test]
@@ -701,7 +696,7 @@ mod tests {
 
     #[test]
     fn paper_configs_have_the_papers_parameter_counts() {
-        // NOTES §3, counted as nn.RNN counts (both biases).
+        // docs/paper.md §3, counted as nn.RNN counts (both biases).
         let m = |n: usize| n as f64 / 1e6;
         assert_eq!(RnnLmConfig::copy_paste_paper().num_params(), 1_980_173);
         assert!((m(RnnLmConfig::copy_paste_paper().num_params()) - 2.0).abs() < 0.05);

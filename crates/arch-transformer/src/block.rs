@@ -10,7 +10,7 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, quiet_softmax, relu};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{dropout, linear, softmax};
+use untrainable_kernels::{dropout, linear, softmax};
 
 /// Where each sub-layer's layer norm sits relative to its residual connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,7 +341,7 @@ impl Block {
 /// `attention.forward(MhaInput::new(query, memory, memory))` with the
 /// padding and attention masks, burn's multi-head attention to the letter
 /// (masked scores filled with its `min_float`, dropout on the weights), with
-/// the weights from `untrainable_core::softmax`: flex's softmax takes each
+/// the weights from `untrainable_kernels::softmax`: flex's softmax takes each
 /// exponential with the scalar `expf`.
 fn attend(
     attention: &MultiHeadAttention,

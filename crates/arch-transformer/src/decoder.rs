@@ -1,12 +1,13 @@
 //! A causal transformer language model: the paper's copy-paste and
-//! language-model guides (NOTES §2.2, §3).
+//! language-model guides (docs/paper.md §2.2, §3).
 
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch, dropout, linear};
+use untrainable_core::{Forward, Network, Tap, TokenBatch};
+use untrainable_kernels::{dropout, linear};
 
 use crate::block::{Block, BlockSpec, Masks, sinusoids, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -63,7 +64,7 @@ impl CausalLmConfig {
     /// `nn.TransformerDecoderLayer` (post-norm, ff 512, dropout 0.1) applied
     /// 4× with shared weights, cross-attending to its own input without a
     /// mask, sinusoidal positions, embeddings scaled by √d, vocab 13.
-    /// 2,642,957 parameters (NOTES §3: 2.6 M); 32 taps.
+    /// 2,642,957 parameters (docs/paper.md §3: 2.6 M); 32 taps.
     pub fn copy_paste_paper() -> Self {
         Self {
             vocab: 13,
@@ -97,7 +98,7 @@ impl CausalLmConfig {
     /// The released `TransformerLM` guide: d 512, 16 heads, 4 layers, ff 2048,
     /// 256 learned positions (the guide's `seq_len`), dropout 0.1, layers that
     /// normalise the residual stream in place, N(0, 0.02) init, layer-norm
-    /// eps 1e-12. With [`BERT_CASED_VOCAB`]: 42,461,508 parameters (NOTES §3:
+    /// eps 1e-12. With [`BERT_CASED_VOCAB`]: 42,461,508 parameters (docs/paper.md §3:
     /// 42.5 M); 20 taps.
     pub fn lm_paper(vocab: usize) -> Self {
         Self {
@@ -310,7 +311,7 @@ impl Network for CausalLm {
 mod tests {
     use super::*;
     use crate::testing::{build, build_seeded, hold_random_stream};
-    use untrainable_core::{Guide, parameter_values, to_vec};
+    use untrainable_core::{Guide, check_taps, parameter_values, to_vec};
 
     fn small(cross: CrossAttention, shared: bool) -> CausalLmConfig {
         CausalLmConfig {
@@ -354,7 +355,7 @@ mod tests {
         let out = net.forward(batch(&rows(), &device));
         assert_eq!(out.output.dims(), [2 * 7, 11]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, rows().len()).unwrap();
         assert_eq!(names.len(), 3 * 8);
         assert_eq!(
             names[..8],
@@ -383,7 +384,7 @@ mod tests {
         let out = net.forward(batch(&rows(), &device));
         assert_eq!(out.output.dims(), [14, 11]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, rows().len()).unwrap();
         assert_eq!(
             names[..5],
             [
@@ -399,7 +400,7 @@ mod tests {
 
     #[test]
     fn paper_presets_have_the_papers_tap_counts() {
-        // NOTES §1.5: 32 copy-paste guide taps, 20 LM guide taps.
+        // docs/paper.md §1.4: 32 copy-paste guide taps, 20 LM guide taps.
         assert_eq!(CausalLmConfig::copy_paste_paper().tap_names().len(), 32);
         assert_eq!(
             CausalLmConfig::lm_paper(BERT_CASED_VOCAB).tap_names().len(),
@@ -495,7 +496,7 @@ mod tests {
 
     #[test]
     fn paper_decoders_have_the_papers_parameter_counts() {
-        // NOTES §3: copy-paste guide 2.6 M, LM guide 42.5 M (BERT vocab).
+        // docs/paper.md §3: copy-paste guide 2.6 M, LM guide 42.5 M (BERT vocab).
         let copy_paste = CausalLmConfig::copy_paste_paper().num_params();
         assert_eq!(copy_paste, 2_642_957);
         let lm = CausalLmConfig::lm_paper(BERT_CASED_VOCAB).num_params();

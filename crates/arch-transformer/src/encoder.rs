@@ -1,11 +1,12 @@
 //! A transformer encoder classifier over padded token sequences: the paper's
-//! parity target (`TransEnc`, NOTES §2.2).
+//! parity target (`TransEnc`, docs/paper.md §2.2).
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, TokenBatch, linear};
+use untrainable_core::{Forward, Network, Tap, TokenBatch};
+use untrainable_kernels::linear;
 
 use crate::block::{Block, BlockSpec, Masks, sinusoids, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -35,7 +36,7 @@ impl EncoderClassifierConfig {
     /// The released parity target: PyTorch's default post-norm
     /// `nn.TransformerEncoderLayer` (d 512, ff 2048, dropout 0.1, ReLU), one
     /// layer, 8 heads, sinusoidal positions, vocab 3, 2 classes. 3,154,946
-    /// parameters whatever the heads (NOTES §3: 3.2 M with 8 heads); 5 taps.
+    /// parameters whatever the heads (docs/paper.md §3: 3.2 M with 8 heads); 5 taps.
     pub fn parity_paper() -> Self {
         Self {
             vocab: 3,
@@ -225,7 +226,7 @@ impl Network for EncoderClassifier {
 mod tests {
     use super::*;
     use crate::testing::{build, build_seeded};
-    use untrainable_core::{Guide, parameter_values, to_vec};
+    use untrainable_core::{Guide, check_taps, parameter_values, to_vec};
 
     fn small(layers: usize, shared: bool) -> EncoderClassifierConfig {
         EncoderClassifierConfig {
@@ -258,7 +259,7 @@ mod tests {
         let out = net.forward(batch(&rows(2), &[6, 3], &device));
         assert_eq!(out.output.dims(), [2, 2]);
         let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, net.tap_names());
+        check_taps(&net, &out, 2).unwrap();
         assert_eq!(
             names[..5],
             [
@@ -327,7 +328,7 @@ mod tests {
         }
         let saved = small(3, false).num_params() - small(3, true).num_params();
         assert_eq!(saved, 2 * small(3, true).layer_params());
-        // NOTES §3: 3.2 M with 8 heads.
+        // docs/paper.md §3: 3.2 M with 8 heads.
         let paper = EncoderClassifierConfig::parity_paper();
         assert_eq!(paper.heads, 8);
         assert_eq!(paper.num_params(), 3_154_946);

@@ -5,13 +5,13 @@
 //!   at every position. Two presets mirror the released code's guides: the
 //!   copy-paste `Transformer` (one `nn.TransformerDecoderLayer` repeated four
 //!   times, cross-attending to its own input) and the language-model
-//!   `TransformerLM` (NOTES §2.2, §3).
+//!   `TransformerLM` (docs/paper.md §2.2, §3).
 //! - [`EncoderClassifier`]: an encoder with a padding mask and mean pooling
 //!   over the real tokens, the paper's parity target (`TransEnc`).
 //! - [`Vit`]: a pre-norm vision transformer for small images, a second image
 //!   guide next to the ResNets of `untrainable-arch-cnn`.
 //!
-//! Taps follow the released code's hooks (NOTES §1.3): every attention output,
+//! Taps follow the released code's hooks (docs/paper.md §1.3): every attention output,
 //! every layer norm output and both feed-forward Linear outputs (the first one
 //! before its activation), in forward order; a decoder layer's own output too,
 //! where the hooked PyTorch module is a whole `nn.TransformerDecoderLayer`.

@@ -2,20 +2,16 @@
 //! and tests run in parallel: a test that seeds the stream builds and draws
 //! its weights under this lock, as does every other test that draws.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use burn::module::Module;
 use burn::tensor::Device;
 use untrainable_core::{parameter_values, seed};
 
-static RANDOM_STREAM: Mutex<()> = Mutex::new(());
-
 /// Holds the device's random stream for the rest of a test (dropout on an
 /// autodiff device draws from it too).
 pub fn hold_random_stream() -> MutexGuard<'static, ()> {
-    RANDOM_STREAM
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    untrainable_core::random_stream_lock()
 }
 
 /// Builds a module and draws all its weights while holding the stream.

@@ -6,7 +6,8 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Forward, Network, Tap, dropout, linear};
+use untrainable_core::{Forward, Network, Tap};
+use untrainable_kernels::{dropout, linear};
 
 use crate::block::{Block, BlockSpec, Masks, validate_common};
 use crate::{Activation, CrossAttention, Init, NormPlacement};
@@ -237,7 +238,7 @@ impl Network for Vit {
 mod tests {
     use super::*;
     use crate::testing::{build, build_seeded};
-    use untrainable_core::{Guide, parameter_values, to_vec};
+    use untrainable_core::{Guide, check_taps, parameter_values, to_vec};
 
     fn small(pool: Pool) -> VitConfig {
         VitConfig {
@@ -258,7 +259,7 @@ mod tests {
             let out = net.forward(Tensor::ones([3, 1, 28, 28], &device));
             assert_eq!(out.output.dims(), [3, 10]);
             let names: Vec<_> = out.taps.iter().map(|t| t.name.clone()).collect();
-            assert_eq!(names, net.tap_names());
+            check_taps(&net, &out, 3).unwrap();
             assert_eq!(
                 names,
                 [

@@ -2,53 +2,13 @@
 //! output together with the ordered, named layer representations ("taps") that
 //! guidance aligns, plus device selection and seeding.
 //!
-//! An architecture crate depends on this crate only; the trainer in
-//! `untrainable-guidance` works with any pair of [`Network`]s.
+//! An architecture crate depends on this crate (and, for its CPU speed, on
+//! `untrainable-kernels`); the trainer in `untrainable-guidance` works with
+//! any pair of [`Network`]s.
+
+#![forbid(unsafe_code)]
 
 pub use burn;
-
-mod adam;
-mod batch_norm;
-mod cka;
-mod conv;
-mod dropout;
-mod flex;
-mod gram;
-pub mod huge_pages;
-#[cfg(feature = "tch")]
-mod libtorch;
-mod linear;
-mod rnn;
-mod softmax;
-mod transpose;
-mod vector_math;
-
-pub use adam::adam;
-pub use batch_norm::{batch_norm, batch_norm_relu};
-pub use cka::{linear_cka_against, unit_centred_grams};
-pub use conv::conv2d;
-pub use dropout::dropout;
-pub use gram::untracked_gram;
-pub use linear::linear;
-pub use rnn::tanh_recurrence;
-pub use softmax::softmax;
-
-/// Whether `device` is burn's LibTorch backend (CPU or GPU, feature `tch`),
-/// with or without autodiff.
-fn is_libtorch(device: &Device) -> bool {
-    match device.clone().inner().as_dispatch() {
-        #[cfg(feature = "tch")]
-        burn::backend::DispatchDevice::LibTorch(_) => true,
-        _ => false,
-    }
-}
-
-/// Every program built on these crates allocates through
-/// [`huge_pages::HugePageAllocator`]; a program with its own global allocator
-/// turns the default feature `huge-pages` off.
-#[cfg(feature = "huge-pages")]
-#[global_allocator]
-static ALLOCATOR: huge_pages::HugePageAllocator = huge_pages::HugePageAllocator;
 
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor};
@@ -102,6 +62,31 @@ pub trait Network: Module + Clone + Send + 'static {
 
     /// Names of the taps, in the order `forward` returns them.
     fn tap_names(&self) -> Vec<String>;
+}
+
+/// Checks a forward pass of `network` on `batch` examples against the
+/// contract of [`Network`]: its taps come in the order and under the names
+/// of [`Network::tap_names`], and each has one row per example, its original
+/// shape flattened. Returns what differs; for every architecture's tests.
+pub fn check_taps<N: Network>(network: &N, forward: &Forward, batch: usize) -> Result<(), String> {
+    let names: Vec<&str> = forward.taps.iter().map(|t| t.name.as_str()).collect();
+    let listed = network.tap_names();
+    if names != listed {
+        return Err(format!(
+            "forward's taps {names:?} differ from tap_names() {listed:?}"
+        ));
+    }
+    for tap in &forward.taps {
+        let [rows, features] = tap.value.dims();
+        let flattened = tap.shape[1..].iter().product::<usize>();
+        if rows != batch || tap.shape[0] != batch || features != flattened {
+            return Err(format!(
+                "tap {} is {rows} × {features} of shape {:?}; expected {batch} rows, one per example",
+                tap.name, tap.shape
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A frozen guide: parameters take no gradient, batch norm uses its running
@@ -328,24 +313,14 @@ pub fn parameter_values<M: Module>(module: &M) -> Vec<f32> {
     collect.0
 }
 
-/// The backend's random generator is one per process: a test that seeds it
-/// and draws from it holds this lock, so that tests running alongside do not
-/// draw from the same stream in between.
-#[cfg(test)]
-pub(crate) fn generator() -> std::sync::MutexGuard<'static, ()> {
-    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    GENERATOR
+/// The backend's random stream is one per process: a test that seeds it and
+/// draws from it (weights, dropout masks) holds this lock, so that tests
+/// running alongside in the same process do not draw from it in between.
+pub fn random_stream_lock() -> std::sync::MutexGuard<'static, ()> {
+    static RANDOM_STREAM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RANDOM_STREAM
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A tensor's values as `f64`, for comparisons in tests.
-#[cfg(test)]
-pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .expect("a float tensor converts to f64")
 }
 
 #[cfg(test)]
@@ -380,6 +355,46 @@ mod tests {
             .try_to_vec::<bool>()
             .unwrap();
         assert_eq!(mask, vec![false, false, false, false, true, true]);
+    }
+
+    /// A network whose taps are set by the test, to check [`check_taps`].
+    #[derive(Module, Debug)]
+    struct Fixed {
+        width: usize,
+    }
+
+    impl Network for Fixed {
+        type Input = Tensor<2>;
+        fn forward(&self, x: Tensor<2>) -> Forward {
+            let wide = x.clone().repeat_dim(1, self.width);
+            Forward {
+                output: x.clone(),
+                taps: vec![Tap::new("a", x), Tap::new("b", wide)],
+            }
+        }
+        fn tap_names(&self) -> Vec<String> {
+            vec!["a".into(), "b".into()]
+        }
+    }
+
+    #[test]
+    fn check_taps_accepts_the_contract_and_names_what_breaks_it() {
+        let device = Device::flex();
+        let net = Fixed { width: 2 };
+        let out = net.forward(Tensor::ones([3, 4], &device));
+        assert_eq!(check_taps(&net, &out, 3), Ok(()));
+        let wrong_batch = check_taps(&net, &out, 5).unwrap_err();
+        assert!(
+            wrong_batch.contains("tap a") && wrong_batch.contains("5 rows"),
+            "{wrong_batch}"
+        );
+        let mut renamed = out.clone();
+        renamed.taps.reverse();
+        let wrong_order = check_taps(&net, &renamed, 3).unwrap_err();
+        assert!(
+            wrong_order.contains("differ from tap_names()"),
+            "{wrong_order}"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_core::{Backend, Guide, Network, WithoutAutodiff, seed};
 use untrainable_guidance::{
-    CopyPasteTask, ImageData, InputSpec, Pair, PairsConfig, Part, Reduction, Task, guidance_loss,
+    CopyPasteTask, ImageData, InputSpec, Pair, PairsConfig, Reduction, Split, Task, guidance_loss,
     resolve_pairs,
 };
 use untrainable_repsim::Distance;
@@ -61,7 +61,7 @@ impl<T: Network> Trainer<T> {
     fn new(model: T, train: &Device) -> Self {
         Self {
             model: Some(model.fork(train).train()),
-            optim: untrainable_core::adam(None),
+            optim: untrainable_kernels::adam(None),
         }
     }
 
@@ -146,7 +146,7 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
     let device = device();
     let train = device.clone().autodiff();
     let idx: Vec<usize> = (0..batch_size).collect();
-    let batch = &task.batch(Part::Train, &idx, &train);
+    let batch = &task.batch(Split::Train, &idx, &train);
     let plain_input = batch.0.clone().without_autodiff();
     let guide = Guide::new(guide);
     let mut plain = Trainer::new(target(&device), &train);
@@ -160,7 +160,7 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
 
     let mut group = bench_group(c, name);
     group.bench_function("load_batch", |b| {
-        b.iter(|| black_box(synced(&device, task.batch(Part::Train, &idx, &train))))
+        b.iter(|| black_box(synced(&device, task.batch(Split::Train, &idx, &train))))
     });
     group.bench_function("plain_step", |b| {
         b.iter(|| black_box(synced(&device, plain.step(task, batch, None))))
@@ -359,4 +359,6 @@ fn copy_paste(c: &mut Criterion) {
 }
 
 criterion_group!(steps, deep_fcn, deep_convnet, copy_paste);
+untrainable_kernels::huge_page_allocator!();
+
 criterion_main!(steps);

@@ -14,6 +14,8 @@ use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 use untrainable_results::{MetricRow, read_metrics, write_atomic, write_metrics};
 
+use crate::run_log::{BestEpoch, ValScore};
+
 /// Where and how often a run checkpoints.
 #[derive(Debug, Clone)]
 pub struct Checkpointing {
@@ -30,8 +32,8 @@ pub(crate) struct LoopState {
     /// Batches of `epoch` already trained on.
     pub batch: usize,
     pub train_loss: f64,
-    pub final_val: (f64, f64),
-    pub best: (f64, f64, u32),
+    pub final_val: ValScore,
+    pub best: BestEpoch,
     pub has_best_model: bool,
     /// Wall time spent before the checkpoint, added to the final summary.
     pub seconds: f64,

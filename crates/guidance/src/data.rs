@@ -112,7 +112,7 @@ impl InputSpec {
     }
 }
 
-/// The noise of the released code's `create_rand_inputs` (NOTES §2.4):
+/// The noise of the released code's `create_rand_inputs` (docs/paper.md §2.4):
 /// `clamp(N(0, 1) + 0.1 · N(0, 1), 0, 1)`, shaped like an input batch.
 pub fn noise_images(shape: [usize; 4], device: &Device) -> Tensor<4> {
     let base = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device);

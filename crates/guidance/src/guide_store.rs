@@ -55,6 +55,36 @@ impl TrainedStore {
         self.dir.join(format!("{name}-{key}.bpk"))
     }
 
+    /// Waits for and holds (until the file is dropped) the lock on `name`
+    /// trained from `recipe`, so that of several processes sharing the store
+    /// (slices of one grid on a cluster) one trains it while the others wait
+    /// and then read it. The lock is the operating system's, on
+    /// `<name>-<key>.lock`: a killed holder releases it.
+    pub fn lock(&self, name: &str, recipe: &str) -> Result<std::fs::File, String> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create the directory {}: {e}", self.dir.display()))?;
+        let path = self.path(name, recipe).with_extension("lock");
+        let fail = |e: std::io::Error| format!("cannot lock {}: {e}", path.display());
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(fail)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!(
+                    "waiting for another process to train the {name} of {}",
+                    path.display()
+                );
+                file.lock().map_err(fail)?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
+        }
+        Ok(file)
+    }
+
     /// The stored network for `recipe`, loaded into `fresh` (a network of the
     /// same architecture), with the log of its training; `None` when none is
     /// stored.

@@ -31,9 +31,10 @@ use untrainable_tasks::image_pipeline::{Batches, ImageBatch, PipelineConfig, bui
 use untrainable_tasks::image_transform::Transform;
 
 use serde::{Deserialize, Serialize};
+use untrainable_results::Split;
 
 use crate::data::{InputSpec, noise_images};
-use crate::task::{Part, Score, TOP5_ACCURACY, Task, classification_loss, classification_score};
+use crate::task::{Score, TOP5_ACCURACY, Task, classification_loss, classification_score};
 
 /// Which images an image experiment trains on (its `data.dataset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -137,18 +138,18 @@ impl ImageNetData {
         self.train_folder.classes.len()
     }
 
-    /// The folder and its image indices of examples `indices` of `part`.
-    fn examples(&self, part: Part, indices: &[usize]) -> (&ImageFolder, Vec<usize>) {
-        match part {
-            Part::Train => (
+    /// The folder and its image indices of examples `indices` of `split`.
+    fn examples(&self, split: Split, indices: &[usize]) -> (&ImageFolder, Vec<usize>) {
+        match split {
+            Split::Train => (
                 &self.train_folder,
                 indices.iter().map(|&i| self.train[i]).collect(),
             ),
-            Part::Val => (
+            Split::Val => (
                 &self.train_folder,
                 indices.iter().map(|&i| self.val[i]).collect(),
             ),
-            Part::Test => (&self.test_folder, indices.to_vec()),
+            Split::Test => (&self.test_folder, indices.to_vec()),
         }
     }
 
@@ -221,31 +222,36 @@ impl Task for ImageNetData {
     type Input = Tensor<4>;
     type Targets = Tensor<1, Int>;
 
-    fn len(&self, part: Part) -> usize {
-        match part {
-            Part::Train => self.train.len(),
-            Part::Val => self.val.len(),
-            Part::Test => self.test_folder.len(),
+    fn len(&self, split: Split) -> usize {
+        match split {
+            Split::Train => self.train.len(),
+            Split::Val => self.val.len(),
+            Split::Test => self.test_folder.len(),
         }
     }
 
     /// # Panics
     /// If a file cannot be read (or decoded, under [`BadImages::Fail`]):
     /// the message names it.
-    fn batch(&self, part: Part, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-        let (folder, images) = self.examples(part, indices);
-        let planned = match part {
-            Part::Train => self.next_planned(&images),
-            Part::Val | Part::Test => None,
+    fn batch(
+        &self,
+        split: Split,
+        indices: &[usize],
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<1, Int>) {
+        let (folder, images) = self.examples(split, indices);
+        let planned = match split {
+            Split::Train => self.next_planned(&images),
+            Split::Val | Split::Test => None,
         };
         let batch = match planned {
             Some(batch) => batch,
             None => {
-                let config = match part {
+                let config = match split {
                     // Unplanned (e.g. the noise warm-up's batches): crops
                     // seeded from the backend's stream, fixed per step.
-                    Part::Train => self.config(Transform::TRAIN, draw_seed(device), 0),
-                    Part::Val | Part::Test => self.config(Transform::EVAL, 0, 0),
+                    Split::Train => self.config(Transform::TRAIN, draw_seed(device), 0),
+                    Split::Val | Split::Test => self.config(Transform::EVAL, 0, 0),
                 };
                 self.decode(folder, &images, &config)
             }
@@ -323,9 +329,9 @@ mod tests {
         let data = ImageNetData::new(net, 1, 0, 0, 2).unwrap();
         assert_eq!(
             (
-                data.len(Part::Train),
-                data.len(Part::Val),
-                data.len(Part::Test)
+                data.len(Split::Train),
+                data.len(Split::Val),
+                data.len(Split::Test)
             ),
             (4, 1, 5)
         );
@@ -333,8 +339,8 @@ mod tests {
         let plan = vec![vec![2, 0], vec![3, 1]];
         data.plan_training(&plan, 7, 3);
         for idx in &plan {
-            let (images, labels) = data.batch(Part::Train, idx, &device);
-            let (folder, files) = data.examples(Part::Train, idx);
+            let (images, labels) = data.batch(Split::Train, idx, &device);
+            let (folder, files) = data.examples(Split::Train, idx);
             let expected =
                 build_batch(folder, &files, &data.config(Transform::TRAIN, 7, 3)).unwrap();
             assert_eq!(to_vec(images), expected.pixels);
@@ -350,11 +356,11 @@ mod tests {
         }
         // A batch the plan does not hold is decoded on demand.
         data.plan_training(&plan, 7, 3);
-        let (images, _) = data.batch(Part::Train, &[1, 2, 3], &device);
+        let (images, _) = data.batch(Split::Train, &[1, 2, 3], &device);
         assert_eq!(images.dims(), [3, 3, 224, 224]);
-        let (images, _) = data.batch(Part::Train, &[3, 1], &device);
+        let (images, _) = data.batch(Split::Train, &[3, 1], &device);
         assert_eq!(images.dims()[0], 2);
-        let (test, _) = data.batch(Part::Test, &[0, 4], &device);
+        let (test, _) = data.batch(Split::Test, &[0, 4], &device);
         assert_eq!(test.dims(), [2, 3, 224, 224]);
     }
 }

@@ -1,4 +1,4 @@
-//! Language modelling (NOTES §2.2) as a trainer [`Task`]: the windows of a
+//! Language modelling (docs/paper.md §2.2) as a trainer [`Task`]: the windows of a
 //! corpus's token streams ([`LmData`], [`LmStream::windows`]) are the
 //! examples; every position predicts the next token; the loss is the mean
 //! next-token cross-entropy and the score counts every token.
@@ -6,7 +6,7 @@
 //! # Word-level perplexity
 //!
 //! The paper reports word-level perplexity, `exp(total token NLL / words)`
-//! (NOTES §2.2). The trainer's [`evaluate`](crate::evaluate) gives the mean
+//! (docs/paper.md §2.2). The trainer's [`evaluate`](crate::evaluate) gives the mean
 //! token NLL over every window of a part, that is `total NLL / tokens` with
 //! `tokens = windows · context`. The task knows how many tokens and words
 //! its windows of each part score ([`LmTask::tokens`], [`LmTask::words`];
@@ -19,12 +19,13 @@
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use untrainable_core::TokenBatch;
-use untrainable_results::{MetricRow, Split as ResultSplit};
-use untrainable_tasks::sequence::Split;
+use untrainable_results::{MetricRow, Split};
+use untrainable_tasks::sequence::Split as DataSplit;
 use untrainable_tasks::sotu::{LmData, LmStream, Perplexity};
 
+use crate::sequence::data_split;
 use crate::sequence::{TokenTargets, masked_cross_entropy, masked_score};
-use crate::task::{Part, Score, Task};
+use crate::task::{Score, Task};
 
 /// Metric name of token-level perplexity, `exp(mean token NLL)`.
 pub const TOKEN_PPL: &str = "token_ppl";
@@ -48,28 +49,20 @@ impl WindowCounts {
         Self::default()
     }
 
-    fn of(&self, split: Split) -> usize {
+    fn of(&self, split: DataSplit) -> usize {
         match split {
-            Split::Train => self.train,
-            Split::Val => self.val,
-            Split::Test => self.test,
+            DataSplit::Train => self.train,
+            DataSplit::Val => self.val,
+            DataSplit::Test => self.test,
         }
     }
 }
 
-fn split_of(part: Part) -> Split {
-    match part {
-        Part::Train => Split::Train,
-        Part::Val => Split::Val,
-        Part::Test => Split::Test,
-    }
-}
-
-fn index(split: Split) -> usize {
+fn index(split: DataSplit) -> usize {
     match split {
-        Split::Train => 0,
-        Split::Val => 1,
-        Split::Test => 2,
+        DataSplit::Train => 0,
+        DataSplit::Val => 1,
+        DataSplit::Test => 2,
     }
 }
 
@@ -129,7 +122,7 @@ impl LmTask {
         }
         let mut chosen: [Vec<usize>; 3] = Default::default();
         let mut words = [0; 3];
-        for split in Split::ALL {
+        for split in DataSplit::ALL {
             let windows = streams[index(split)].windows(context);
             let (asked, available) = (counts.of(split), windows.len());
             if available == 0 {
@@ -167,26 +160,26 @@ impl LmTask {
     }
 
     /// Tokens scored over all windows of `part`: `windows · context`.
-    pub fn tokens(&self, part: Part) -> usize {
-        self.chosen[index(split_of(part))].len() * self.context
+    pub fn tokens(&self, split: Split) -> usize {
+        self.chosen[index(data_split(split))].len() * self.context
     }
 
     /// Words whose first token is scored by a window of `part`.
-    pub fn words(&self, part: Part) -> usize {
-        self.words[index(split_of(part))]
+    pub fn words(&self, split: Split) -> usize {
+        self.words[index(data_split(split))]
     }
 
-    /// The token stream of `part`.
-    pub fn stream(&self, part: Part) -> &LmStream {
-        &self.streams[index(split_of(part))]
+    /// The token stream of `split`.
+    pub fn stream(&self, split: Split) -> &LmStream {
+        &self.streams[index(data_split(split))]
     }
 
     /// Token- and word-level perplexity of `part` from its mean token NLL
     /// (natural log) over all its windows, as [`evaluate`](crate::evaluate)
     /// returns it.
-    pub fn perplexity(&self, part: Part, mean_token_nll: f64) -> Perplexity {
-        let tokens = self.tokens(part);
-        Perplexity::new(mean_token_nll * tokens as f64, tokens, self.words(part))
+    pub fn perplexity(&self, split: Split, mean_token_nll: f64) -> Perplexity {
+        let tokens = self.tokens(split);
+        Perplexity::new(mean_token_nll * tokens as f64, tokens, self.words(split))
     }
 
     /// Rows of [`TOKEN_PPL`] and [`WORD_PPL`] for every validation and test
@@ -195,12 +188,11 @@ impl LmTask {
     pub fn perplexity_rows(&self, rows: &[MetricRow]) -> Vec<MetricRow> {
         let mut out = Vec::new();
         for row in rows.iter().filter(|r| r.metric == "loss") {
-            let part = match row.split {
-                ResultSplit::Val => Part::Val,
-                ResultSplit::Test => Part::Test,
-                ResultSplit::Train => continue,
-            };
-            let ppl = self.perplexity(part, row.value);
+            if row.split == Split::Train {
+                continue;
+            }
+            let split = row.split;
+            let ppl = self.perplexity(split, row.value);
             for (metric, value) in [(TOKEN_PPL, ppl.token), (WORD_PPL, ppl.word)] {
                 out.push(MetricRow {
                     metric: metric.into(),
@@ -217,15 +209,20 @@ impl Task for LmTask {
     type Input = TokenBatch;
     type Targets = TokenTargets;
 
-    fn len(&self, part: Part) -> usize {
-        self.chosen[index(split_of(part))].len()
+    fn len(&self, split: Split) -> usize {
+        self.chosen[index(data_split(split))].len()
     }
 
     /// Windows `indices` of `part`: inputs `(batch, context)`, targets the
     /// same tokens shifted by one, row `b · context + t`, every row scored.
-    fn batch(&self, part: Part, indices: &[usize], device: &Device) -> (TokenBatch, TokenTargets) {
-        let windows = self.stream(part).windows(self.context);
-        let chosen = &self.chosen[index(split_of(part))];
+    fn batch(
+        &self,
+        split: Split,
+        indices: &[usize],
+        device: &Device,
+    ) -> (TokenBatch, TokenTargets) {
+        let windows = self.stream(split).windows(self.context);
+        let chosen = &self.chosen[index(data_split(split))];
         let n = indices.len() * self.context;
         let (mut rows, mut ids) = (Vec::with_capacity(indices.len()), Vec::with_capacity(n));
         for &i in indices {
@@ -317,9 +314,9 @@ mod tests {
     fn batches_are_windows_and_their_next_tokens() {
         let device = Device::flex();
         let task = LmTask::new(data(), 4, WindowCounts::all()).unwrap();
-        let windows = task.stream(Part::Train).windows(4);
-        assert_eq!(task.len(Part::Train), windows.len());
-        let (input, targets) = task.batch(Part::Train, &[1, 0], &device);
+        let windows = task.stream(Split::Train).windows(4);
+        assert_eq!(task.len(Split::Train), windows.len());
+        let (input, targets) = task.batch(Split::Train, &[1, 0], &device);
         assert_eq!(input.ids.dims(), [2, 4]);
         assert_eq!(input.lengths, vec![4, 4]);
         let ids: Vec<i64> = input.ids.into_data().convert::<i64>().try_to_vec().unwrap();
@@ -349,24 +346,24 @@ mod tests {
     #[test]
     fn counts_pick_evenly_spread_windows_and_their_words() {
         let full = LmTask::new(data(), 3, WindowCounts::all()).unwrap();
-        let windows = full.stream(Part::Train).windows(3);
-        assert_eq!(full.tokens(Part::Train), windows.scored_tokens());
-        assert_eq!(full.words(Part::Train), windows.scored_words());
+        let windows = full.stream(Split::Train).windows(3);
+        assert_eq!(full.tokens(Split::Train), windows.scored_tokens());
+        assert_eq!(full.words(Split::Train), windows.scored_words());
         let counts = WindowCounts {
             train: 2,
             val: 0,
             test: 1,
         };
         let task = LmTask::new(data(), 3, counts).unwrap();
-        assert_eq!(task.len(Part::Train), 2);
-        assert_eq!(task.tokens(Part::Train), 6);
+        assert_eq!(task.len(Split::Train), 2);
+        assert_eq!(task.tokens(Split::Train), 6);
         let half = windows.len() / 2;
         assert_eq!(
-            task.words(Part::Train),
+            task.words(Split::Train),
             windows.get(0).words + windows.get(half).words
         );
-        assert_eq!(task.len(Part::Val), full.len(Part::Val));
-        assert_eq!(task.len(Part::Test), 1);
+        assert_eq!(task.len(Split::Val), full.len(Split::Val));
+        assert_eq!(task.len(Split::Test), 1);
 
         let too_many = WindowCounts {
             val: 1000,
@@ -392,14 +389,17 @@ mod tests {
             value,
         };
         let rows = vec![
-            row(ResultSplit::Train, "loss", 9.0),
-            row(ResultSplit::Val, "loss", 2.0),
-            row(ResultSplit::Val, "accuracy", 0.5),
-            row(ResultSplit::Test, "loss", 3.0),
+            row(Split::Train, "loss", 9.0),
+            row(Split::Val, "loss", 2.0),
+            row(Split::Val, "accuracy", 0.5),
+            row(Split::Test, "loss", 3.0),
         ];
         let ppl = task.perplexity_rows(&rows);
         assert_eq!(ppl.len(), 4);
-        let (tokens, words) = (task.tokens(Part::Val) as f64, task.words(Part::Val) as f64);
+        let (tokens, words) = (
+            task.tokens(Split::Val) as f64,
+            task.words(Split::Val) as f64,
+        );
         assert_eq!(ppl[0].metric, TOKEN_PPL);
         assert!((ppl[0].value - 2f64.exp()).abs() < 1e-12);
         assert_eq!(ppl[1].metric, WORD_PPL);
@@ -409,10 +409,10 @@ mod tests {
             ("small/base", 2, 7, Some(1))
         );
         let (tokens, words) = (
-            task.tokens(Part::Test) as f64,
-            task.words(Part::Test) as f64,
+            task.tokens(Split::Test) as f64,
+            task.words(Split::Test) as f64,
         );
-        assert_eq!(ppl[3].split, ResultSplit::Test);
+        assert_eq!(ppl[3].split, Split::Test);
         assert!((ppl[3].value - (3.0 * tokens / words).exp()).abs() < 1e-9);
     }
 }

@@ -1,12 +1,13 @@
 //! The guidance term: `Σ over pairs (1 − CKA(target tap, guide tap))`
-//! (NOTES §1.1–1.2).
+//! (docs/paper.md §1.1, §1.2).
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use untrainable_core::{Tap, linear_cka_against, unit_centred_grams};
+use untrainable_core::Tap;
 use untrainable_repsim::{
     Distance, feature_form_is_cheaper, linear_cka, linear_cka_gram, linear_cka_of_grams,
 };
+use untrainable_repsim::{linear_cka_against, unit_centred_grams};
 
 use crate::mapping::Pair;
 
@@ -97,7 +98,7 @@ fn linear_cka_per_pair(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<Ten
 
 /// The Gram-form pairs' values where the backend computes them as one
 /// operation per target tap against the guide taps' fixed Gram matrices
-/// ([`untrainable_core::linear_cka_against`], burn's CPU backend); `None`
+/// ([`untrainable_repsim::linear_cka_against`], burn's CPU backend); `None`
 /// for every other pair, and for all of them elsewhere.
 fn against_fixed_grams(
     target: &[Tap],
@@ -187,7 +188,7 @@ mod tests {
         assert!(feature_form_is_cheaper(n, 3, 2));
         assert!(!feature_form_is_cheaper(n, 96, 50));
 
-        // On flex the Gram-form pairs take core's operation per target tap.
+        // On flex the Gram-form pairs take repsim's fused operation per target tap.
         let gram_form = |p: &Pair| {
             let (x, y) = (&target[p.target].value, &guide[p.guide].value);
             !feature_form_is_cheaper(n, x.dims()[1], y.dims()[1])

@@ -1,4 +1,4 @@
-//! Which target tap is aligned with which guide tap (NOTES §1.4).
+//! Which target tap is aligned with which guide tap (docs/paper.md §1.4).
 
 use serde::{Deserialize, Serialize};
 
@@ -128,7 +128,7 @@ pub fn resolve_pairs(
 }
 
 /// Which of the experiment's pairs an arm guides (the layer ablations,
-/// NOTES §2.6), counted in guide-tap order (input side first). In TOML:
+/// docs/paper.md §2.6), counted in guide-tap order (input side first). In TOML:
 /// `pairs = "first-half"`, or `pairs = { evenly = 4 }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn resnet18_to_deep_fcn_gives_the_target_indices_of_the_paper() {
-        // NOTES §1.4: 21 ResNet-18 taps onto 48 Linear taps.
+        // docs/paper.md §1.4: 21 ResNet-18 taps onto 48 Linear taps.
         let targets: Vec<usize> = uniform_pairs(48, 21).into_iter().map(|(t, _)| t).collect();
         assert_eq!(
             targets,
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn resnet18_to_wide_fcn_keeps_the_last_guide_tap_per_target_when_asked() {
-        // NOTES §1.4: Lin0←conv #5, Lin1←conv #14, Lin2←avgpool under the released code.
+        // docs/paper.md §1.4: Lin0←conv #5, Lin1←conv #14, Lin2←avgpool under the released code.
         let config = PairsConfig {
             last_guide_wins: true,
             ..Default::default()

@@ -1,21 +1,24 @@
-//! The generated sequence tasks (NOTES §2.2) as trainer [`Task`]s: examples
+//! The generated sequence tasks (docs/paper.md §2.2) as trainer [`Task`]s: examples
 //! become right-padded [`TokenBatch`]es, and losses and scores count only
 //! what the task scores.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use untrainable_core::TokenBatch;
+use untrainable_results::Split;
 use untrainable_tasks::copy_paste::CopyPaste;
 use untrainable_tasks::parity::Parity;
-use untrainable_tasks::sequence::{Split, SplitSizes};
+use untrainable_tasks::sequence::{Split as DataSplit, SplitSizes};
 
-use crate::task::{Part, Score, Task};
+use crate::task::{Score, Task};
 
-fn split_of(part: Part) -> Split {
-    match part {
-        Part::Train => Split::Train,
-        Part::Val => Split::Val,
-        Part::Test => Split::Test,
+/// The generated data's split of the loop's split (the tasks crate names
+/// its own).
+pub fn data_split(split: Split) -> DataSplit {
+    match split {
+        Split::Train => DataSplit::Train,
+        Split::Val => DataSplit::Val,
+        Split::Test => DataSplit::Test,
     }
 }
 
@@ -59,7 +62,7 @@ pub fn masked_score(output: Tensor<2>, targets: &TokenTargets) -> Score {
 }
 
 /// Token ids drawn uniformly from `[0, vocab)`, `batch` sequences of `time`
-/// tokens: the released code's noise for token inputs (NOTES §2.4).
+/// tokens: the released code's noise for token inputs (docs/paper.md §2.4).
 fn noise_tokens(batch: usize, time: usize, vocab: usize, device: &Device) -> TokenBatch {
     let ids = Tensor::<2>::random(
         [batch, time],
@@ -87,12 +90,17 @@ impl Task for CopyPasteTask {
     type Input = TokenBatch;
     type Targets = TokenTargets;
 
-    fn len(&self, part: Part) -> usize {
-        self.sizes.len(split_of(part))
+    fn len(&self, split: Split) -> usize {
+        self.sizes.len(data_split(split))
     }
 
-    fn batch(&self, part: Part, indices: &[usize], device: &Device) -> (TokenBatch, TokenTargets) {
-        let start = self.sizes.indices(split_of(part)).start;
+    fn batch(
+        &self,
+        split: Split,
+        indices: &[usize],
+        device: &Device,
+    ) -> (TokenBatch, TokenTargets) {
+        let start = self.sizes.indices(data_split(split)).start;
         let examples: Vec<_> = indices
             .iter()
             .map(|&i| self.task.example(self.data_seed, start + i as u64))
@@ -160,17 +168,17 @@ impl Task for ParityTask {
     type Input = TokenBatch;
     type Targets = Tensor<1, Int>;
 
-    fn len(&self, part: Part) -> usize {
-        self.sizes.len(split_of(part))
+    fn len(&self, split: Split) -> usize {
+        self.sizes.len(data_split(split))
     }
 
     fn batch(
         &self,
-        part: Part,
+        split: Split,
         indices: &[usize],
         device: &Device,
     ) -> (TokenBatch, Tensor<1, Int>) {
-        let start = self.sizes.indices(split_of(part)).start;
+        let start = self.sizes.indices(data_split(split)).start;
         let examples: Vec<_> = indices
             .iter()
             .map(|&i| self.task.example(self.data_seed, start + i as u64))

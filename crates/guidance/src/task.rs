@@ -5,20 +5,11 @@
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor};
 use untrainable_core::{Guide, Network, WithoutAutodiff};
+use untrainable_results::Split;
 use untrainable_tasks::fashion_mnist::ImageSet;
 
 use crate::data::{InputSpec, noise_images};
 use crate::guide_table::GuideTapTable;
-
-/// The splits the loop reads: it trains on one, selects the best network on
-/// the second, and reports that network on the third where the task has one
-/// (the sequence tasks: NOTES §3, "held-out test set").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    Train,
-    Val,
-    Test,
-}
 
 /// Sums over the scored items of a batch (examples for a classifier, tokens
 /// for a sequence task), so that batches of any size add up exactly.
@@ -30,10 +21,17 @@ pub struct Score {
     /// Sums of the task's further metrics, in the order of
     /// [`Task::extra_metrics`] (empty where it has none).
     pub extra: Vec<f64>,
-    /// `(label, predicted class)` of every scored example in order, where
-    /// the task classifies whole examples (empty otherwise): what analyses
-    /// of errors need.
-    pub predictions: Vec<(u32, u32)>,
+    /// Every scored example's prediction in order, where the task
+    /// classifies whole examples (empty otherwise): what analyses of errors
+    /// need.
+    pub predictions: Vec<Prediction>,
+}
+
+/// One example's label and the class a network predicted for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prediction {
+    pub label: u32,
+    pub predicted: u32,
 }
 
 impl Score {
@@ -68,11 +66,15 @@ pub trait Task {
     /// What the loss compares the output with.
     type Targets;
 
-    fn len(&self, part: Part) -> usize;
+    fn len(&self, split: Split) -> usize;
 
     /// The examples `indices` of `part` as one batch.
-    fn batch(&self, part: Part, indices: &[usize], device: &Device)
-    -> (Self::Input, Self::Targets);
+    fn batch(
+        &self,
+        split: Split,
+        indices: &[usize],
+        device: &Device,
+    ) -> (Self::Input, Self::Targets);
 
     /// The training batches the loop is about to ask for, in order, with
     /// the run's seed and the epoch, so that a task that reads its examples
@@ -80,7 +82,7 @@ pub trait Task {
     fn plan_training(&self, _batches: &[Vec<usize>], _seed: u64, _epoch: u64) {}
 
     /// Inputs carrying no information about the task, for the noise warm-up
-    /// (NOTES §2.4): `batch_size` of them.
+    /// (docs/paper.md §2.4): `batch_size` of them.
     fn noise(&self, batch_size: usize, device: &Device) -> Self::Input;
 
     /// The mean training loss of the batch, differentiable in `output`.
@@ -111,7 +113,7 @@ pub trait Task {
 }
 
 /// Metric name of top-5 accuracy, the paper's ImageNet measure beside top-1
-/// (NOTES §2.1).
+/// (docs/paper.md §2.1).
 pub const TOP5_ACCURACY: &str = "top5_accuracy";
 
 /// Image classification: the training, validation and (optionally) test
@@ -127,11 +129,11 @@ pub struct ImageData<'a> {
 }
 
 impl ImageData<'_> {
-    fn set(&self, part: Part) -> Option<&ImageSet> {
-        match part {
-            Part::Train => Some(self.train),
-            Part::Val => Some(self.val),
-            Part::Test => self.test,
+    fn images(&self, split: Split) -> Option<&ImageSet> {
+        match split {
+            Split::Train => Some(self.train),
+            Split::Val => Some(self.val),
+            Split::Test => self.test,
         }
     }
 }
@@ -140,17 +142,22 @@ impl Task for ImageData<'_> {
     type Input = Tensor<4>;
     type Targets = Tensor<1, Int>;
 
-    fn len(&self, part: Part) -> usize {
-        self.set(part).map_or(0, ImageSet::len)
+    fn len(&self, split: Split) -> usize {
+        self.images(split).map_or(0, ImageSet::len)
     }
 
-    fn batch(&self, part: Part, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    fn batch(
+        &self,
+        split: Split,
+        indices: &[usize],
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<1, Int>) {
         let set = self
-            .set(part)
+            .images(split)
             .expect("batches are drawn only from parts with examples");
-        match part {
-            Part::Train => self.input.training_batch(set, indices, device),
-            Part::Val | Part::Test => self.input.batch(set, indices, device),
+        match split {
+            Split::Train => self.input.training_batch(set, indices, device),
+            Split::Val | Split::Test => self.input.batch(set, indices, device),
         }
     }
 
@@ -212,9 +219,10 @@ pub fn classification_score(output: Tensor<2>, labels: &Tensor<1, Int>) -> Score
         .int()
         .sum()
         .into_scalar::<i64>() as f64;
-    let predictions: Vec<(u32, u32)> = as_u32(labels.clone())
+    let predictions: Vec<Prediction> = as_u32(labels.clone())
         .into_iter()
         .zip(as_u32(predicted))
+        .map(|(label, predicted)| Prediction { label, predicted })
         .collect();
     let top5 = top_k_correct(output.clone(), labels, 5);
     Score {
@@ -228,17 +236,17 @@ pub fn classification_score(output: Tensor<2>, labels: &Tensor<1, Int>) -> Score
 
 /// The summed [`Score`] of `model` (in evaluation mode) over every example
 /// of `part`.
-pub fn score_part<K: Task, T: Network<Input = K::Input>>(
+pub fn score_split<K: Task, T: Network<Input = K::Input>>(
     model: &T,
     task: &K,
-    part: Part,
+    split: Split,
     batch_size: usize,
     device: &Device,
 ) -> Score {
     let mut score = Score::default();
-    let all: Vec<usize> = (0..task.len(part)).collect();
+    let all: Vec<usize> = (0..task.len(split)).collect();
     for indices in all.chunks(batch_size.max(1)) {
-        let (input, targets) = task.batch(part, indices, device);
+        let (input, targets) = task.batch(split, indices, device);
         score.add(task.score(model.forward(input).output, &targets));
     }
     score
@@ -249,16 +257,16 @@ pub fn score_part<K: Task, T: Network<Input = K::Input>>(
 pub fn evaluate<K: Task, T: Network<Input = K::Input>>(
     model: &T,
     task: &K,
-    part: Part,
+    split: Split,
     batch_size: usize,
     device: &Device,
 ) -> (f64, f64) {
-    score_part(model, task, part, batch_size, device).means()
+    score_split(model, task, split, batch_size, device).means()
 }
 
 /// How many rows of `output` (logits, one row per example) rank their label
 /// among their `k` largest entries: the numerator of top-`k` accuracy, the
-/// paper's ImageNet measure being top-5 (NOTES §2.1). A label tied with
+/// paper's ImageNet measure being top-5 (docs/paper.md §2.1). A label tied with
 /// other entries counts as ranked above them; a row whose label logit is
 /// NaN never counts.
 pub fn top_k_correct(output: Tensor<2>, labels: &Tensor<1, Int>, k: usize) -> f64 {

@@ -1,7 +1,7 @@
 //! End-to-end properties of the guided training loop on tiny networks and
 //! generated images.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use burn::tensor::Device;
 use untrainable_arch_cnn::ResNetConfig;
@@ -9,12 +9,12 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::task::top_k_correct;
 use untrainable_guidance::{
-    ArmConfig, GUIDED_PAIRS, GuideTapTable, ImageData, InputSpec, PairSubset, PairsConfig, Part,
-    Progress, Reduction, Task, TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, GUIDED_PAIRS, Guidance, GuideTapTable, ImageData, InputSpec, NoiseFor, NoiseWarmup,
+    Objective, PairSubset, PairsConfig, Progress, Reduction, RunSpec, Runtime, Split, StepWindow,
+    Task, TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::host::{DEFAULT_TWONN_DISCARD, twonn_dimension};
 use untrainable_repsim::{Distance, host_matrix};
-use untrainable_results::Split;
 use untrainable_tasks::Augment;
 use untrainable_tasks::fashion_mnist::ImageSet;
 
@@ -91,17 +91,19 @@ fn input() -> InputSpec {
 }
 
 fn arm(name: &str, guided: bool, warmup: u64) -> ArmConfig {
+    let arm = if guided {
+        ArmConfig::guided(name)
+    } else {
+        ArmConfig::plain(name)
+    };
     ArmConfig {
-        noise_warmup_steps: warmup,
-        guided,
-        ..ArmConfig::plain(name)
+        warmup: (warmup > 0).then_some(NoiseWarmup {
+            steps: warmup,
+            noise_for: NoiseFor::Both,
+        }),
+        ..arm
     }
 }
-
-/// The backend's random generator is one per process: tests that seed it
-/// take this lock so that tests running in parallel cannot draw from it
-/// in between.
-static SEEDED: Mutex<()> = Mutex::new(());
 
 struct Setup {
     _seeded: MutexGuard<'static, ()>,
@@ -113,9 +115,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let seeded = SEEDED
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seeded = untrainable_core::random_stream_lock();
         Self {
             _seeded: seeded,
             train: images(64, 0),
@@ -155,17 +155,23 @@ impl Setup {
         let pairs =
             resolve_pairs(pairs, &target.tap_names(), &guide.network().tap_names()).unwrap();
         train_arm(
-            "test",
-            arm,
-            7,
+            &RunSpec {
+                experiment: "test",
+                arm,
+                seed: 7,
+                guide,
+                pairs: &pairs,
+                task: &self.data(),
+                config,
+            },
             target,
-            guide,
-            &pairs,
-            &self.data(),
-            config,
-            &self.device,
-            Progress::Quiet,
+            &Runtime {
+                device: &self.device,
+                progress: Progress::Quiet,
+                checkpoint: None,
+            },
         )
+        .unwrap()
     }
 
     fn guide(&self) -> Guide<untrainable_arch_cnn::ResNet> {
@@ -262,17 +268,23 @@ fn noise_warmup_lowers_the_guidance_term_on_noise() {
         ..train_config(1)
     };
     let run = train_arm(
-        "test",
-        &arm("noise-warmup", false, 120),
-        7,
+        &RunSpec {
+            experiment: "test",
+            arm: &arm("noise-warmup", false, 120),
+            seed: 7,
+            guide: &guide,
+            pairs: &pairs,
+            task: &data,
+            config: &config,
+        },
         target,
-        &guide,
-        &pairs,
-        &data,
-        &config,
-        &setup.device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device: &setup.device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     let warmup: Vec<f64> = run
         .rows
         .iter()
@@ -299,7 +311,13 @@ fn early_disconnect_guides_only_its_first_steps_then_trains_plainly() {
     let setup = Setup::new();
     let guide = setup.guide();
     let mut early = arm("early-disconnect", true, 0);
-    early.guided_steps = Some(3);
+    early.objective = Objective::Guidance(Guidance {
+        window: StepWindow {
+            from: 0,
+            until: Some(3),
+        },
+        guide_on_noise: false,
+    });
     let run = setup.run(&early, &guide, 2);
     let guided_steps: Vec<u64> = run
         .rows
@@ -350,17 +368,23 @@ fn a_non_finite_loss_stops_the_arm_as_diverged() {
     )
     .unwrap();
     let run = train_arm(
-        "test",
-        &arm("base", false, 0),
-        7,
+        &RunSpec {
+            experiment: "test",
+            arm: &arm("base", false, 0),
+            seed: 7,
+            guide: &guide,
+            pairs: &pairs,
+            task: &data,
+            config: &train_config(2),
+        },
         target,
-        &guide,
-        &pairs,
-        &data,
-        &train_config(2),
-        &setup.device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device: &setup.device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     assert_eq!(run.summary.status.to_string(), "diverged");
     assert!(run.summary.status_step.is_some());
 }
@@ -554,7 +578,7 @@ fn the_intrinsic_dimension_of_every_target_tap_is_logged_per_epoch_as_recomputed
     let n = config.eval_batch_size.min(setup.val.labels.len());
     let idx: Vec<usize> = (0..n).collect();
     let taps = best
-        .forward(setup.data().batch(Part::Val, &idx, &setup.device).0)
+        .forward(setup.data().batch(Split::Val, &idx, &setup.device).0)
         .taps;
     assert_eq!(logged.len(), taps.len());
     for ((name, value), tap) in logged.iter().zip(&taps) {
@@ -596,17 +620,23 @@ fn guided_training_lowers_the_guidance_term_with_every_distance() {
             ..train_config(8)
         };
         let run = train_arm(
-            "test",
-            &arm("guided", true, 0),
-            7,
+            &RunSpec {
+                experiment: "test",
+                arm: &arm("guided", true, 0),
+                seed: 7,
+                guide: &guide,
+                pairs: &pairs,
+                task: &data,
+                config: &config,
+            },
             target,
-            &guide,
-            &pairs,
-            &data,
-            &config,
-            &setup.device,
-            Progress::Quiet,
-        );
+            &Runtime {
+                device: &setup.device,
+                progress: Progress::Quiet,
+                checkpoint: None,
+            },
+        )
+        .unwrap();
         let term: Vec<f64> = run
             .rows
             .iter()
@@ -634,17 +664,23 @@ fn the_loop_logs_top5_beside_every_accuracy_and_tests_the_selected_network_once(
     seed(&setup.device, 7);
     let target = target_config().init(&setup.device);
     let run = train_arm(
-        "test",
-        &arm("base", false, 0),
-        7,
+        &RunSpec {
+            experiment: "test",
+            arm: &arm("base", false, 0),
+            seed: 7,
+            guide: &guide,
+            pairs: &[],
+            task: &data,
+            config: &train_config(3),
+        },
         target,
-        &guide,
-        &[],
-        &data,
-        &train_config(3),
-        &setup.device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device: &setup.device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     let evaluations: Vec<(Split, &str)> = run
         .rows
         .iter()
@@ -698,7 +734,7 @@ fn image_training_batches_are_augmented_and_evaluation_batches_and_guide_tables_
         };
         let idx: Vec<usize> = (0..16).collect();
         seed(&setup.device, 3);
-        let train = to_vec(data.batch(Part::Train, &idx, &setup.device).0);
+        let train = to_vec(data.batch(Split::Train, &idx, &setup.device).0);
         seed(&setup.device, 3);
         let drawn = to_vec(spec.training_batch(&setup.train, &idx, &setup.device).0);
         assert_eq!(
@@ -707,7 +743,7 @@ fn image_training_batches_are_augmented_and_evaluation_batches_and_guide_tables_
         );
         let stored = to_vec(spec.batch(&setup.train, &idx, &setup.device).0);
         assert_eq!(train != stored, augmented);
-        for part in [Part::Val, Part::Test] {
+        for part in [Split::Val, Split::Test] {
             assert_eq!(
                 to_vec(data.batch(part, &idx, &setup.device).0),
                 to_vec(spec.batch(&setup.val, &idx, &setup.device).0),

@@ -6,37 +6,18 @@
 //! `scripts/setup-data.sh`) and prints that it is skipped otherwise; set
 //! `UNTRAINABLE_REQUIRE_DATA=1` to make absence a failure instead.
 
-use std::path::Path;
-
 use burn::module::{Initializer, Module};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use untrainable_core::{Forward, Network, TokenBatch};
-use untrainable_guidance::{LmTask, Part, Task, WindowCounts, evaluate};
+use untrainable_guidance::{LmTask, Split, Task, WindowCounts, data_split, evaluate};
 use untrainable_tasks::sotu::{self, Sotu, SotuLm};
-use untrainable_tasks::{DataError, Split};
+use untrainable_test_support::real_data_dir;
 
 fn real() -> Option<Sotu> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(sotu::SOURCE.local_dir());
-    let result = Sotu::load(None).or_else(|e| match e {
-        DataError::NotFound { .. } if workspace.is_dir() => Sotu::load(Some(&workspace)),
-        e => Err(e),
-    });
-    match result {
-        Ok(data) => Some(data),
-        Err(e @ DataError::NotFound { .. })
-            if std::env::var_os("UNTRAINABLE_REQUIRE_DATA").is_none() =>
-        {
-            eprintln!("SKIPPED: real State of the Union LM test, data not installed:\n{e}");
-            None
-        }
-        Err(e) => panic!(
-            "the State of the Union corpus does not load (UNTRAINABLE_REQUIRE_DATA is set, or \
-             the file is corrupt); run `bash scripts/setup-data.sh`: {e}"
-        ),
-    }
+    let dir = real_data_dir(&sotu::SOURCE)?;
+    let data = Sotu::load(Some(&dir));
+    Some(data.unwrap_or_else(|e| panic!("the State of the Union corpus does not load: {e}")))
 }
 
 /// Logits of zero for every token at every position: probability 1/V each.
@@ -82,9 +63,10 @@ fn uniform_model_word_perplexity_is_v_to_the_tokens_per_word() {
     assert_eq!(v, lm.vocab_size);
     let model = Uniform::new(v, &device);
     let task = LmTask::new(data.clone(), lm.context, WindowCounts::all()).unwrap();
-    for (part, split) in [(Part::Val, Split::Val), (Part::Test, Split::Test)] {
+    for part in [Split::Val, Split::Test] {
         let (loss, _) = evaluate(&model, &task, part, 256, &device);
         let ppl = task.perplexity(part, loss);
+        let split = data_split(part);
         // By hand, from the split's own stream: every scored token costs ln V.
         let stream = corpus.stream(&data.tokenizer, data.splits.indices(split));
         let windows = stream.windows(lm.context);
@@ -117,11 +99,11 @@ fn uniform_model_word_perplexity_is_v_to_the_tokens_per_word() {
     let windows = data.val.windows(lm.context);
     let n = windows.len();
     let words: usize = (0..100).map(|k| windows.get(k * n / 100).words).sum();
-    assert_eq!(sliced.len(Part::Val), 100);
-    assert_eq!(sliced.words(Part::Val), words);
-    let (loss, _) = evaluate(&model, &sliced, Part::Val, 64, &device);
+    assert_eq!(sliced.len(Split::Val), 100);
+    assert_eq!(sliced.words(Split::Val), words);
+    let (loss, _) = evaluate(&model, &sliced, Split::Val, 64, &device);
     let by_hand = (v as f64).powf((100 * lm.context) as f64 / words as f64);
-    let ppl = sliced.perplexity(Part::Val, loss);
+    let ppl = sliced.perplexity(Split::Val, loss);
     assert!(
         (ppl.word - by_hand).abs() / by_hand < 1e-4,
         "{ppl:?} vs {by_hand}"

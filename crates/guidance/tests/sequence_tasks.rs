@@ -1,15 +1,16 @@
 //! The sequence tasks as the trainer sees them: batches, masked losses with
 //! hand-computed values, and guided training of one RNN by another.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, HintConfig, PairsConfig, ParityTask,
-    Part, Progress, Reduction, StepDecay, Task, TokenTargets, TrainConfig, distillation_loss,
-    evaluate, masked_cross_entropy, resolve_pairs, train_arm, train_arm_checkpointed,
+    ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, Guidance, HintConfig, NoiseFor,
+    NoiseWarmup, Objective, PairsConfig, ParityTask, Progress, Reduction, RunSpec, Runtime, Split,
+    StepDecay, StepWindow, Task, TokenTargets, TrainConfig, distillation_loss, evaluate,
+    masked_cross_entropy, resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
@@ -18,12 +19,8 @@ use untrainable_tasks::sequence::SplitSizes;
 
 /// The backend's random stream is one per process: tests that seed it hold
 /// this lock, so that no other test draws in between.
-static SEEDED: Mutex<()> = Mutex::new(());
-
 fn seeded() -> MutexGuard<'static, ()> {
-    SEEDED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    untrainable_core::random_stream_lock()
 }
 
 fn copy_paste(min_len: usize, max_len: usize) -> CopyPasteTask {
@@ -46,7 +43,7 @@ fn copy_paste(min_len: usize, max_len: usize) -> CopyPasteTask {
 fn copy_paste_batches_score_exactly_the_copied_positions() {
     let device = Device::flex();
     let task = copy_paste(3, 6);
-    let (input, targets) = task.batch(Part::Train, &[0, 1, 2, 3], &device);
+    let (input, targets) = task.batch(Split::Train, &[0, 1, 2, 3], &device);
     let time = input.time();
     assert_eq!(targets.ids.dims(), [4 * time]);
     let weights = to_vec(targets.weights.clone());
@@ -76,14 +73,14 @@ fn copy_paste_batches_score_exactly_the_copied_positions() {
             }
         }
     }
-    let val = task.batch(Part::Val, &[0], &device).0;
+    let val = task.batch(Split::Val, &[0], &device).0;
     assert_ne!(
         val.ids
             .into_data()
             .convert::<i64>()
             .try_to_vec::<i64>()
             .unwrap(),
-        task.batch(Part::Train, &[0], &device)
+        task.batch(Split::Train, &[0], &device)
             .0
             .ids
             .into_data()
@@ -151,7 +148,7 @@ fn parity_batches_carry_the_labels_of_their_bits() {
         data_seed: 9,
     };
     let indices: Vec<usize> = (0..32).collect();
-    let (input, labels) = task.batch(Part::Train, &indices, &device);
+    let (input, labels) = task.batch(Split::Train, &indices, &device);
     let ids: Vec<i64> = input
         .ids
         .into_data()
@@ -206,9 +203,11 @@ fn guided_training_runs_on_copy_paste() {
     )
     .unwrap();
     let arm = ArmConfig {
-        noise_warmup_steps: 2,
-        guided: true,
-        ..ArmConfig::plain("guided")
+        warmup: Some(NoiseWarmup {
+            steps: 2,
+            noise_for: NoiseFor::Both,
+        }),
+        ..ArmConfig::guided("guided")
     };
     let config = TrainConfig {
         epochs: 4,
@@ -226,17 +225,23 @@ fn guided_training_runs_on_copy_paste() {
         intrinsic_dimension: false,
     };
     let run = train_arm(
-        "test",
-        &arm,
-        1,
+        &RunSpec {
+            experiment: "test",
+            arm: &arm,
+            seed: 1,
+            guide: &guide,
+            pairs: &pairs,
+            task: &copy_paste(3, 6),
+            config: &config,
+        },
         target,
-        &guide,
-        &pairs,
-        &copy_paste(3, 6),
-        &config,
-        &device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device: &device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     let term: Vec<f64> = run
         .rows
         .iter()
@@ -257,7 +262,7 @@ fn guided_training_runs_on_copy_paste() {
     assert!(run.summary.final_val_accuracy.is_finite() && run.summary.final_val_loss.is_finite());
     // The kept network is the one at the lowest validation loss.
     let best = run.best.expect("an epoch finished");
-    let (loss, accuracy) = evaluate(&best, &copy_paste(3, 6), Part::Val, 16, &device);
+    let (loss, accuracy) = evaluate(&best, &copy_paste(3, 6), Split::Val, 16, &device);
     assert!(
         (loss - run.summary.best_val_loss).abs() < 1e-5,
         "{loss} vs {}",
@@ -271,7 +276,7 @@ fn guided_training_runs_on_copy_paste() {
         .filter(|r| r.split == untrainable_results::Split::Test)
         .collect();
     assert_eq!(test.len(), 2);
-    let (test_loss, test_accuracy) = evaluate(&best, &copy_paste(3, 6), Part::Test, 16, &device);
+    let (test_loss, test_accuracy) = evaluate(&best, &copy_paste(3, 6), Split::Test, 16, &device);
     assert_eq!(
         (test[0].metric.as_str(), test[0].value),
         ("loss", test_loss)
@@ -318,17 +323,23 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
         };
         assert!(train_config.validate().is_ok());
         let run = train_arm(
-            "test",
-            &arm,
-            2,
+            &RunSpec {
+                experiment: "test",
+                arm: &arm,
+                seed: 2,
+                guide: &guide,
+                pairs: &[],
+                task: &copy_paste(3, 6),
+                config: &train_config,
+            },
             target,
-            &guide,
-            &[],
-            &copy_paste(3, 6),
-            &train_config,
-            &device,
-            Progress::Quiet,
-        );
+            &Runtime {
+                device: &device,
+                progress: Progress::Quiet,
+                checkpoint: None,
+            },
+        )
+        .unwrap();
         let values = untrainable_core::parameter_values(&run.best.expect("trained"));
         values
             .iter()
@@ -443,23 +454,29 @@ fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
         weight: 1.0,
     };
     let arm = ArmConfig {
-        distill: Some(distill),
+        objective: Objective::Distillation(distill),
         ..ArmConfig::plain("distill")
     };
     assert!(arm.validate().is_ok());
     let train_config = four_short_epochs();
     let run = train_arm(
-        "test",
-        &arm,
-        3,
+        &RunSpec {
+            experiment: "test",
+            arm: &arm,
+            seed: 3,
+            guide: &teacher,
+            pairs: &[],
+            task: &copy_paste(3, 6),
+            config: &train_config,
+        },
         config.init(&device),
-        &teacher,
-        &[],
-        &copy_paste(3, 6),
-        &train_config,
-        &device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device: &device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     let term: Vec<f64> = run
         .rows
         .iter()
@@ -471,7 +488,7 @@ fn a_distillation_arm_lowers_its_term_and_bad_settings_are_refused() {
     let tail = term[28..].iter().sum::<f64>() / 4.0;
     assert!(tail < 0.5 * head, "{head} → {tail}");
     let bad = ArmConfig {
-        distill: Some(DistillConfig {
+        objective: Objective::Distillation(DistillConfig {
             temperature: 0.0,
             weight: 0.5,
         }),
@@ -506,23 +523,29 @@ fn a_hinted_arm_lowers_its_term_and_cannot_also_be_guided() {
         pool_guide: false,
     };
     let arm = ArmConfig {
-        hint: Some(hint),
+        objective: Objective::Hint(hint),
         ..ArmConfig::plain("fitnet")
     };
     assert!(arm.validate().is_ok());
     let train_config = four_short_epochs();
     let run = train_arm(
-        "test",
-        &arm,
-        3,
+        &RunSpec {
+            experiment: "test",
+            arm: &arm,
+            seed: 3,
+            guide: &teacher,
+            pairs: &pairs,
+            task: &copy_paste(3, 6),
+            config: &train_config,
+        },
         target,
-        &teacher,
-        &pairs,
-        &copy_paste(3, 6),
-        &train_config,
-        &device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device: &device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     let term: Vec<f64> = run
         .rows
         .iter()
@@ -533,11 +556,8 @@ fn a_hinted_arm_lowers_its_term_and_cannot_also_be_guided() {
     let head = term[..4].iter().sum::<f64>() / 4.0;
     let tail = term[28..].iter().sum::<f64>() / 4.0;
     assert!(tail < 0.5 * head, "{head} → {tail}");
-    let both = ArmConfig {
-        guided: true,
-        ..arm
-    };
-    let message = both.validate().unwrap_err();
+    let both = "name = \"fitnet\"\nguided = true\nhint = { weight = 1.0 }";
+    let message = toml::from_str::<ArmConfig>(both).unwrap_err().to_string();
     assert!(
         message.contains("`fitnet`") && message.contains("hint"),
         "{message}"
@@ -567,12 +587,14 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
     };
     let task = copy_paste(3, 6);
     let guided = ArmConfig {
-        guided: true,
-        noise_warmup_steps: 3,
-        ..ArmConfig::plain("guided")
+        warmup: Some(NoiseWarmup {
+            steps: 3,
+            noise_for: NoiseFor::Both,
+        }),
+        ..ArmConfig::guided("guided")
     };
     let hinted = ArmConfig {
-        hint: Some(HintConfig {
+        objective: Objective::Hint(HintConfig {
             weight: 1.0,
             pair: None,
             pool_guide: false,
@@ -605,18 +627,22 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
             &guide.network().tap_names(),
         )
         .unwrap();
-        train_arm_checkpointed(
-            "test",
-            arm,
-            5,
+        train_arm(
+            &RunSpec {
+                experiment: "test",
+                arm,
+                seed: 5,
+                guide: &guide,
+                pairs: &pairs,
+                task: &task,
+                config: &train_config,
+            },
             target,
-            &guide,
-            &pairs,
-            &task,
-            &train_config,
-            &device,
-            Progress::Quiet,
-            checkpoint,
+            &Runtime {
+                device: &device,
+                progress: Progress::Quiet,
+                checkpoint,
+            },
         )
         .unwrap()
     };
@@ -754,17 +780,23 @@ fn guidance_window_and_noise_fed_guide() {
         )
         .unwrap();
         train_arm(
-            "test",
-            arm,
-            4,
+            &RunSpec {
+                experiment: "test",
+                arm,
+                seed: 4,
+                guide: &guide,
+                pairs: &pairs,
+                task: &copy_paste(3, 6),
+                config: &train_config,
+            },
             target,
-            &guide,
-            &pairs,
-            &copy_paste(3, 6),
-            &train_config,
-            &device,
-            Progress::Quiet,
+            &Runtime {
+                device: &device,
+                progress: Progress::Quiet,
+                checkpoint: None,
+            },
         )
+        .unwrap()
     };
     let steps = |run: &untrainable_guidance::ArmRun<_>| -> Vec<(u64, f64)> {
         run.rows
@@ -774,9 +806,13 @@ fn guidance_window_and_noise_fed_guide() {
             .collect()
     };
     let window = ArmConfig {
-        guided: true,
-        guided_from: 2,
-        guided_steps: Some(4),
+        objective: Objective::Guidance(Guidance {
+            window: StepWindow {
+                from: 2,
+                until: Some(4),
+            },
+            guide_on_noise: false,
+        }),
         ..ArmConfig::plain("window")
     };
     assert!(window.validate().is_ok());
@@ -800,13 +836,15 @@ fn guidance_window_and_noise_fed_guide() {
     }
     assert!(logged("loss", 2).unwrap() > logged("task_loss", 2).unwrap());
 
-    let on_batch = steps(&run(&ArmConfig {
-        guided: true,
-        ..ArmConfig::plain("batch")
-    }));
+    let on_batch = steps(&run(&ArmConfig::guided("batch")));
     let on_noise = steps(&run(&ArmConfig {
-        guided: true,
-        guide_on_noise: true,
+        objective: Objective::Guidance(Guidance {
+            window: StepWindow {
+                from: 0,
+                until: None,
+            },
+            guide_on_noise: true,
+        }),
         ..ArmConfig::plain("noise")
     }));
     assert_eq!(on_noise.len(), on_batch.len());
@@ -838,17 +876,23 @@ fn guidance_window_and_noise_fed_guide() {
     )
     .unwrap();
     let every = train_arm(
-        "test",
-        &window,
-        4,
+        &RunSpec {
+            experiment: "test",
+            arm: &window,
+            seed: 4,
+            guide: &guide,
+            pairs: &pairs,
+            task: &copy_paste(3, 6),
+            config: &config_every,
+        },
         target,
-        &guide,
-        &pairs,
-        &copy_paste(3, 6),
-        &config_every,
-        &device,
-        Progress::Quiet,
-    );
+        &Runtime {
+            device: &device,
+            progress: Progress::Quiet,
+            checkpoint: None,
+        },
+    )
+    .unwrap();
     let between: Vec<_> = every
         .rows
         .iter()
@@ -870,8 +914,13 @@ fn guidance_window_and_noise_fed_guide() {
     assert_eq!(others(&every.rows), others(&windowed_run.rows));
 
     let message = ArmConfig {
-        guided_from: 5,
-        guided_steps: Some(4),
+        objective: Objective::Guidance(Guidance {
+            window: StepWindow {
+                from: 5,
+                until: Some(4),
+            },
+            guide_on_noise: false,
+        }),
         ..window
     }
     .validate()
@@ -880,11 +929,8 @@ fn guidance_window_and_noise_fed_guide() {
         message.contains("guided_from = 5") && message.contains("`window`"),
         "{message}"
     );
-    let message = ArmConfig {
-        guide_on_noise: true,
-        ..ArmConfig::plain("p")
-    }
-    .validate()
-    .unwrap_err();
+    let message = toml::from_str::<ArmConfig>("name = \"p\"\nguide_on_noise = true")
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("guided = true"), "{message}");
 }

@@ -161,4 +161,6 @@ fn first_columns(m: &Matrix, cols: usize) -> Matrix {
 }
 
 criterion_group!(benches, linear_cka_sizes, every_metric);
+untrainable_kernels::huge_page_allocator!();
+
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //!
 //! Linear CKA (Kornblith et al., 2019, "Similarity of Neural Network
 //! Representations Revisited"), biased HSIC estimator, as used by guidance
-//! (paper NOTES §1.2):
+//! (docs/paper.md §1.2):
 //!
 //! ```text
 //! K = Xc Xcᵀ,  L = Yc Ycᵀ      (Xc, Yc: columns centred; equals H·XXᵀ·H)
@@ -17,6 +17,7 @@
 //! `*_similarity` are similarities, `*_distance` are distances.
 
 pub mod distance;
+pub mod fused;
 pub mod host;
 pub mod io;
 mod procrustes;
@@ -24,6 +25,7 @@ mod ridge;
 mod rsa;
 
 pub use distance::Distance;
+pub use fused::{gram_without_grad, linear_cka_against, unit_centred_grams};
 pub use procrustes::procrustes_similarity;
 pub use ridge::ridge_similarity;
 pub use rsa::rsa_similarity;
@@ -275,10 +277,10 @@ pub fn median_pairwise_distance(x: Tensor<2>) -> f64 {
 /// product (forward) and halved the time of forward + backward at
 /// `d ≥ 12 544`; LibTorch runs it as fast or faster (see
 /// `docs/performance.md`). An `x` no gradient flows through (a frozen
-/// guide's taps) takes [`untrainable_core::untracked_gram`] on flex, which
+/// guide's taps) takes [`gram_without_grad`] on flex, which
 /// computes the products on and above the diagonal only.
 pub(crate) fn gram(x: Tensor<2>) -> Tensor<2> {
-    if let Some(k) = untrainable_core::untracked_gram(&x) {
+    if let Some(k) = gram_without_grad(&x) {
         return k;
     }
     let [n, d] = x.dims();

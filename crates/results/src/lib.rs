@@ -15,6 +15,7 @@
 
 mod atomic;
 mod error;
+pub mod regime;
 mod schema;
 mod table;
 
@@ -29,7 +30,10 @@ use serde::{Deserialize, Serialize};
 
 pub use atomic::write_atomic;
 pub use error::ResultsError;
-pub use schema::{ColumnSpec, Dtype, FileKind, METRICS_SCHEMA, PREDICTIONS_SCHEMA, SUMMARY_SCHEMA};
+pub use regime::{Gate, RegimeRow};
+pub use schema::{
+    ColumnSpec, Dtype, FileKind, METRICS_SCHEMA, PREDICTIONS_SCHEMA, REGIME_SCHEMA, SUMMARY_SCHEMA,
+};
 pub use table::{arm_table, mean_sd, summary_table};
 
 /// Which data a measurement was taken on.
@@ -324,6 +328,52 @@ pub fn write_summary(path: impl AsRef<Path>, rows: &[SummaryRow]) -> Result<(), 
     write_frame(path, df)
 }
 
+/// Writes `rows` to `path` (normally `DIR/<experiment>/regime.parquet`),
+/// creating its directory.
+pub fn write_regime(path: impl AsRef<Path>, rows: &[RegimeRow]) -> Result<(), ResultsError> {
+    let path = path.as_ref();
+    let str_col = |name: &str, f: fn(&RegimeRow) -> &str| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>())
+    };
+    let f64_col = |name: &str, f: fn(&RegimeRow) -> f64| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<f64>>())
+    };
+    let columns = vec![
+        str_col("experiment", |r| &r.experiment),
+        str_col("gate", |r| &r.gate),
+        f64_col("value", |r| r.value),
+        f64_col("threshold", |r| r.threshold),
+        Column::new(
+            "holds".into(),
+            rows.iter().map(|r| r.holds).collect::<Vec<bool>>(),
+        ),
+    ];
+    let df =
+        DataFrame::new(rows.len(), columns).map_err(frame_error(path, "build the frame for"))?;
+    write_frame(path, df)
+}
+
+/// Reads every row of a `regime.parquet` file.
+pub fn read_regime(path: impl AsRef<Path>) -> Result<Vec<RegimeRow>, ResultsError> {
+    let path = path.as_ref();
+    let df = read_frame(path, FileKind::Regime)?;
+    let c = Columns { df: &df, path };
+    let experiment = c.str("experiment")?;
+    let gate = c.str("gate")?;
+    let value = c.f64("value")?;
+    let threshold = c.f64("threshold")?;
+    let holds = c.bool("holds")?;
+    Ok((0..df.height())
+        .map(|i| RegimeRow {
+            experiment: experiment[i].to_string(),
+            gate: gate[i].to_string(),
+            value: value[i],
+            threshold: threshold[i],
+            holds: holds[i],
+        })
+        .collect())
+}
+
 /// Writes `rows` to `path` (normally `DIR/<experiment>/predictions.parquet`),
 /// creating its directory.
 pub fn write_predictions(
@@ -410,6 +460,14 @@ impl<'a> Columns<'a> {
             .f64()
             .map_err(frame_error(self.path, "read"))?;
         Ok(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    }
+
+    fn bool(&self, name: &str) -> Result<Vec<bool>, ResultsError> {
+        let ca = self
+            .get(name)?
+            .bool()
+            .map_err(frame_error(self.path, "read"))?;
+        Ok(ca.iter().map(Option::unwrap_or_default).collect())
     }
 
     /// Parses a fixed-set string column, naming the first bad row.

@@ -16,6 +16,7 @@ pub enum Dtype {
     U32,
     U64,
     F64,
+    Bool,
 }
 
 impl Dtype {
@@ -25,6 +26,7 @@ impl Dtype {
             Self::U32 => DataType::UInt32,
             Self::U64 => DataType::UInt64,
             Self::F64 => DataType::Float64,
+            Self::Bool => DataType::Boolean,
         }
     }
 
@@ -34,6 +36,7 @@ impl Dtype {
             Self::U32 => "u32",
             Self::U64 => "u64",
             Self::F64 => "f64",
+            Self::Bool => "bool",
         }
     }
 
@@ -41,7 +44,7 @@ impl Dtype {
     /// changing any value that fits.
     fn accepts_cast_from(self, found: &DataType) -> bool {
         match self {
-            Self::Str => false,
+            Self::Str | Self::Bool => false,
             Self::U32 | Self::U64 => found.is_integer(),
             Self::F64 => found.is_integer() || found.is_float(),
         }
@@ -113,12 +116,22 @@ pub const PREDICTIONS_SCHEMA: &[ColumnSpec] = &[
     col("predicted", Dtype::U32),
 ];
 
+/// `regime.parquet`: one row per regime gate of the run (see [`crate::regime`]).
+pub const REGIME_SCHEMA: &[ColumnSpec] = &[
+    col("experiment", Dtype::Str),
+    col("gate", Dtype::Str),
+    col("value", Dtype::F64),
+    col("threshold", Dtype::F64),
+    col("holds", Dtype::Bool),
+];
+
 /// Which of the results files a path should hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     Metrics,
     Summary,
     Predictions,
+    Regime,
 }
 
 impl FileKind {
@@ -127,6 +140,7 @@ impl FileKind {
             Self::Metrics => "metrics",
             Self::Summary => "summary",
             Self::Predictions => "predictions",
+            Self::Regime => "regime",
         }
     }
 
@@ -135,6 +149,7 @@ impl FileKind {
             Self::Metrics => METRICS_SCHEMA,
             Self::Summary => SUMMARY_SCHEMA,
             Self::Predictions => PREDICTIONS_SCHEMA,
+            Self::Regime => REGIME_SCHEMA,
         }
     }
 

@@ -6,19 +6,18 @@
 use burn::tensor::Device;
 use untrainable_core::{Guide, Network};
 use untrainable_guidance::{
-    ArmConfig, GuideState, PairsConfig, Part, Progress, Task, TrainConfig, TrainedStore,
-    resolve_pairs, score_part, train_arm_checkpointed,
+    ArmConfig, Checkpointing, GuideState, PairsConfig, RunSpec, Runtime, Split, Task, TrainConfig,
+    resolve_pairs, score_split, train_arm,
 };
 use untrainable_results::SummaryRow;
 
-use crate::{RunDir, RunResults, prediction_rows};
+use crate::{Context, RunResults, prediction_rows};
 
 /// The name under which the guide's own training is logged.
 pub const GUIDE_ARM: &str = "guide";
 
 /// One experiment's fixed parts.
 pub struct GuidedExperiment<'a, K, T, G> {
-    pub name: &'a str,
     pub task: &'a K,
     /// Builds the target (called after seeding, once per arm).
     pub target: &'a dyn Fn(&Device) -> T,
@@ -33,11 +32,9 @@ pub struct GuidedExperiment<'a, K, T, G> {
     /// (its architecture, the task, `guide_train`), as TOML: its store key.
     pub guide_recipe: &'a str,
     pub arms: &'a [ArmConfig],
-    pub store: &'a TrainedStore,
-    pub run_dir: &'a RunDir,
-    pub resume: bool,
-    pub device: &'a Device,
-    pub progress: Progress,
+    /// The seeds, the results directory, the trained-guide store, the
+    /// device.
+    pub context: &'a Context,
 }
 
 /// The checks every experiment makes of its `[[arms]]`: at least one, each
@@ -87,43 +84,54 @@ where
     /// Runs every arm for every seed (keeping runs an interrupted invocation
     /// finished when resuming) and returns all rows, summaries and test
     /// predictions, the guide's first for each seed where it was trained.
-    pub fn run(&self, seeds: &[u64]) -> Result<RunResults, String> {
+    pub fn run(&self) -> Result<RunResults, String> {
         let mut results = RunResults::default();
-        for &seed in seeds {
-            untrainable_core::seed(self.device, guide_seed(seed));
-            let untrained = Guide::new((self.guide)(self.device));
-            let trained = if self.arms.iter().any(|a| a.guide == GuideState::Trained) {
+        for &seed in &self.context.seeds {
+            // Every run is met, in order, even where a slice of the grid skips it.
+            let arms: Vec<&ArmConfig> = (self.arms.iter())
+                .filter(|arm| self.context.run_dir.wants(arm, seed))
+                .collect();
+            if arms.is_empty() {
+                continue;
+            }
+            untrainable_core::seed(&self.context.device, guide_seed(seed));
+            let untrained = Guide::new((self.guide)(&self.context.device));
+            let trained = if arms.iter().any(|a| a.guide == GuideState::Trained) {
                 Some(self.trained_guide(seed, &untrained, &mut results)?)
             } else {
                 None
             };
-            let target_taps = (self.target)(self.device).tap_names();
+            if !self.context.run_dir.trains_runs() {
+                continue;
+            }
+            let target_taps = (self.target)(&self.context.device).tap_names();
             let pairs = resolve_pairs(self.pairs, &target_taps, &untrained.network().tap_names())?;
-            for arm in self.arms {
+            for arm in arms {
                 let guide = match arm.guide {
                     GuideState::Untrained => &untrained,
                     GuideState::Trained => trained.as_ref().expect("trained when an arm needs it"),
                 };
-                let run = self.arm(arm, seed, |device| {
+                let run = self.run_or_keep(arm, seed, |device| {
                     // The same seed gives every arm the same initial target.
                     untrainable_core::seed(device, seed);
                     let target = (self.target)(device);
-                    let checkpointing = self.run_dir.checkpointing(&arm.name, seed);
-                    let run = train_arm_checkpointed(
-                        self.name,
+                    let checkpointing = self.context.run_dir.checkpointing(&arm.name, seed);
+                    let spec = RunSpec {
+                        experiment: self.context.experiment,
                         arm,
                         seed,
-                        target,
                         guide,
-                        &pairs,
-                        self.task,
-                        self.train,
-                        device,
-                        self.progress,
-                        Some(&checkpointing),
-                    )?;
-                    let predictions =
-                        prediction_rows(self.name, &arm.name, seed, &run.test_predictions);
+                        pairs: &pairs,
+                        task: self.task,
+                        config: self.train,
+                    };
+                    let run = train_arm(&spec, target, &self.runtime(device, &checkpointing))?;
+                    let predictions = prediction_rows(
+                        self.context.experiment,
+                        &arm.name,
+                        seed,
+                        &run.test_predictions,
+                    );
                     Ok(RunResults {
                         rows: run.rows,
                         summaries: vec![run.summary],
@@ -149,67 +157,92 @@ where
             .ok_or("an arm uses guide = \"trained\" but the config has no [guide_train]")?;
         let recipe = format!("{}\nseed = {seed}\n", self.guide_recipe);
         let fresh = || {
-            untrainable_core::seed(self.device, guide_seed(seed));
-            (self.guide)(self.device)
+            untrainable_core::seed(&self.context.device, guide_seed(seed));
+            (self.guide)(&self.context.device)
         };
-        let network = match self.store.load(GUIDE_ARM, &recipe, fresh())? {
+        // Processes sharing the store (slices of the grid) train it once.
+        let _trainer = self.context.store.lock(GUIDE_ARM, &recipe)?;
+        let network = match self.context.store.load(GUIDE_ARM, &recipe, fresh())? {
             Some(mut stored) => {
                 tracing::info!(
                     "{GUIDE_ARM} seed {seed}: trained before, read from {}",
-                    self.store.dir().display()
+                    self.context.store.dir().display()
                 );
                 // Another experiment may have trained it on the same recipe.
                 for row in &mut stored.rows {
-                    row.experiment = self.name.to_string();
+                    row.experiment = self.context.experiment.to_string();
                 }
-                stored.summary.experiment = self.name.to_string();
+                stored.summary.experiment = self.context.experiment.to_string();
                 // The stored network is the selected one: its test predictions
                 // are those its training would have made.
-                let score = score_part(
+                let score = score_split(
                     &stored.network,
                     self.task,
-                    Part::Test,
+                    Split::Test,
                     train.eval_batch_size,
-                    self.device,
+                    &self.context.device,
                 );
                 results.extend(RunResults {
                     rows: stored.rows,
                     summaries: vec![stored.summary],
-                    predictions: prediction_rows(self.name, GUIDE_ARM, seed, &score.predictions),
+                    predictions: prediction_rows(
+                        self.context.experiment,
+                        GUIDE_ARM,
+                        seed,
+                        &score.predictions,
+                    ),
                 });
                 stored.network
+            }
+            None if self.context.run_dir.from_shards() => {
+                return Err(format!(
+                    "the trained {GUIDE_ARM} of seed {seed} is not in the store {}, where the \
+                     slices of the grid read it; run the guides' job (--guides-only) again",
+                    self.context.store.dir().display()
+                ));
             }
             None => {
                 let arm = ArmConfig::plain(GUIDE_ARM);
                 // Plain training: the untrained guide is passed but never used.
-                let checkpointing = self.run_dir.checkpointing(GUIDE_ARM, seed);
-                let run = train_arm_checkpointed(
-                    self.name,
-                    &arm,
+                let checkpointing = self.context.run_dir.checkpointing(GUIDE_ARM, seed);
+                let spec = RunSpec {
+                    experiment: self.context.experiment,
+                    arm: &arm,
                     seed,
+                    guide: untrained,
+                    pairs: &[],
+                    task: self.task,
+                    config: train,
+                };
+                let run = train_arm(
+                    &spec,
                     fresh(),
-                    untrained,
-                    &[],
-                    self.task,
-                    train,
-                    self.device,
-                    self.progress,
-                    Some(&checkpointing),
+                    &self.runtime(&self.context.device, &checkpointing),
                 )?;
                 let best = run.best.ok_or_else(|| {
                     format!("the guide's training (seed {seed}) stopped before its first evaluation: {}", run.summary.status)
                 })?;
-                let path =
-                    self.store
-                        .save(GUIDE_ARM, &recipe, best.clone(), &run.rows, &run.summary)?;
+                let path = self.context.store.save(
+                    GUIDE_ARM,
+                    &recipe,
+                    best.clone(),
+                    &run.rows,
+                    &run.summary,
+                )?;
                 tracing::info!(
                     "{GUIDE_ARM} seed {seed}: trained, kept in {}",
                     path.display()
                 );
-                let predictions =
-                    prediction_rows(self.name, GUIDE_ARM, seed, &run.test_predictions);
-                self.run_dir.save(&run.rows, &run.summary, &predictions)?;
-                report(&run.summary);
+                let predictions = prediction_rows(
+                    self.context.experiment,
+                    GUIDE_ARM,
+                    seed,
+                    &run.test_predictions,
+                );
+                self.context
+                    .run_dir
+                    .save(&run.rows, &run.summary, &predictions)?;
+                log_summary(&run.summary);
                 results.extend(RunResults {
                     rows: run.rows,
                     summaries: vec![run.summary],
@@ -221,36 +254,52 @@ where
         Ok(Guide::new(network))
     }
 
+    fn runtime<'b>(&self, device: &'b Device, checkpointing: &'b Checkpointing) -> Runtime<'b> {
+        Runtime {
+            device,
+            progress: self.context.progress,
+            checkpoint: Some(checkpointing),
+        }
+    }
+
     /// One (arm, seed) run: kept from an earlier invocation when resuming,
     /// otherwise run and saved; its summary line printed either way.
-    fn arm(
+    fn run_or_keep(
         &self,
         arm: &ArmConfig,
         seed: u64,
         run: impl FnOnce(&Device) -> Result<RunResults, String>,
     ) -> Result<RunResults, String> {
-        let results = match self.run_dir.finished(&arm.name, seed)? {
-            Some(done) if self.resume => {
+        let results = match self.context.run_dir.finished(&arm.name, seed)? {
+            Some(done) if self.context.resume => {
                 tracing::info!("{} seed {seed}: kept from the earlier run", arm.name);
                 done
             }
+            _ if self.context.run_dir.from_shards() => {
+                return Err(format!(
+                    "{} seed {seed} is not finished in {}: the slices merged do not have it",
+                    arm.name,
+                    self.context.run_dir.path().display()
+                ));
+            }
             _ => {
-                let results = run(self.device)?;
+                let results = run(&self.context.device)?;
                 let [summary] = &results.summaries[..] else {
                     unreachable!("one run has one summary")
                 };
-                self.run_dir
+                self.context
+                    .run_dir
                     .save(&results.rows, summary, &results.predictions)?;
                 results
             }
         };
-        results.summaries.iter().for_each(report);
+        results.summaries.iter().for_each(log_summary);
         Ok(results)
     }
 }
 
 /// One line per finished (arm, seed) run.
-fn report(summary: &SummaryRow) {
+fn log_summary(summary: &SummaryRow) {
     tracing::info!(
         "{:>18} seed {}: {} after {} steps, val loss final {:.4} best {:.4} (epoch {}), val acc {:.4}, {:.0} s",
         summary.arm,

@@ -1,10 +1,13 @@
-//! What every experiment binary shares: the command line of DESIGN
-//! ("Conventions every experiment binary follows"), presets and overrides,
+//! What every experiment binary shares: the command line of docs/design.md §4,
+//! presets and overrides,
 //! and the results directory with per-run parts that make `--resume` work.
 
+pub mod experiment;
 pub mod guided;
+pub mod merge;
 pub mod overrides;
 pub mod run_dir;
+pub mod shard;
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +18,11 @@ use tracing::level_filters::LevelFilter;
 use untrainable_core::Backend;
 use untrainable_guidance::Progress;
 
+pub use experiment::{Context, Experiment, NoArgs, main};
 pub use guided::{GUIDE_ARM, GuidedExperiment, guide_seed, validate_arms};
 pub use run_dir::{RunDir, RunResults, prediction_rows};
+pub use shard::{OnlySpec, Selection, ShardSpec};
+pub use untrainable_kernels::huge_page_allocator;
 
 /// The scale a run is configured for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,8 +66,9 @@ pub struct CommonArgs {
     /// values are TOML: numbers, booleans, "strings", [lists]).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Run seeds 0..N (overrides the config's `seeds`).
-    #[arg(long, value_name = "N", conflicts_with = "seed")]
+    /// Run seeds 0..N (overrides the config's `seeds`; at least 1).
+    #[arg(long, value_name = "N", conflicts_with = "seed",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: Option<u64>,
     /// Run this one seed only.
     #[arg(long, value_name = "S")]
@@ -90,6 +97,26 @@ pub struct CommonArgs {
     /// Print the resolved config and exit without training.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run only the I-th of N slices of the (arm, seed) runs (0 ≤ I < N),
+    /// into OUT/<experiment>/shards/I-of-N/; `merge` joins the slices.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<ShardSpec>,
+    /// Run only the runs of this arm and/or seed (repeatable), into a
+    /// directory under OUT/<experiment>/shards/.
+    #[arg(long, value_name = "arm=NAME,seed=S")]
+    pub only: Vec<OnlySpec>,
+    /// Only train the trained guides that the selected runs need, into the
+    /// store OUT/trained (a cluster's job before the runs that read them).
+    #[arg(long)]
+    pub guides_only: bool,
+    /// Print the (arm, seed) runs of the config in order, one
+    /// `arm=NAME,seed=S` a line, and train nothing.
+    #[arg(long)]
+    pub list_runs: bool,
+    /// Train nothing: every run must be finished in OUT/<experiment>/runs,
+    /// where `merge` put the slices' runs.
+    #[arg(long, hide = true)]
+    pub from_shards: bool,
     /// No progress bars (for CI and logs).
     #[arg(long)]
     pub quiet: bool,
@@ -97,12 +124,23 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     /// The seeds to run: `--seed`, else `--seeds`, else the config's count.
-    pub fn seeds(&self, configured: u64) -> Vec<u64> {
-        match (self.seed, self.seeds) {
+    ///
+    /// # Errors
+    /// No seed at all (a config with `seeds = 0`): the run would train
+    /// nothing and write empty results.
+    pub fn seeds(&self, configured: u64) -> Result<Vec<u64>, String> {
+        let seeds: Vec<u64> = match (self.seed, self.seeds) {
             (Some(s), _) => vec![s],
             (None, Some(n)) => (0..n).collect(),
             (None, None) => (0..configured).collect(),
+        };
+        if seeds.is_empty() {
+            return Err(
+                "seeds = 0 runs nothing; set seeds to at least 1 (or pass --seeds N or --seed S)"
+                    .into(),
+            );
         }
+        Ok(seeds)
     }
 
     /// Reads the preset (or `--config` file), applies every `--set`, and
@@ -184,13 +222,58 @@ impl CommonArgs {
 
     /// The experiment's results directory, prepared for a run of
     /// `resolved_config` with these options (`--resume`, `--checkpoint-every`).
+    /// A slice of the grid (`--shard`, `--only`, `--guides-only`) goes to
+    /// its own directory under `shards/`; `--list-runs` writes nothing.
     pub fn run_dir(&self, experiment: &str, resolved_config: &str) -> Result<RunDir, String> {
-        Ok(RunDir::prepare(
-            &self.experiment_dir(experiment),
-            resolved_config,
-            self.resume,
-        )?
-        .with_checkpoint_every(self.checkpoint_every))
+        let selection = self.selection();
+        if self.from_shards && !selection.is_whole() {
+            return Err(
+                "--from-shards (merge's replay) runs the whole grid; drop --shard, \
+                        --only, --guides-only and --list-runs"
+                    .into(),
+            );
+        }
+        let whole = self.experiment_dir(experiment);
+        let shard = shard::ShardRun::new(experiment, selection.clone(), &whole);
+        if selection.list {
+            return RunDir::at(&whole).with_shard(shard);
+        }
+        if selection.is_whole() {
+            let dir = RunDir::prepare(&whole, resolved_config, self.resume)?;
+            return Ok(dir
+                .with_checkpoint_every(self.checkpoint_every)
+                .with_from_shards(self.from_shards));
+        }
+        let dir = whole.join("shards").join(selection.dir_name());
+        RunDir::prepare(&dir, resolved_config, self.resume)?
+            .with_checkpoint_every(self.checkpoint_every)
+            .with_shard(shard)
+    }
+
+    /// The slice of the grid these options select.
+    pub fn selection(&self) -> Selection {
+        Selection {
+            shard: self.shard,
+            only: self.only.clone(),
+            guides_only: self.guides_only,
+            list: self.list_runs,
+        }
+    }
+
+    /// Draws the figure with `draw` at [`Self::figure_stem`], unless this
+    /// invocation runs a slice of the grid: `merge` draws it from them all.
+    pub fn draw_figure<E: std::fmt::Display>(
+        &self,
+        experiment: &str,
+        draw: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(), String> {
+        if !self.selection().is_whole() {
+            return Ok(());
+        }
+        let stem = self.figure_stem(experiment);
+        draw(&stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
+        println!("drew {}.png and .svg", stem.display());
+        Ok(())
     }
 
     /// `<figures dir>/<experiment>`, the stem of the `.png` and `.svg`.
@@ -211,4 +294,40 @@ impl CommonArgs {
 /// Writes `text` to `path` through a temporary file and a rename.
 pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
     untrainable_results::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CommonArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("exp").chain(args.iter().copied())).map(|c| c.common)
+    }
+
+    #[test]
+    fn seeds_zero_is_refused_on_the_command_line_and_in_the_config() {
+        let err = parse(&["--seeds", "0"]).unwrap_err().to_string();
+        assert!(err.contains("--seeds") && err.contains("0"), "{err}");
+        let args = parse(&[]).unwrap();
+        let err = args.seeds(0).unwrap_err();
+        assert!(
+            err.contains("seeds = 0") && err.contains("at least 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seeds_come_from_seed_then_seeds_then_the_config() {
+        assert_eq!(parse(&["--seeds", "2"]).unwrap().seeds(5).unwrap(), [0, 1]);
+        assert_eq!(parse(&["--seed", "7"]).unwrap().seeds(5).unwrap(), [7]);
+        assert_eq!(parse(&[]).unwrap().seeds(3).unwrap(), [0, 1, 2]);
+    }
 }

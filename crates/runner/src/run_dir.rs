@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::shard::{RECORD_FILE, ShardRun};
+use untrainable_guidance::Prediction;
 use untrainable_results::{
     MetricRow, PredictionRow, SummaryRow, read_metrics, read_predictions, read_summary,
     write_metrics, write_predictions, write_summary,
@@ -44,25 +46,37 @@ pub fn prediction_rows(
     experiment: &str,
     arm: &str,
     seed: u64,
-    predictions: &[(u32, u32)],
+    predictions: &[Prediction],
 ) -> Vec<PredictionRow> {
     predictions
         .iter()
         .enumerate()
-        .map(|(example, &(label, predicted))| PredictionRow {
-            experiment: experiment.to_string(),
-            arm: arm.to_string(),
-            seed,
-            example: example as u64,
-            label,
-            predicted,
-        })
+        .map(
+            |(example, &Prediction { label, predicted })| PredictionRow {
+                experiment: experiment.to_string(),
+                arm: arm.to_string(),
+                seed,
+                example: example as u64,
+                label,
+                predicted,
+            },
+        )
         .collect()
+}
+
+/// Where the experiment directory `dir` keeps the finished (arm, seed) run.
+pub fn part_path(dir: &Path, arm: &str, seed: u64) -> PathBuf {
+    dir.join("runs").join(format!("{arm}-seed{seed}"))
 }
 
 pub struct RunDir {
     dir: PathBuf,
     checkpoint_every: u64,
+    /// The slice of the grid this invocation runs; `None` for all of it.
+    shard: Option<ShardRun>,
+    /// Every run must be found finished (put there by `merge`): nothing is
+    /// trained.
+    from_shards: bool,
 }
 
 /// Training steps between checkpoints unless `--checkpoint-every` says
@@ -102,10 +116,53 @@ impl RunDir {
             }
             crate::write_text(&config_path, resolved_config)?;
         }
-        Ok(Self {
+        Ok(Self::at(dir))
+    }
+
+    /// The directory, untouched (for `--list-runs`, which writes nothing).
+    pub fn at(dir: &Path) -> Self {
+        Self {
             dir: dir.to_path_buf(),
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
-        })
+            shard: None,
+            from_shards: false,
+        }
+    }
+
+    /// Runs only the slice `shard` of the grid. A `shard.toml` left by an
+    /// earlier invocation is removed first: it marks a finished slice.
+    pub fn with_shard(mut self, shard: ShardRun) -> Result<Self, String> {
+        let record = self.dir.join(RECORD_FILE);
+        match std::fs::remove_file(&record) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot remove {}: {e}", record.display()));
+            }
+            _ => {}
+        }
+        self.shard = Some(shard);
+        Ok(self)
+    }
+
+    /// Trains nothing: every run must be finished already (`merge`).
+    pub fn with_from_shards(mut self, from_shards: bool) -> Self {
+        self.from_shards = from_shards;
+        self
+    }
+
+    pub fn from_shards(&self) -> bool {
+        self.from_shards
+    }
+
+    /// Meets (arm, seed), the next run of the grid: whether this invocation
+    /// needs it (to run it, or its guide).
+    pub fn wants(&self, arm: &untrainable_guidance::ArmConfig, seed: u64) -> bool {
+        let trained = arm.guide == untrainable_guidance::GuideState::Trained;
+        (self.shard.as_ref()).is_none_or(|s| s.wants(&arm.name, seed, trained))
+    }
+
+    /// Whether the runs wanted are trained (not `--guides-only`).
+    pub fn trains_runs(&self) -> bool {
+        self.shard.as_ref().is_none_or(ShardRun::trains_runs)
     }
 
     pub fn path(&self) -> &Path {
@@ -128,7 +185,7 @@ impl RunDir {
     }
 
     fn part(&self, arm: &str, seed: u64) -> PathBuf {
-        self.dir.join("runs").join(format!("{arm}-seed{seed}"))
+        part_path(&self.dir, arm, seed)
     }
 
     /// The rows of a run an earlier invocation finished, if any.
@@ -186,7 +243,23 @@ impl RunDir {
 
     /// Writes `metrics.parquet`, `summary.parquet` and, where there are
     /// predictions, `predictions.parquet` for all runs.
+    /// A slice of the grid writes its `shard.toml` last; `--list-runs`
+    /// prints the grid instead and writes nothing.
     pub fn write_results(&self, results: &RunResults) -> Result<(), String> {
+        if let Some(shard) = &self.shard {
+            if shard.selection().list {
+                print!("{}", shard.grid_lines());
+                return Ok(());
+            }
+            let record = shard.record()?;
+            self.write_files(results)?;
+            let text = toml::to_string(&record).map_err(|e| e.to_string())?;
+            return crate::write_text(&self.dir.join(RECORD_FILE), &text);
+        }
+        self.write_files(results)
+    }
+
+    fn write_files(&self, results: &RunResults) -> Result<(), String> {
         write_metrics(&self.dir.join("metrics.parquet"), &results.rows)
             .map_err(|e| e.to_string())?;
         write_or_remove_predictions(&self.dir.join("predictions.parquet"), &results.predictions)?;

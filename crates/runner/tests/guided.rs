@@ -1,7 +1,7 @@
 //! The arms-by-seeds loop with a trained guide: trained once, reused by the
 //! next run with the same recipe.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use burn::tensor::Device;
 use untrainable_arch_rnn::RnnLmConfig;
@@ -10,18 +10,14 @@ use untrainable_guidance::{
     TrainedStore,
 };
 use untrainable_repsim::Distance;
-use untrainable_runner::{GUIDE_ARM, GuidedExperiment, RunDir};
+use untrainable_runner::{Context, GUIDE_ARM, GuidedExperiment, RunDir};
 use untrainable_tasks::copy_paste::CopyPaste;
 use untrainable_tasks::sequence::SplitSizes;
 
 /// The backend's random stream is one per process: tests that seed it hold
 /// this lock, so that no other test draws in between.
-static SEEDED: Mutex<()> = Mutex::new(());
-
 fn seeded() -> MutexGuard<'static, ()> {
-    SEEDED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    untrainable_core::random_stream_lock()
 }
 
 #[test]
@@ -67,16 +63,21 @@ fn a_trained_guide_is_trained_once_and_reused_by_the_next_run() {
         intrinsic_dimension: false,
     };
     let arms = [ArmConfig {
-        guided: true,
         guide: GuideState::Trained,
-        ..ArmConfig::plain("trained-guide")
+        ..ArmConfig::guided("trained-guide")
     }];
     let store_dir = tempfile::tempdir().unwrap();
-    let store = TrainedStore::new(store_dir.path());
     let run = |out: &std::path::Path| {
-        let run_dir = RunDir::prepare(out, "config", false).unwrap();
+        let context = Context {
+            experiment: "copy-paste",
+            seeds: vec![0],
+            run_dir: RunDir::prepare(out, "config", false).unwrap(),
+            store: TrainedStore::new(store_dir.path()),
+            resume: false,
+            device: device.clone(),
+            progress: Progress::Quiet,
+        };
         let experiment = GuidedExperiment {
-            name: "copy-paste",
             task: &task,
             target: &|d| target.init(d),
             guide: &|d| guide.init(d),
@@ -85,13 +86,9 @@ fn a_trained_guide_is_trained_once_and_reused_by_the_next_run() {
             guide_train: Some(&train),
             guide_recipe: "[guide]\nhidden = 16\n",
             arms: &arms,
-            store: &store,
-            run_dir: &run_dir,
-            resume: false,
-            device: &device,
-            progress: Progress::Quiet,
+            context: &context,
         };
-        experiment.run(&[0]).unwrap()
+        experiment.run().unwrap()
     };
     let (first_out, second_out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let first = run(first_out.path());
@@ -209,17 +206,22 @@ fn test_predictions_are_kept_per_run_resumed_and_recomputed_for_a_stored_guide()
     let arms = [
         ArmConfig::plain("base"),
         ArmConfig {
-            guided: true,
             guide: GuideState::Trained,
-            ..ArmConfig::plain("trained-guide")
+            ..ArmConfig::guided("trained-guide")
         },
     ];
     let store_dir = tempfile::tempdir().unwrap();
-    let store = TrainedStore::new(store_dir.path());
     let run = |out: &std::path::Path, resume: bool| {
-        let run_dir = RunDir::prepare(out, "config", resume).unwrap();
+        let context = Context {
+            experiment: "images",
+            seeds: vec![0, 1],
+            run_dir: RunDir::prepare(out, "config", resume).unwrap(),
+            store: TrainedStore::new(store_dir.path()),
+            resume,
+            device: device.clone(),
+            progress: Progress::Quiet,
+        };
         let experiment = GuidedExperiment {
-            name: "images",
             task: &task,
             target: &|d| fcn(12).init(d),
             guide: &|d| fcn(20).init(d),
@@ -228,14 +230,10 @@ fn test_predictions_are_kept_per_run_resumed_and_recomputed_for_a_stored_guide()
             guide_train: Some(&train),
             guide_recipe: "[guide]\nwidth = 20\n",
             arms: &arms,
-            store: &store,
-            run_dir: &run_dir,
-            resume,
-            device: &device,
-            progress: Progress::Quiet,
+            context: &context,
         };
-        let results = experiment.run(&[0, 1]).unwrap();
-        run_dir.write_results(&results).unwrap();
+        let results = experiment.run().unwrap();
+        context.run_dir.write_results(&results).unwrap();
         results
     };
     let out = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use untrainable_tasks::{fashion_mnist, sotu};
+use untrainable_test_support::real_data_dir;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -15,12 +16,6 @@ fn root() -> PathBuf {
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-fn data_present() -> bool {
-    [fashion_mnist::SOURCE, sotu::SOURCE].iter().all(|source| {
-        source.find(None).is_ok() || source.find(Some(&root().join(source.local_dir()))).is_ok()
-    })
 }
 
 fn reproduce(out: &Path) -> Output {
@@ -34,13 +29,9 @@ fn reproduce(out: &Path) -> Output {
 }
 
 #[test]
+#[ignore = "slow: runs every experiment's smoke preset through scripts/reproduce-all.sh (minutes)"]
 fn reproduce_all_runs_every_experiment_then_resumes_without_training() {
-    if !data_present() {
-        assert!(
-            std::env::var_os("UNTRAINABLE_REQUIRE_DATA").is_none(),
-            "the data sets are missing; run `bash scripts/setup-data.sh`"
-        );
-        eprintln!("SKIPPED: data sets not installed (bash scripts/setup-data.sh)");
+    if real_data_dir(&fashion_mnist::SOURCE).is_none() || real_data_dir(&sotu::SOURCE).is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

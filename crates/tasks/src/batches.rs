@@ -19,6 +19,8 @@ pub enum Purpose {
     CopyPaste,
     /// Generated parity examples, one stream per example index.
     Parity,
+    /// Offsets of items on a canvas, one stream per example index.
+    Canvas,
     /// Free for other crates (e.g. generated sequence tasks), with their own tag.
     Other(u64),
 }
@@ -30,6 +32,7 @@ impl Purpose {
             Purpose::Batches => u64::from_le_bytes(*b"batchord"),
             Purpose::CopyPaste => u64::from_le_bytes(*b"copypast"),
             Purpose::Parity => u64::from_le_bytes(*b"paritybt"),
+            Purpose::Canvas => u64::from_le_bytes(*b"canvasxy"),
             Purpose::Other(t) => t,
         }
     }

@@ -1,4 +1,4 @@
-//! The copy-paste task (NOTES §2.2; the released code's `CopyPasteDataset`):
+//! The copy-paste task (docs/paper.md §2.2; the released code's `CopyPasteDataset`):
 //! read `L` random digits, then a COPY token, then write the digits back.
 //!
 //! For `L` drawn uniformly from `[min_len, max_len]` (paper: 20..=40):
@@ -103,7 +103,7 @@ impl CopyPaste {
 
     /// The released code's split of `samples`: 80 % train, the remaining
     /// 20 % as validation, and a test set as large as the validation set
-    /// (NOTES §2.2: 80k / 20k / 20k for 100k samples).
+    /// (docs/paper.md §2.2: 80k / 20k / 20k for 100k samples).
     pub fn splits(samples: usize) -> SplitSizes {
         let train = samples * 8 / 10;
         let val = samples - train;

@@ -1,6 +1,6 @@
 //! Fashion-MNIST: 28×28 grey images of clothing in 10 classes, 60 000 for
 //! training and 10 000 for testing, as the four gzipped IDX files of the
-//! Debian package `dataset-fashion-mnist` (see DESIGN.md, "Real data").
+//! Debian package `dataset-fashion-mnist` (see docs/design.md §5).
 //!
 //! The files are checked against known sha256 sums before they are parsed,
 //! so every run of every experiment sees the same bytes.
@@ -36,7 +36,7 @@ pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte.gz";
 pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte.gz";
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte.gz";
 
-/// The four files and their sha256 sums (DESIGN.md, "Real data").
+/// The four files and their sha256 sums (docs/design.md §5).
 pub const FILES: [(&str, &str); 4] = [
     (
         TRAIN_IMAGES,

@@ -7,6 +7,7 @@
 
 pub mod augment;
 pub mod batches;
+pub mod canvas;
 pub mod check;
 pub mod copy_paste;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod image_pipeline;
 pub mod image_transform;
 pub mod locate;
 pub mod mnist;
+pub mod ngram;
 pub mod parity;
 pub mod sequence;
 pub mod sotu;
@@ -25,6 +27,7 @@ pub mod wikitext;
 
 pub use augment::Augment;
 pub use batches::epoch_batches;
+pub use canvas::Canvas;
 pub use copy_paste::CopyPaste;
 pub use error::{DataError, SETUP_COMMAND, SearchedPlace};
 pub use fashion_mnist::{FashionMnist, ImageSet, split_train_val};

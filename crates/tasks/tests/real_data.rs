@@ -4,41 +4,19 @@
 //! skipped otherwise. CI installs the data first; set
 //! `UNTRAINABLE_REQUIRE_DATA=1` to make absence a failure instead of a skip.
 
-use std::path::Path;
 use std::sync::OnceLock;
 
 use untrainable_tasks::fashion_mnist::{self, CLASSES, FashionMnist};
-use untrainable_tasks::{DataError, split_train_val};
+use untrainable_tasks::split_train_val;
+use untrainable_test_support::real_data_dir;
 
 /// Loads once for all tests in this file: decompressing 30 MB takes a moment.
 fn real() -> Option<&'static FashionMnist> {
     static DATA: OnceLock<Option<FashionMnist>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let system = Path::new(fashion_mnist::SYSTEM_DIR);
-        let workspace_data = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(fashion_mnist::SOURCE.local_dir());
-        let result = if system.is_dir() {
-            FashionMnist::load(Some(system))
-        } else {
-            // Tests run in the crate directory, so also try the workspace's data/.
-            FashionMnist::load(None).or_else(|e| match e {
-                DataError::NotFound { .. } if workspace_data.is_dir() => {
-                    FashionMnist::load(Some(&workspace_data))
-                }
-                e => Err(e),
-            })
-        };
-        match result {
-            Ok(data) => Some(data),
-            Err(e @ DataError::NotFound { .. })
-                if std::env::var_os("UNTRAINABLE_REQUIRE_DATA").is_none() =>
-            {
-                eprintln!("SKIPPED: real Fashion-MNIST tests, data not installed:\n{e}");
-                None
-            }
-            Err(e) => panic!("Fashion-MNIST is present but does not load: {e}"),
-        }
+        let dir = real_data_dir(&fashion_mnist::SOURCE)?;
+        let data = FashionMnist::load(Some(&dir));
+        Some(data.unwrap_or_else(|e| panic!("Fashion-MNIST is present but does not load: {e}")))
     })
     .as_ref()
 }

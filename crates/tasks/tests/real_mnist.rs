@@ -4,36 +4,19 @@
 //! installs the data first; set `UNTRAINABLE_REQUIRE_DATA=1` to make absence
 //! a failure instead of a skip.
 
-use std::path::Path;
 use std::sync::OnceLock;
 
+use untrainable_tasks::ImageSet;
 use untrainable_tasks::mnist::{self, CLASSES, Mnist};
-use untrainable_tasks::{DataError, ImageSet};
+use untrainable_test_support::real_data_dir;
 
 /// Loads once for all tests in this file: decompressing 220 MB takes a moment.
 fn real() -> Option<&'static Mnist> {
     static DATA: OnceLock<Option<Mnist>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let workspace_data = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(mnist::SOURCE.local_dir());
-        // Tests run in the crate directory, so also try the workspace's data/.
-        let result = Mnist::load(None).or_else(|e| match e {
-            DataError::NotFound { .. } if workspace_data.is_dir() => {
-                Mnist::load(Some(&workspace_data))
-            }
-            e => Err(e),
-        });
-        match result {
-            Ok(data) => Some(data),
-            Err(e @ DataError::NotFound { .. })
-                if std::env::var_os("UNTRAINABLE_REQUIRE_DATA").is_none() =>
-            {
-                eprintln!("SKIPPED: real MNIST tests, data not installed:\n{e}");
-                None
-            }
-            Err(e) => panic!("MNIST is present but does not load: {e}"),
-        }
+        let dir = real_data_dir(&mnist::SOURCE)?;
+        let data = Mnist::load(Some(&dir));
+        Some(data.unwrap_or_else(|e| panic!("MNIST is present but does not load: {e}")))
     })
     .as_ref()
 }

@@ -4,38 +4,23 @@
 //! `UNTRAINABLE_REQUIRE_DATA=1` to make absence a failure instead of a skip.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use untrainable_tasks::Split;
 use untrainable_tasks::sotu::{self, LmSplits, Perplexity, Sotu, SotuLm, SplitFractions};
 use untrainable_tasks::tokenizer::{EOT, SubwordTokenizer};
-use untrainable_tasks::{DataError, Split};
+use untrainable_test_support::real_data_dir;
 
 /// Loads once for all tests in this file.
 fn real() -> Option<&'static Sotu> {
     static DATA: OnceLock<Option<Sotu>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let workspace_data = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(sotu::SOURCE.local_dir());
-        // Tests run in the crate directory, so also try the workspace's data/.
-        let result = Sotu::load(None).or_else(|e| match e {
-            DataError::NotFound { .. } if workspace_data.is_dir() => {
-                Sotu::load(Some(&workspace_data))
-            }
-            e => Err(e),
-        });
-        match result {
-            Ok(data) => Some(data),
-            Err(e @ DataError::NotFound { .. })
-                if std::env::var_os("UNTRAINABLE_REQUIRE_DATA").is_none() =>
-            {
-                eprintln!("SKIPPED: real State of the Union tests, data not installed:\n{e}");
-                None
-            }
-            Err(e) => panic!("the State of the Union tarball is present but does not load: {e}"),
-        }
+        let dir = real_data_dir(&sotu::SOURCE)?;
+        let data = Sotu::load(Some(&dir));
+        Some(data.unwrap_or_else(|e| {
+            panic!("the State of the Union tarball is present but does not load: {e}")
+        }))
     })
     .as_ref()
 }

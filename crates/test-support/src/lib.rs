@@ -1,10 +1,79 @@
-//! What the experiment binaries' end-to-end tests share: running a binary
-//! as a user would, and reading the parquet files it writes.
+//! What the workspace's tests share: running an experiment binary as a user
+//! would, reading and checking the parquet files it writes, and the one way a
+//! test treats a real data set that is not installed.
 
-use std::path::Path;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use polars::prelude::{DataFrame, ParquetReader, SerReader};
+use polars::prelude::{DataFrame, DataType, ParquetReader, SerReader};
+use untrainable_results::FileKind;
+use untrainable_tasks::locate::DataSource;
+
+/// Set (to anything) where the data sets are installed, as CI does: a test
+/// that needs a missing one then fails instead of being skipped.
+pub const REQUIRE_DATA: &str = "UNTRAINABLE_REQUIRE_DATA";
+
+/// The one way a test treats a real data set that is missing: a note that
+/// the test is skipped, naming the set, the command that installs it and
+/// `why` (the loader's message); or, where [`REQUIRE_DATA`] is set, a
+/// failure. The caller returns after this.
+pub fn skip_missing_data(what: &str, why: impl Display) {
+    assert!(
+        std::env::var_os(REQUIRE_DATA).is_none(),
+        "{REQUIRE_DATA} is set but {what} is missing; run `bash scripts/setup-data.sh`:\n{why}"
+    );
+    eprintln!("SKIPPED: {what} is not installed (bash scripts/setup-data.sh):\n{why}");
+}
+
+/// The directory holding `source`'s files: where the loaders look (its
+/// environment variables, `./data`), else the workspace's `data/` (tests run
+/// in their crate's directory). `None` after [`skip_missing_data`] when it
+/// is in neither.
+pub fn real_data_dir(source: &DataSource) -> Option<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(source.local_dir());
+    match source.find(None).or_else(|_| source.find(Some(&workspace))) {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            skip_missing_data(source.name, e);
+            None
+        }
+    }
+}
+
+/// Whether Fashion-MNIST, which the image experiments train on, is
+/// installed; `false` after [`skip_missing_data`].
+pub fn fashion_mnist_installed() -> bool {
+    real_data_dir(&untrainable_tasks::fashion_mnist::SOURCE).is_some()
+}
+
+/// Checks that the results files in `dir` hold every column of the schema
+/// (`docs/design.md` §3) with exactly its type as written, no cast:
+/// `metrics.parquet`, `summary.parquet`, and `predictions.parquet` where
+/// the experiment writes one. A nullable column may be all null.
+pub fn assert_results_schema(dir: &Path) {
+    for kind in [FileKind::Metrics, FileKind::Summary, FileKind::Predictions] {
+        let path = dir.join(format!("{}.parquet", kind.name()));
+        if kind == FileKind::Predictions && !path.exists() {
+            continue;
+        }
+        let frame = read_parquet(&path);
+        let schema = frame.schema();
+        for spec in kind.schema() {
+            let found = schema.get(spec.name);
+            let all_null = spec.nullable && found == Some(&DataType::Null);
+            assert!(
+                found == Some(&spec.dtype.polars()) || all_null,
+                "{}: column {} is {found:?}, the schema says {}",
+                path.display(),
+                spec.name,
+                spec.dtype.label()
+            );
+        }
+    }
+}
 
 /// Runs the experiment binary at `path` with `args`, its run notes logged
 /// at info level (the tests read them, and `--quiet` alone would hide
@@ -77,4 +146,19 @@ pub fn strings(frame: &DataFrame, column: &str) -> Vec<String> {
         .iter()
         .map(|v| v.expect("no null").to_string())
         .collect()
+}
+
+/// The gates of `dir/regime.parquet`, after checking that each has a finite
+/// value, that is, every arm it names has run.
+pub fn regime_gates(dir: &Path) -> Vec<String> {
+    let regime = read_parquet(&dir.join("regime.parquet"));
+    let gates = strings(&regime, "gate");
+    let values = regime.column("value").unwrap().f64().unwrap();
+    for (gate, value) in gates.iter().zip(values.iter()) {
+        assert!(
+            value.is_some_and(f64::is_finite),
+            "gate `{gate}` has no value: an arm it names did not run"
+        );
+    }
+    gates
 }

@@ -1,5 +1,5 @@
 //! `exp-ablations`: what guidance of the Deep FCN by ResNet-18 depends on
-//! (NOTES §2.6, the NeurIPS version's analyses): (a) which layers are
+//! (docs/paper.md §2.6, the NeurIPS version's analyses): (a) which layers are
 //! guided, (b) how many pairs, (c) the distance of the guidance term, and
 //! (d) the TwoNN intrinsic dimension of the FCN's layers over training,
 //! base against guided. The paper reports these in words only: more pairs
@@ -7,15 +7,22 @@
 //! guidance slows the fall of the intrinsic dimension. Arms are logged as
 //! `deep-fcn/<arm>`; the image-guidance library runs them.
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
-use exp_image_guidance::{FashionArgs, ImageExperiment};
-use untrainable_runner::{CommonArgs, Preset};
+use untrainable_image_experiment::{Image, ImageSpec};
+use untrainable_results::MetricRow;
+use untrainable_runner::Preset;
 
-const EXPERIMENT: ImageExperiment = ImageExperiment {
-    name: "ablations",
-    presets: &[
+struct Ablations;
+
+impl ImageSpec for Ablations {
+    const NAME: &'static str = "ablations";
+    const ABOUT: &'static str = "Ablations of guidance on Fashion-MNIST: the Deep FCN guided by ResNet-18 on subsets \
+of its layer pairs, with each guidance distance, and the TwoNN intrinsic dimension of its layers \
+over training. Writes OUT/ablations/{metrics,summary,predictions}.parquet and config.toml, then \
+draws <figures>/ablations.{png,svg}.";
+    const PRESETS: &'static [(Preset, &'static str)] = &[
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
@@ -23,34 +30,19 @@ const EXPERIMENT: ImageExperiment = ImageExperiment {
             Preset::PaperFmnist,
             include_str!("../presets/paper-fmnist.toml"),
         ),
-    ],
-    // Table 1's Deep FCN guided by ResNet-18 (NOTES §2.1); the ablations have no numbers.
-    paper_top5: &[
-        ("resnet18/guide", "89.24"),
-        ("deep-fcn/base", "1.65 ± 0.51"),
-        ("deep-fcn/all-pairs", "7.50 ± 1.51"),
-        ("deep-fcn/untrained-guide", "13.10 ± 0.72"),
-    ],
-    draw: paper_figures::draw_ablations,
-    analyse: None,
-};
+    ];
+    // `all-pairs` guides every pair from the trained ResNet-18: Table 1's
+    // trained-guide arm.
+    const TABLE_1_ARMS: &'static [(&'static str, &'static str)] =
+        &[("deep-fcn/all-pairs", "deep-fcn/trained-guide")];
 
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Ablations of guidance on Fashion-MNIST: the Deep FCN guided by ResNet-18 on subsets \
-of its layer pairs, with each guidance distance, and the TwoNN intrinsic dimension of its layers \
-over training. Writes OUT/ablations/{metrics,summary,predictions}.parquet and config.toml, then \
-draws <figures>/ablations.{png,svg}."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    fashion: FashionArgs,
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), paper_figures::FigureError> {
+        paper_figures::draw_ablations(rows, stem)
+    }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    exp_image_guidance::exit(&EXPERIMENT, &cli.common, &cli.fashion)
+    untrainable_runner::main::<Image<Ablations>>()
 }

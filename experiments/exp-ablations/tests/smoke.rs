@@ -4,7 +4,10 @@
 use std::process::Output;
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, run_paper_start, strings, text};
+use untrainable_test_support::{
+    fashion_mnist_installed, read_parquet, regime_gates, run_experiment, run_paper_start, strings,
+    text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-ablations"), args)
@@ -33,6 +36,9 @@ fn values(metrics: &DataFrame, arm: &str, metric: &str) -> Vec<f64> {
 
 #[test]
 fn smoke_preset_guides_each_subset_with_each_distance_and_logs_the_intrinsic_dimension() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
     let figures = out.path().join("figures");
@@ -49,6 +55,11 @@ fn smoke_preset_guides_each_subset_with_each_distance_and_logs_the_intrinsic_dim
     }
 
     let dir = out.path().join("ablations");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        5,
+        "one row per gate of the preset"
+    );
     let summary = read_parquet(&dir.join("summary.parquet"));
     assert_eq!(strings(&summary, "arm"), ARMS);
     assert!(
@@ -95,7 +106,12 @@ fn smoke_preset_guides_each_subset_with_each_distance_and_logs_the_intrinsic_dim
 
 #[test]
 fn every_preset_resolves_with_every_arm() {
-    for (preset, arms) in [("smoke", 6), ("cpu", 14), ("paper", 14), ("paper-fmnist", 14)] {
+    for (preset, arms) in [
+        ("smoke", 6),
+        ("cpu", 14),
+        ("paper", 14),
+        ("paper-fmnist", 14),
+    ] {
         let run = exp(&["--preset", preset, "--dry-run"]);
         assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
         let stdout = text(&run.stdout);
@@ -120,7 +136,11 @@ fn every_preset_resolves_with_every_arm() {
 /// torchvision ResNet-18 at 3×224×224 and trains one step of the guide and
 /// of every arm; batches of 8 keep it short on two cores.
 #[test]
+#[ignore = "slow: builds the paper-sized networks and trains one step of each (minutes)"]
 fn paper_preset_starts() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let run = run_paper_start(env!("CARGO_BIN_EXE_exp-ablations"), out.path(), 8);
     assert!(run.status.success(), "{}", text(&run.stderr));

@@ -1,4 +1,4 @@
-//! `exp-copy-paste`: the paper's copy-paste experiment (NOTES §2.2, Table 2).
+//! `exp-copy-paste`: the paper's copy-paste experiment (docs/paper.md §2.2, Table 2).
 //!
 //! A 4-layer tanh RNN language model reads `L` digits and a COPY token and
 //! must write the digits back. Three arms from the same initial RNN for each
@@ -7,37 +7,90 @@
 //! arm `guide`) and `untrained-guide` (aligned with that Transformer as
 //! initialised). Accuracy counts the copied tokens.
 
+use std::error::Error;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::{RnnLmConfig, tap_name};
 use untrainable_arch_transformer::CausalLmConfig;
-use untrainable_guidance::{
-    ArmConfig, CopyPasteTask, PairsConfig, TrainConfig, TrainedStore, resolve_pairs,
+use untrainable_guidance::{ArmConfig, CopyPasteTask, PairsConfig, TrainConfig, resolve_pairs};
+use untrainable_results::{Gate, MetricRow};
+use untrainable_runner::{
+    CommonArgs, Context, Experiment, GuidedExperiment, NoArgs, Preset, RunResults,
 };
-use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
 use untrainable_tasks::CopyPaste;
 
-const EXPERIMENT: &str = "copy-paste";
+struct CopyPasteExperiment;
 
-const PRESETS: &[(Preset, &str)] = &[
-    (Preset::Smoke, include_str!("../presets/smoke.toml")),
-    (Preset::Cpu, include_str!("../presets/cpu.toml")),
-    (Preset::Paper, include_str!("../presets/paper.toml")),
-];
+impl Experiment for CopyPasteExperiment {
+    const NAME: &'static str = "copy-paste";
+    const ABOUT: &'static str = "Copy-paste: a 4-layer tanh RNN alone, guided by a trained \
+4-layer Transformer decoder, and guided by an untrained one; the Transformer alone is trained and \
+logged as arm `guide`. Writes OUT/copy-paste/{metrics,summary}.parquet and config.toml, then \
+draws <figures>/copy-paste.{png,svg}.";
+    const PRESETS: &'static [(Preset, &'static str)] = &[
+        (Preset::Smoke, include_str!("../presets/smoke.toml")),
+        (Preset::Cpu, include_str!("../presets/cpu.toml")),
+        (Preset::Paper, include_str!("../presets/paper.toml")),
+    ];
+    type Config = Config;
+    type Args = NoArgs;
+    type Data = CopyPasteTask;
 
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Copy-paste: a 4-layer tanh RNN alone, guided by a trained 4-layer Transformer \
-decoder, and guided by an untrained one; the Transformer alone is trained and logged as arm \
-`guide`. Writes OUT/copy-paste/{metrics,summary}.parquet and config.toml, then draws \
-<figures>/copy-paste.{png,svg}."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
+    fn seeds(config: &Config) -> u64 {
+        config.seeds
+    }
+
+    fn gates(config: &Config) -> &[Gate] {
+        &config.gates
+    }
+
+    fn validate(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn load(config: &Config, _: &NoArgs, _: &CommonArgs) -> Result<CopyPasteTask, String> {
+        Ok(config.task.task())
+    }
+
+    fn run(config: &Config, task: &CopyPasteTask, context: &Context) -> Result<RunResults, String> {
+        let recipe = toml::to_string(&GuideRecipe {
+            guide: &config.guide,
+            task: &config.task,
+            guide_train: &config.guide_train,
+        })
+        .map_err(|e| e.to_string())?;
+        tracing::info!(
+            "copy-paste: L in {}..={}, {} training / {} validation sequences, RNN {} params, \
+             Transformer {} params, {} arms × {} seeds → {}",
+            config.task.copy_paste.min_len,
+            config.task.copy_paste.max_len,
+            task.sizes.train,
+            task.sizes.val,
+            config.target.num_params(),
+            config.guide.num_params(),
+            config.arms.len(),
+            context.seeds.len(),
+            context.run_dir.path().display()
+        );
+        GuidedExperiment {
+            task,
+            target: &|device| config.target.init(device),
+            guide: &|device| config.guide.init(device),
+            pairs: &config.pairs,
+            train: &config.train,
+            guide_train: config.guide_train.as_ref(),
+            guide_recipe: &recipe,
+            arms: &config.arms,
+            context,
+        }
+        .run()
+    }
+
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), Box<dyn Error>> {
+        Ok(paper_figures::draw_copy_paste(rows, stem)?)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +110,9 @@ struct Config {
     /// How the Transformer is trained alone for `guide = "trained"` arms.
     guide_train: Option<TrainConfig>,
     arms: Vec<ArmConfig>,
+    /// Regime gates (docs/regimes.md), measured after the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<Gate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,80 +196,8 @@ impl Config {
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("exp-copy-paste: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(cli: &Cli) -> Result<(), String> {
-    let args = &cli.common;
-    args.init_logging();
-    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
-    config.validate()?;
-    let seeds = args.seeds(config.seeds);
-    if args.dry_run {
-        print!("{resolved}");
-        println!("# seeds to run: {seeds:?}");
-        return Ok(());
-    }
-
-    let task = config.task.task();
-    let recipe = toml::to_string(&GuideRecipe {
-        guide: &config.guide,
-        task: &config.task,
-        guide_train: &config.guide_train,
-    })
-    .map_err(|e| e.to_string())?;
-    let device = args.backend.device();
-    let progress = args.progress();
-    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
-    tracing::info!(
-        "copy-paste: L in {}..={}, {} training / {} validation sequences, RNN {} params, \
-         Transformer {} params, {} arms × {} seeds → {}",
-        config.task.copy_paste.min_len,
-        config.task.copy_paste.max_len,
-        task.sizes.train,
-        task.sizes.val,
-        config.target.num_params(),
-        config.guide.num_params(),
-        config.arms.len(),
-        seeds.len(),
-        run_dir.path().display()
-    );
-
-    let experiment = GuidedExperiment {
-        name: EXPERIMENT,
-        task: &task,
-        target: &|device| config.target.init(device),
-        guide: &|device| config.guide.init(device),
-        pairs: &config.pairs,
-        train: &config.train,
-        guide_train: config.guide_train.as_ref(),
-        guide_recipe: &recipe,
-        arms: &config.arms,
-        store: &TrainedStore::new(args.out.join("trained")),
-        run_dir: &run_dir,
-        resume: args.resume,
-        device: &device,
-        progress,
-    };
-    let results = experiment.run(&seeds)?;
-    run_dir.write_results(&results)?;
-    println!(
-        "{}\n",
-        untrainable_results::summary_table(&results.summaries)
-    );
-    println!("{}\n", untrainable_results::arm_table(&results.summaries));
-    println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(EXPERIMENT);
-    paper_figures::draw_copy_paste(&results.rows, &stem)
-        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
-    Ok(())
+    untrainable_runner::main::<CopyPasteExperiment>()
 }

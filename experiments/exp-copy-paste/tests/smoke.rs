@@ -2,8 +2,9 @@
 
 use std::process::Output;
 
-use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, strings, text};
+use untrainable_test_support::{
+    assert_results_schema, read_parquet, regime_gates, run_experiment, strings, text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-copy-paste"), args)
@@ -34,21 +35,13 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
     }
 
     let dir = out.path().join("copy-paste");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        3,
+        "one row per gate of the preset"
+    );
+    assert_results_schema(&dir);
     let metrics = read_parquet(&dir.join("metrics.parquet"));
-    let schema = metrics.schema();
-    let expected = [
-        ("experiment", DataType::String),
-        ("arm", DataType::String),
-        ("seed", DataType::UInt64),
-        ("step", DataType::UInt64),
-        ("epoch", DataType::UInt32),
-        ("split", DataType::String),
-        ("metric", DataType::String),
-        ("value", DataType::Float64),
-    ];
-    for (name, dtype) in expected {
-        assert_eq!(schema.get(name), Some(&dtype), "column {name}");
-    }
     let mut arms = strings(&metrics, "arm");
     arms.sort();
     arms.dedup();
@@ -169,5 +162,17 @@ fn bad_input_gets_an_error_that_names_it() {
     expect_error(
         &[&dry[..], &["pairs.explicit=[[\"rnn9\", \"layer0.out\"]]"]].concat(),
         "rnn9",
+    );
+}
+
+#[test]
+fn the_pilot_config_resolves_with_its_gates() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/pilot-20-40.toml");
+    let run = exp(&["--config", config, "--dry-run"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(
+        stdout.contains("max_len = 40") && stdout.contains("[[gates]]"),
+        "{stdout}"
     );
 }

@@ -1,5 +1,5 @@
 //! `exp-error-consistency`: whether guidance makes a network err like its
-//! guide (the paper's error-consistency figure, NOTES §2.3). The Deep FCN
+//! guide (the paper's error-consistency figure, docs/paper.md §2.3). The Deep FCN
 //! alone, guided by a trained ResNet-18 and guided by a trained vision
 //! transformer, and the two guides alone, all measured on the same test
 //! images; error consistency (Geirhos et al. 2020) is Cohen's κ of two
@@ -13,13 +13,13 @@
 //! `error_consistency/<other arm>` test rows of each arm.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
-use exp_image_guidance::{FashionArgs, ImageExperiment};
+use untrainable_image_experiment::{Image, ImageSpec};
 use untrainable_repsim::host::error_consistency;
 use untrainable_results::{MetricRow, Split};
-use untrainable_runner::{CommonArgs, Preset, RunResults};
+use untrainable_runner::{Preset, RunResults};
 
 /// The networks compared, in the paper's order (its `deep-fcn-vit/base` is
 /// the same run as `deep-fcn/base`: both targets start from the seed's
@@ -35,9 +35,16 @@ const MATRIX_ARMS: [&str; 5] = [
 /// The metric prefix of κ rows: `error_consistency/<other arm>`.
 const METRIC: &str = "error_consistency";
 
-const EXPERIMENT: ImageExperiment = ImageExperiment {
-    name: "error-consistency",
-    presets: &[
+struct ErrorConsistency;
+
+impl ImageSpec for ErrorConsistency {
+    const NAME: &'static str = "error-consistency";
+    const ABOUT: &'static str = "Error consistency on Fashion-MNIST: the Deep FCN alone, guided by a trained \
+ResNet-18 and by a trained ViT, and the two guides; Cohen's kappa of per-example test \
+correctness between every two of them, per seed. Writes OUT/error-consistency/\
+{metrics,summary,predictions}.parquet and config.toml, then draws \
+<figures>/error-consistency.{png,svg}.";
+    const PRESETS: &'static [(Preset, &'static str)] = &[
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
@@ -45,36 +52,21 @@ const EXPERIMENT: ImageExperiment = ImageExperiment {
             Preset::PaperFmnist,
             include_str!("../presets/paper-fmnist.toml"),
         ),
-    ],
-    // Table 1's top-5 for the arms it has (NOTES §2.1); the κ values are in TABLES.md.
-    paper_top5: &[
-        ("resnet18/guide", "89.24"),
-        ("deep-fcn/base", "1.65 ± 0.51"),
-        ("deep-fcn/trained-guide", "7.50 ± 1.51"),
-    ],
-    draw: paper_figures::draw_error_consistency,
-    analyse: Some(error_consistency_rows),
-};
+    ];
 
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Error consistency on Fashion-MNIST: the Deep FCN alone, guided by a trained \
-ResNet-18 and by a trained ViT, and the two guides; Cohen's kappa of per-example test \
-correctness between every two of them, per seed. Writes OUT/error-consistency/\
-{metrics,summary,predictions}.parquet and config.toml, then draws \
-<figures>/error-consistency.{png,svg}."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    fashion: FashionArgs,
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), paper_figures::FigureError> {
+        paper_figures::draw_error_consistency(rows, stem)
+    }
+
+    fn analyse(results: &RunResults) -> Result<Vec<MetricRow>, String> {
+        error_consistency_rows(results)
+    }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    exp_image_guidance::exit(&EXPERIMENT, &cli.common, &cli.fashion)
+    untrainable_runner::main::<Image<ErrorConsistency>>()
 }
 
 /// κ between every two arms of [`MATRIX_ARMS`] that have test predictions

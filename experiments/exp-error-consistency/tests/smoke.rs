@@ -4,7 +4,10 @@
 use std::process::Output;
 
 use untrainable_results::{Split, read_metrics, read_predictions};
-use untrainable_test_support::{read_parquet, run_experiment, run_paper_start, strings, text};
+use untrainable_test_support::{
+    fashion_mnist_installed, read_parquet, regime_gates, run_experiment, run_paper_start, strings,
+    text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-error-consistency"), args)
@@ -20,6 +23,9 @@ const MATRIX: [&str; 5] = [
 
 #[test]
 fn smoke_preset_logs_kappa_between_every_two_networks_from_their_predictions() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
     let figures = out.path().join("figures");
@@ -35,6 +41,11 @@ fn smoke_preset_logs_kappa_between_every_two_networks_from_their_predictions() {
         );
     }
     let dir = out.path().join("error-consistency");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        2,
+        "one row per gate of the preset"
+    );
     let summary = read_parquet(&dir.join("summary.parquet"));
     assert_eq!(
         strings(&summary, "arm"),
@@ -128,7 +139,11 @@ fn every_preset_resolves_with_both_guides() {
 /// The paper preset builds the ImageNet Deep FCN, ResNet-18 and ViT-B/16 at
 /// 3×224×224 and trains one step of each guide and arm.
 #[test]
+#[ignore = "slow: builds the paper-sized networks and trains one step of each (minutes)"]
 fn paper_preset_starts() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let run = run_paper_start(env!("CARGO_BIN_EXE_exp-error-consistency"), out.path(), 4);
     assert!(run.status.success(), "{}", text(&run.stderr));

@@ -1,4 +1,4 @@
-//! `exp-fcn-warmup`: is guidance only an initialisation? (paper NOTES §2.4)
+//! `exp-fcn-warmup`: is guidance only an initialisation? (docs/paper.md §2.4)
 //!
 //! A deep plain FCN on Fashion-MNIST, four arms from the same initial weights
 //! for each seed: `base` (cross-entropy only), `noise-warmup` (first K steps
@@ -6,53 +6,116 @@
 //! `early-disconnect` (guided for the first K steps) and `guided` (guided
 //! throughout).
 
-use std::path::PathBuf;
+use std::error::Error;
+use std::path::Path;
 use std::process::ExitCode;
 
 use burn::tensor::Tensor;
-use clap::Parser;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
 use untrainable_guidance::{
-    ArmConfig, ImageData, ImageDataset, ImageNetData, InputSpec, PairsConfig, Part, Task,
-    TrainConfig, TrainedStore,
+    ArmConfig, ImageData, ImageDataset, InputSpec, PairsConfig, Task, TrainConfig,
 };
-use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
-use untrainable_tasks::fashion_mnist::{FashionMnist, split_train_val};
-use untrainable_tasks::image_folder::ImageNet;
+use untrainable_image_experiment::{FashionArgs, FashionData, ImageRunData, read_imagenet};
+use untrainable_results::{Gate, MetricRow, Split};
+use untrainable_runner::{CommonArgs, Context, Experiment, GuidedExperiment, Preset, RunResults};
 
-const EXPERIMENT: &str = "fcn-warmup";
+struct FcnWarmup;
 
-const PRESETS: &[(Preset, &str)] = &[
-    (Preset::Smoke, include_str!("../presets/smoke.toml")),
-    (Preset::Cpu, include_str!("../presets/cpu.toml")),
-    (Preset::Paper, include_str!("../presets/paper.toml")),
-    (
-        Preset::PaperFmnist,
-        include_str!("../presets/paper-fmnist.toml"),
-    ),
-];
+impl Experiment for FcnWarmup {
+    const NAME: &'static str = "fcn-warmup";
+    const ABOUT: &'static str = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early \
+disconnect vs guided (untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet \
+and config.toml, then draws <figures>/fcn-warmup.{png,svg}.";
+    const PRESETS: &'static [(Preset, &'static str)] = &[
+        (Preset::Smoke, include_str!("../presets/smoke.toml")),
+        (Preset::Cpu, include_str!("../presets/cpu.toml")),
+        (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
+    ];
+    type Config = Config;
+    type Args = FashionArgs;
+    /// The training and validation images (Fashion-MNIST's test images go
+    /// unused; ImageNet's validation split measures the selected network).
+    type Data = ImageRunData;
 
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Deep FCN on Fashion-MNIST: base vs noise warm-up vs early disconnect vs guided \
-(untrained ResNet-18 guide). Writes OUT/fcn-warmup/{metrics,summary}.parquet and config.toml, \
-then draws <figures>/fcn-warmup.{png,svg}."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-    /// Directory with the Fashion-MNIST .gz files (default: $UNTRAINABLE_FASHION_MNIST,
-    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist);
-    /// for `--preset paper`, the ImageNet root holding train/ and val/ (default:
-    /// $UNTRAINABLE_IMAGENET).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Threads decoding ImageNet's JPEGs for each batch (default: every core).
-    #[arg(long, value_name = "N")]
-    data_workers: Option<usize>,
+    fn seeds(config: &Config) -> u64 {
+        config.seeds
+    }
+
+    fn gates(config: &Config) -> &[Gate] {
+        &config.gates
+    }
+
+    fn validate(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<ImageRunData, String> {
+        let d = &config.data;
+        match d.dataset {
+            ImageDataset::FashionMnist => {
+                FashionData::read(args, None, d.val_size, d.train_size, d.split_seed)
+                    .map(ImageRunData::Fashion)
+            }
+            ImageDataset::Imagenet => {
+                let task = read_imagenet(args, d.val_size, d.train_size, d.split_seed)?;
+                config.validate_classes(task.classes())?;
+                Ok(ImageRunData::ImageNet(task))
+            }
+        }
+    }
+
+    fn run(config: &Config, data: &ImageRunData, context: &Context) -> Result<RunResults, String> {
+        match data {
+            ImageRunData::Fashion(data) => {
+                let images = ImageData {
+                    train: &data.train,
+                    val: &data.val,
+                    test: None,
+                    input: &config.input,
+                };
+                run_task(config, &images, context)
+            }
+            ImageRunData::ImageNet(task) => run_task(config, task, context),
+        }
+    }
+
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), Box<dyn Error>> {
+        Ok(paper_figures::draw_fcn_warmup(rows, stem)?)
+    }
+}
+
+/// Every arm for every seed on `task`.
+fn run_task<K: Task<Input = Tensor<4>>>(
+    config: &Config,
+    task: &K,
+    context: &Context,
+) -> Result<RunResults, String> {
+    tracing::info!(
+        "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
+        task.len(Split::Train),
+        task.len(Split::Val),
+        config.arms.len(),
+        context.seeds.len(),
+        context.run_dir.path().display()
+    );
+    GuidedExperiment {
+        task,
+        target: &|device| config.target.init(device),
+        guide: &|device| config.guide.init(device),
+        pairs: &config.pairs,
+        train: &config.train,
+        guide_train: None,
+        guide_recipe: "",
+        arms: &config.arms,
+        context,
+    }
+    .run()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +131,9 @@ struct Config {
     pairs: PairsConfig,
     train: TrainConfig,
     arms: Vec<ArmConfig>,
+    /// Regime gates (docs/regimes.md), measured after the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<Gate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,103 +198,8 @@ impl Config {
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("exp-fcn-warmup: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(cli: &Cli) -> Result<(), String> {
-    let args = &cli.common;
-    args.init_logging();
-    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
-    config.validate()?;
-    let seeds = args.seeds(config.seeds);
-    if args.dry_run {
-        print!("{resolved}");
-        println!("# seeds to run: {seeds:?}");
-        return Ok(());
-    }
-
-    if config.data.dataset == ImageDataset::Imagenet {
-        let net = ImageNet::find(cli.data.as_deref()).map_err(|e| e.to_string())?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers = cli.data_workers.unwrap_or(cores);
-        let d = &config.data;
-        let task = ImageNetData::new(net, d.val_size, d.train_size, d.split_seed, workers)?;
-        config.validate_classes(task.classes())?;
-        return train_all(args, &config, &resolved, &seeds, &task);
-    }
-    let data = FashionMnist::load(cli.data.as_deref()).map_err(|e| e.to_string())?;
-    let (train, val) = split_train_val(
-        &data.train,
-        config.data.val_size,
-        (config.data.train_size > 0).then_some(config.data.train_size),
-        config.data.split_seed,
-    )
-    .map_err(|e| e.to_string())?;
-    let images = ImageData {
-        train: &train,
-        val: &val,
-        test: None,
-        input: &config.input,
-    };
-    train_all(args, &config, &resolved, &seeds, &images)
-}
-
-/// Trains every arm for every seed on `task`, writes the results and
-/// prints and draws them.
-fn train_all<K: Task<Input = Tensor<4>>>(
-    args: &CommonArgs,
-    config: &Config,
-    resolved: &str,
-    seeds: &[u64],
-    task: &K,
-) -> Result<(), String> {
-    let device = args.backend.device();
-    let progress = args.progress();
-    let run_dir = args.run_dir(EXPERIMENT, resolved)?;
-    tracing::info!(
-        "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
-        task.len(Part::Train),
-        task.len(Part::Val),
-        config.arms.len(),
-        seeds.len(),
-        run_dir.path().display()
-    );
-
-    let experiment = GuidedExperiment {
-        name: EXPERIMENT,
-        task,
-        target: &|device| config.target.init(device),
-        guide: &|device| config.guide.init(device),
-        pairs: &config.pairs,
-        train: &config.train,
-        guide_train: None,
-        guide_recipe: "",
-        arms: &config.arms,
-        store: &TrainedStore::new(args.out.join("trained")),
-        run_dir: &run_dir,
-        resume: args.resume,
-        device: &device,
-        progress,
-    };
-    let results = experiment.run(seeds)?;
-    run_dir.write_results(&results)?;
-    println!(
-        "{}\n",
-        untrainable_results::summary_table(&results.summaries)
-    );
-    println!("{}\n", untrainable_results::arm_table(&results.summaries));
-    println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(EXPERIMENT);
-    paper_figures::draw_fcn_warmup(&results.rows, &stem)
-        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
-    Ok(())
+    untrainable_runner::main::<FcnWarmup>()
 }

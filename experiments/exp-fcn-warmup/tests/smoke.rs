@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, text};
+use untrainable_test_support::{
+    assert_results_schema, fashion_mnist_installed, read_parquet, regime_gates, run_experiment,
+    text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-fcn-warmup"), args)
@@ -13,6 +16,9 @@ fn exp(args: &[&str]) -> Output {
 
 #[test]
 fn smoke_preset_writes_results_in_the_design_schema_and_resumes() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
     let figures = out.path().join("figures");
@@ -36,21 +42,13 @@ fn smoke_preset_writes_results_in_the_design_schema_and_resumes() {
     }
 
     let dir = out.path().join("fcn-warmup");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        4,
+        "one row per gate of the preset"
+    );
+    assert_results_schema(&dir);
     let metrics = read_parquet(&dir.join("metrics.parquet"));
-    let schema = metrics.schema();
-    let expected = [
-        ("experiment", DataType::String),
-        ("arm", DataType::String),
-        ("seed", DataType::UInt64),
-        ("step", DataType::UInt64),
-        ("epoch", DataType::UInt32),
-        ("split", DataType::String),
-        ("metric", DataType::String),
-        ("value", DataType::Float64),
-    ];
-    for (name, dtype) in expected {
-        assert_eq!(schema.get(name), Some(&dtype), "column {name}");
-    }
     let arms: Vec<String> = metrics
         .column("arm")
         .unwrap()
@@ -205,6 +203,31 @@ fn bad_input_gets_an_error_that_names_it() {
     );
 }
 
+/// No seed at all is refused before anything is read or written, whether it
+/// comes from the command line or from the config.
+#[test]
+fn zero_seeds_are_refused_at_once() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    for zero in [&["--seeds", "0"][..], &["--set", "seeds=0"][..]] {
+        let run = exp(&[
+            &["--preset", "smoke", "--quiet", "--out", out_dir][..],
+            zero,
+        ]
+        .concat());
+        assert!(!run.status.success(), "{zero:?} ran");
+        let err = text(&run.stderr);
+        assert!(
+            err.contains("seeds") && err.contains('0'),
+            "{zero:?}: {err}"
+        );
+        assert!(
+            !out.path().join("fcn-warmup").exists(),
+            "{zero:?} wrote results"
+        );
+    }
+}
+
 /// The newest checkpoint of any run under `dir`: its run part and step.
 fn newest_checkpoint(dir: &Path) -> Option<(String, String)> {
     let runs = std::fs::read_dir(dir.join("runs")).ok()?;
@@ -222,6 +245,9 @@ fn newest_checkpoint(dir: &Path) -> Option<(String, String)> {
 /// uninterrupted one, bit for bit.
 #[test]
 fn a_killed_run_resumes_from_its_checkpoints_to_the_same_numbers() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let whole = tempfile::tempdir().unwrap();
     let common = ["--preset", "smoke", "--quiet", "--checkpoint-every", "1"];
     let run = exp(&[&common[..], &["--out", whole.path().to_str().unwrap()]].concat());

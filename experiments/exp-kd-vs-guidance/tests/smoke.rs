@@ -4,7 +4,10 @@
 use std::process::Output;
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, run_paper_start, strings, text};
+use untrainable_test_support::{
+    fashion_mnist_installed, read_parquet, regime_gates, run_experiment, run_paper_start, strings,
+    text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-kd-vs-guidance"), args)
@@ -23,6 +26,9 @@ const ARMS: [&str; 8] = [
 
 #[test]
 fn smoke_preset_trains_every_method_from_both_teachers_and_resumes() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
     let figures = out.path().join("figures");
@@ -44,6 +50,11 @@ fn smoke_preset_trains_every_method_from_both_teachers_and_resumes() {
     );
 
     let dir = out.path().join("kd-vs-guidance");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        5,
+        "one row per gate of the preset"
+    );
     let summary = read_parquet(&dir.join("summary.parquet"));
     assert_eq!(strings(&summary, "arm"), ARMS);
     assert!(
@@ -116,7 +127,11 @@ fn every_preset_resolves_with_the_deep_fcn_and_resnet18_only() {
 /// torchvision ResNet-18 at 3×224×224 and trains one step of the guide and
 /// of every arm; batches of 8 keep it short on two cores.
 #[test]
+#[ignore = "slow: builds the paper-sized networks and trains one step of each (minutes)"]
 fn paper_preset_starts() {
+    if !fashion_mnist_installed() {
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     let run = run_paper_start(env!("CARGO_BIN_EXE_exp-kd-vs-guidance"), out.path(), 8);
     assert!(run.status.success(), "{}", text(&run.stderr));

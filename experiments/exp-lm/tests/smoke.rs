@@ -5,12 +5,13 @@
 //! skipped otherwise; set `UNTRAINABLE_REQUIRE_DATA=1` to make its absence
 //! a failure instead.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
-use polars::prelude::*;
 use untrainable_tasks::sotu;
-use untrainable_test_support::{read_parquet, run_experiment, strings, text};
+use untrainable_test_support::{
+    assert_results_schema, read_parquet, real_data_dir, regime_gates, run_experiment, strings, text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-lm"), args)
@@ -19,24 +20,7 @@ fn exp(args: &[&str]) -> Output {
 /// The directory holding the corpus, or `None` (skip) when it is missing
 /// and not required.
 fn data_dir() -> Option<PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(sotu::SOURCE.local_dir());
-    match sotu::SOURCE
-        .find(None)
-        .or_else(|_| sotu::SOURCE.find(Some(&workspace)))
-    {
-        Ok(dir) => Some(dir),
-        Err(e) => {
-            assert!(
-                std::env::var_os("UNTRAINABLE_REQUIRE_DATA").is_none(),
-                "UNTRAINABLE_REQUIRE_DATA is set but the State of the Union corpus is missing; \
-                 run `bash scripts/setup-data.sh`:\n{e}"
-            );
-            eprintln!("SKIPPED: the State of the Union corpus is not installed:\n{e}");
-            None
-        }
-    }
+    real_data_dir(&sotu::SOURCE)
 }
 
 const ARMS: [&str; 7] = [
@@ -80,21 +64,13 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
     assert!(stdout.contains("test word ppl"), "{stdout}");
 
     let dir = out.path().join("lm");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        2,
+        "one row per gate of the preset"
+    );
+    assert_results_schema(&dir);
     let metrics = read_parquet(&dir.join("metrics.parquet"));
-    let schema = metrics.schema();
-    let expected = [
-        ("experiment", DataType::String),
-        ("arm", DataType::String),
-        ("seed", DataType::UInt64),
-        ("step", DataType::UInt64),
-        ("epoch", DataType::UInt32),
-        ("split", DataType::String),
-        ("metric", DataType::String),
-        ("value", DataType::Float64),
-    ];
-    for (name, dtype) in expected {
-        assert_eq!(schema.get(name), Some(&dtype), "column {name}");
-    }
     let mut arms = strings(&metrics, "arm");
     arms.sort();
     arms.dedup();
@@ -227,7 +203,7 @@ fn every_preset_resolves_and_validates() {
         for section in ["[guide_train]", "[targets.small]", "[targets.large]"] {
             assert!(stdout.contains(section), "{preset}: {stdout}");
         }
-        // Context 50 and gradient clipping at 0.25, as the paper (NOTES §2.2, §3).
+        // Context 50 and gradient clipping at 0.25, as the paper (docs/paper.md §2.2, §3).
         assert!(stdout.contains("context = 50"), "{preset}: {stdout}");
         assert!(
             stdout.contains("grad_clip_norm = 0.25"),

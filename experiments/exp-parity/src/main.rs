@@ -1,4 +1,4 @@
-//! `exp-parity`: parity of bit strings (paper NOTES §2.2, Table 2).
+//! `exp-parity`: parity of bit strings (docs/paper.md §2.2, Table 2).
 //!
 //! A one-layer Transformer encoder (the "untrainable" target on parity) in
 //! three arms from the same initial weights for each seed: `base` (task loss
@@ -6,39 +6,93 @@
 //! parity) and `untrained-guide` (aligned with the same RNN as initialised).
 //! The RNN's own training is logged as the arm `guide`.
 //!
-//! Every accuracy and loss here is measured on the validation split, which
-//! also selects each run's best epoch; the paper reports the held-out test
-//! split of the same 80/10/10 generation instead (NOTES §3). The test
-//! examples are never read.
+//! The validation split selects each run's best epoch; the selected network
+//! is measured once on the held-out test split of the same 80/10/10
+//! generation, as the paper reports it (docs/paper.md §3).
 
+use std::error::Error;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::ParityRnnConfig;
 use untrainable_arch_transformer::EncoderClassifierConfig;
-use untrainable_guidance::{ArmConfig, PairsConfig, ParityTask, TrainConfig, TrainedStore};
-use untrainable_runner::{CommonArgs, GuidedExperiment, Preset};
+use untrainable_guidance::{ArmConfig, PairsConfig, ParityTask, TrainConfig};
+use untrainable_results::{Gate, MetricRow};
+use untrainable_runner::{
+    CommonArgs, Context, Experiment, GuidedExperiment, NoArgs, Preset, RunResults,
+};
 use untrainable_tasks::parity::{self, Parity};
 
-const EXPERIMENT: &str = "parity";
+struct ParityExperiment;
 
-const PRESETS: &[(Preset, &str)] = &[
-    (Preset::Smoke, include_str!("../presets/smoke.toml")),
-    (Preset::Cpu, include_str!("../presets/cpu.toml")),
-    (Preset::Paper, include_str!("../presets/paper.toml")),
-];
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Parity: a 1-layer Transformer encoder alone, guided by a trained 1-layer RNN, and \
+impl Experiment for ParityExperiment {
+    const NAME: &'static str = "parity";
+    const ABOUT: &'static str = "Parity: a 1-layer Transformer encoder alone, guided by a trained 1-layer RNN, and \
 guided by an untrained one (the RNN alone is the arm `guide`). Writes \
-OUT/parity/{metrics,summary}.parquet and config.toml, then draws <figures>/parity.{png,svg}."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
+OUT/parity/{metrics,summary}.parquet and config.toml, then draws <figures>/parity.{png,svg}.";
+    const PRESETS: &'static [(Preset, &'static str)] = &[
+        (Preset::Smoke, include_str!("../presets/smoke.toml")),
+        (Preset::Cpu, include_str!("../presets/cpu.toml")),
+        (Preset::Paper, include_str!("../presets/paper.toml")),
+    ];
+    type Config = Config;
+    type Args = NoArgs;
+    type Data = ParityTask;
+
+    fn seeds(config: &Config) -> u64 {
+        config.seeds
+    }
+
+    fn gates(config: &Config) -> &[Gate] {
+        &config.gates
+    }
+
+    fn validate(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn load(config: &Config, _: &NoArgs, _: &CommonArgs) -> Result<ParityTask, String> {
+        Ok(ParityTask {
+            task: config.task.parity(),
+            sizes: Parity::splits(config.task.samples),
+            data_seed: config.task.data_seed,
+        })
+    }
+
+    fn run(config: &Config, task: &ParityTask, context: &Context) -> Result<RunResults, String> {
+        let recipe = config.guide_recipe()?;
+        tracing::info!(
+            "parity: {} training / {} validation bit strings of length {}..={} (pad {}), target {} \
+             parameters, guide {} parameters, {} arms × {} seeds → {}",
+            task.sizes.train,
+            task.sizes.val,
+            config.task.min_len,
+            config.task.max_len,
+            parity::PAD,
+            config.target.num_params(),
+            config.guide.num_params(),
+            config.arms.len(),
+            context.seeds.len(),
+            context.run_dir.path().display()
+        );
+        GuidedExperiment {
+            task,
+            target: &|device| config.target.init(device),
+            guide: &|device| config.guide.init(device),
+            pairs: &config.pairs,
+            train: &config.train,
+            guide_train: config.guide_train.as_ref(),
+            guide_recipe: &recipe,
+            arms: &config.arms,
+            context,
+        }
+        .run()
+    }
+
+    fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), Box<dyn Error>> {
+        Ok(paper_figures::draw_parity(rows, stem)?)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +112,9 @@ struct Config {
     /// How the guide is trained alone for `guide = "trained"` arms.
     guide_train: Option<TrainConfig>,
     arms: Vec<ArmConfig>,
+    /// Regime gates (docs/regimes.md), measured after the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<Gate>,
 }
 
 /// The generated data: which bit strings, how many, and from which seed.
@@ -174,7 +231,7 @@ impl Config {
             return Ok(String::new());
         };
         toml::to_string(&GuideRecipe {
-            experiment: EXPERIMENT,
+            experiment: ParityExperiment::NAME,
             guide: &self.guide,
             task: &self.task,
             guide_train,
@@ -183,81 +240,8 @@ impl Config {
     }
 }
 
+untrainable_runner::huge_page_allocator!();
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("exp-parity: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(cli: &Cli) -> Result<(), String> {
-    let args = &cli.common;
-    args.init_logging();
-    let (config, resolved): (Config, String) = args.resolve(PRESETS)?;
-    config.validate()?;
-    let seeds = args.seeds(config.seeds);
-    if args.dry_run {
-        print!("{resolved}");
-        println!("# seeds to run: {seeds:?}");
-        return Ok(());
-    }
-
-    let sizes = Parity::splits(config.task.samples);
-    let task = ParityTask {
-        task: config.task.parity(),
-        sizes,
-        data_seed: config.task.data_seed,
-    };
-    let recipe = config.guide_recipe()?;
-    let device = args.backend.device();
-    let progress = args.progress();
-    let run_dir = args.run_dir(EXPERIMENT, &resolved)?;
-    tracing::info!(
-        "parity: {} training / {} validation bit strings of length {}..={} (pad {}), target {} \
-         parameters, guide {} parameters, {} arms × {} seeds → {}",
-        sizes.train,
-        sizes.val,
-        config.task.min_len,
-        config.task.max_len,
-        parity::PAD,
-        config.target.num_params(),
-        config.guide.num_params(),
-        config.arms.len(),
-        seeds.len(),
-        run_dir.path().display()
-    );
-
-    let experiment = GuidedExperiment {
-        name: EXPERIMENT,
-        task: &task,
-        target: &|device| config.target.init(device),
-        guide: &|device| config.guide.init(device),
-        pairs: &config.pairs,
-        train: &config.train,
-        guide_train: config.guide_train.as_ref(),
-        guide_recipe: &recipe,
-        arms: &config.arms,
-        store: &TrainedStore::new(args.out.join("trained")),
-        run_dir: &run_dir,
-        resume: args.resume,
-        device: &device,
-        progress,
-    };
-    let results = experiment.run(&seeds)?;
-    run_dir.write_results(&results)?;
-    println!(
-        "{}\n",
-        untrainable_results::summary_table(&results.summaries)
-    );
-    println!("{}\n", untrainable_results::arm_table(&results.summaries));
-    println!("wrote {}", run_dir.path().display());
-    let stem = args.figure_stem(EXPERIMENT);
-    paper_figures::draw_parity(&results.rows, &stem)
-        .map_err(|e| format!("drawing {}: {e}", stem.display()))?;
-    println!("drew {}.png and .svg", stem.display());
-    Ok(())
+    untrainable_runner::main::<ParityExperiment>()
 }

@@ -4,7 +4,9 @@
 use std::process::Output;
 
 use polars::prelude::*;
-use untrainable_test_support::{read_parquet, run_experiment, text};
+use untrainable_test_support::{
+    assert_results_schema, read_parquet, regime_gates, run_experiment, text,
+};
 
 fn exp(args: &[&str]) -> Output {
     run_experiment(env!("CARGO_BIN_EXE_exp-parity"), args)
@@ -49,20 +51,13 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
     }
 
     let dir = out.path().join("parity");
+    assert_eq!(
+        regime_gates(&dir).len(),
+        3,
+        "one row per gate of the preset"
+    );
+    assert_results_schema(&dir);
     let metrics = read_parquet(&dir.join("metrics.parquet"));
-    let expected = [
-        ("experiment", DataType::String),
-        ("arm", DataType::String),
-        ("seed", DataType::UInt64),
-        ("step", DataType::UInt64),
-        ("epoch", DataType::UInt32),
-        ("split", DataType::String),
-        ("metric", DataType::String),
-        ("value", DataType::Float64),
-    ];
-    for (name, dtype) in expected {
-        assert_eq!(metrics.schema().get(name), Some(&dtype), "column {name}");
-    }
     assert_eq!(
         sorted_unique(&metrics, "arm"),
         ["base", "guide", "trained-guide", "untrained-guide"]

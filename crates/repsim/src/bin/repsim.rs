@@ -260,6 +260,8 @@ impl Metric {
 /// A failure of the command: the message for stderr.
 struct Failure(String);
 
+untrainable_kernels::huge_page_allocator!();
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
