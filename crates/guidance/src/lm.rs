@@ -79,9 +79,12 @@ fn spread(count: usize, available: usize) -> Vec<usize> {
 /// tokens of each split's stream.
 #[derive(Debug, Clone)]
 pub struct LmTask {
-    pub data: LmData,
+    /// The token streams of train, validation and test.
+    streams: [LmStream; 3],
+    /// Token ids the networks read and predict.
+    vocab_size: usize,
     pub context: usize,
-    /// Window indices (into `data.<split>.windows(context)`) of train, val, test.
+    /// Window indices (into `streams[i].windows(context)`) of train, val, test.
     chosen: [Vec<usize>; 3],
     /// Words scored by the chosen windows of each split.
     words: [usize; 3],
@@ -91,22 +94,42 @@ impl LmTask {
     /// The task over `counts` windows of each split of `data`.
     ///
     /// # Errors
+    /// As [`LmTask::from_streams`].
+    pub fn new(data: LmData, context: usize, counts: WindowCounts) -> Result<Self, String> {
+        let vocab_size = data.tokenizer.vocab_size();
+        Self::from_streams(
+            [data.train, data.val, data.test],
+            vocab_size,
+            context,
+            counts,
+        )
+    }
+
+    /// The task over `counts` windows of each of the train, validation and
+    /// test `streams`, whose ids are below `vocab_size`.
+    ///
+    /// # Errors
     /// `context` is 0, a split has fewer windows than asked for, or no
     /// window at all.
-    pub fn new(data: LmData, context: usize, counts: WindowCounts) -> Result<Self, String> {
+    pub fn from_streams(
+        streams: [LmStream; 3],
+        vocab_size: usize,
+        context: usize,
+        counts: WindowCounts,
+    ) -> Result<Self, String> {
         if context == 0 {
             return Err("lm.context must be at least 1".into());
         }
         let mut chosen: [Vec<usize>; 3] = Default::default();
         let mut words = [0; 3];
         for split in DataSplit::ALL {
-            let windows = data.stream(split).windows(context);
+            let windows = streams[index(split)].windows(context);
             let (asked, available) = (counts.of(split), windows.len());
             if available == 0 {
                 return Err(format!(
                     "the {} split has {} tokens: not one window of lm.context = {context}",
                     split.name(),
-                    data.stream(split).tokens.len()
+                    streams[index(split)].tokens.len()
                 ));
             }
             if asked > available {
@@ -123,7 +146,8 @@ impl LmTask {
             chosen[index(split)] = idx;
         }
         Ok(Self {
-            data,
+            streams,
+            vocab_size,
             context,
             chosen,
             words,
@@ -132,7 +156,7 @@ impl LmTask {
 
     /// Token ids the networks read and predict.
     pub fn vocab_size(&self) -> usize {
-        self.data.tokenizer.vocab_size()
+        self.vocab_size
     }
 
     /// Tokens scored over all windows of `part`: `windows · context`.
@@ -145,8 +169,9 @@ impl LmTask {
         self.words[index(data_split(split))]
     }
 
-    fn stream(&self, split: Split) -> &LmStream {
-        self.data.stream(data_split(split))
+    /// The token stream of `split`.
+    pub fn stream(&self, split: Split) -> &LmStream {
+        &self.streams[index(data_split(split))]
     }
 
     /// Token- and word-level perplexity of `part` from its mean token NLL
@@ -289,7 +314,7 @@ mod tests {
     fn batches_are_windows_and_their_next_tokens() {
         let device = Device::flex();
         let task = LmTask::new(data(), 4, WindowCounts::all()).unwrap();
-        let windows = task.data.train.windows(4);
+        let windows = task.stream(Split::Train).windows(4);
         assert_eq!(task.len(Split::Train), windows.len());
         let (input, targets) = task.batch(Split::Train, &[1, 0], &device);
         assert_eq!(input.ids.dims(), [2, 4]);
@@ -321,7 +346,7 @@ mod tests {
     #[test]
     fn counts_pick_evenly_spread_windows_and_their_words() {
         let full = LmTask::new(data(), 3, WindowCounts::all()).unwrap();
-        let windows = full.data.train.windows(3);
+        let windows = full.stream(Split::Train).windows(3);
         assert_eq!(full.tokens(Split::Train), windows.scored_tokens());
         assert_eq!(full.words(Split::Train), windows.scored_words());
         let counts = WindowCounts {

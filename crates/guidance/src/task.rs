@@ -76,6 +76,11 @@ pub trait Task {
         device: &Device,
     ) -> (Self::Input, Self::Targets);
 
+    /// The training batches the loop is about to ask for, in order, with
+    /// the run's seed and the epoch, so that a task that reads its examples
+    /// from files can prepare them ahead; the default ignores them.
+    fn plan_training(&self, _batches: &[Vec<usize>], _seed: u64, _epoch: u64) {}
+
     /// Inputs carrying no information about the task, for the noise warm-up
     /// (docs/paper.md §2.4): `batch_size` of them.
     fn noise(&self, batch_size: usize, device: &Device) -> Self::Input;
@@ -162,41 +167,11 @@ impl Task for ImageData<'_> {
     }
 
     fn loss(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Tensor<1> {
-        CrossEntropyLossConfig::new()
-            .init(&output.device())
-            .forward(output, labels.clone())
+        classification_loss(output, labels)
     }
 
     fn score(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Score {
-        let n = labels.dims()[0] as f64;
-        let predicted: Tensor<1, Int> = output.clone().argmax(1).flatten(0, 1);
-        let as_u32 = |t: Tensor<1, Int>| -> Vec<u32> {
-            let values = t.into_data().convert::<i64>().try_into_vec::<i64>();
-            values
-                .expect("class indices convert to i64")
-                .into_iter()
-                .map(|v| v as u32)
-                .collect()
-        };
-        let correct = predicted
-            .clone()
-            .equal(labels.clone())
-            .int()
-            .sum()
-            .into_scalar::<i64>() as f64;
-        let predictions: Vec<Prediction> = as_u32(labels.clone())
-            .into_iter()
-            .zip(as_u32(predicted))
-            .map(|(label, predicted)| Prediction { label, predicted })
-            .collect();
-        let top5 = top_k_correct(output.clone(), labels, 5);
-        Score {
-            loss_sum: self.loss(output, labels).into_scalar::<f64>() * n,
-            correct,
-            counted: n,
-            extra: vec![top5],
-            predictions,
-        }
+        classification_score(output, labels)
     }
 
     fn extra_metrics(&self) -> &'static [&'static str] {
@@ -215,6 +190,47 @@ impl Task for ImageData<'_> {
             return None;
         }
         GuideTapTable::build(guide, self.train, self.input, batch_size, device)
+    }
+}
+
+/// Cross-entropy of class logits, the loss of every image task.
+pub fn classification_loss(output: Tensor<2>, labels: &Tensor<1, Int>) -> Tensor<1> {
+    CrossEntropyLossConfig::new()
+        .init(&output.device())
+        .forward(output, labels.clone())
+}
+
+/// Summed cross-entropy, top-1 and top-5 ([`TOP5_ACCURACY`]) correct
+/// predictions and each example's predicted class, for every image task.
+pub fn classification_score(output: Tensor<2>, labels: &Tensor<1, Int>) -> Score {
+    let n = labels.dims()[0] as f64;
+    let predicted: Tensor<1, Int> = output.clone().argmax(1).flatten(0, 1);
+    let as_u32 = |t: Tensor<1, Int>| -> Vec<u32> {
+        let values = t.into_data().convert::<i64>().try_into_vec::<i64>();
+        values
+            .expect("class indices convert to i64")
+            .into_iter()
+            .map(|v| v as u32)
+            .collect()
+    };
+    let correct = predicted
+        .clone()
+        .equal(labels.clone())
+        .int()
+        .sum()
+        .into_scalar::<i64>() as f64;
+    let predictions: Vec<Prediction> = as_u32(labels.clone())
+        .into_iter()
+        .zip(as_u32(predicted))
+        .map(|(label, predicted)| Prediction { label, predicted })
+        .collect();
+    let top5 = top_k_correct(output.clone(), labels, 5);
+    Score {
+        loss_sum: classification_loss(output, labels).into_scalar::<f64>() * n,
+        correct,
+        counted: n,
+        extra: vec![top5],
+        predictions,
     }
 }
 

@@ -177,6 +177,8 @@ where
             epoch as u64,
             true,
         );
+        spec.task
+            .plan_training(&batches[skip.min(batches.len())..], spec.seed, epoch as u64);
         for (batch, idx) in batches.into_iter().enumerate().skip(skip) {
             if config.max_steps > 0 && state.step >= config.max_steps {
                 // Stopped inside the epoch: evaluated where it stopped.

@@ -62,13 +62,13 @@ fn uniform_model_word_perplexity_is_v_to_the_tokens_per_word() {
     let v = data.tokenizer.vocab_size();
     assert_eq!(v, lm.vocab_size);
     let model = Uniform::new(v, &device);
-    let task = LmTask::new(data, lm.context, WindowCounts::all()).unwrap();
+    let task = LmTask::new(data.clone(), lm.context, WindowCounts::all()).unwrap();
     for part in [Split::Val, Split::Test] {
         let (loss, _) = evaluate(&model, &task, part, 256, &device);
         let ppl = task.perplexity(part, loss);
         let split = data_split(part);
         // By hand, from the split's own stream: every scored token costs ln V.
-        let stream = corpus.stream(&task.data.tokenizer, task.data.splits.indices(split));
+        let stream = corpus.stream(&data.tokenizer, data.splits.indices(split));
         let windows = stream.windows(lm.context);
         let (tokens, words) = (windows.scored_tokens(), windows.scored_words());
         assert_eq!((task.tokens(part), task.words(part)), (tokens, words));
@@ -95,8 +95,8 @@ fn uniform_model_word_perplexity_is_v_to_the_tokens_per_word() {
         val: 100,
         test: 7,
     };
-    let sliced = LmTask::new(task.data.clone(), lm.context, counts).unwrap();
-    let windows = sliced.data.val.windows(lm.context);
+    let sliced = LmTask::new(data.clone(), lm.context, counts).unwrap();
+    let windows = data.val.windows(lm.context);
     let n = windows.len();
     let words: usize = (0..100).map(|k| windows.get(k * n / 100).words).sum();
     assert_eq!(sliced.len(Split::Val), 100);

@@ -21,12 +21,14 @@
 //! the 60k training images and selects each run's network (lowest validation
 //! loss), which is then measured once on the 10k test images. Top-1 and top-5
 //! accuracy are logged for every evaluation (`accuracy`, `top5_accuracy`).
+//! With `data.dataset = "imagenet"` (the `paper` preset) the images are
+//! ILSVRC-2012's instead, read from `--data` ([`ImageNetData`]).
 
 use std::error::Error;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
@@ -34,7 +36,8 @@ use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_transformer::VitConfig;
 use untrainable_core::Network;
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, PairsConfig, TOP5_ACCURACY, TrainConfig, resolve_pairs,
+    ArmConfig, ImageData, ImageDataset, ImageNetData, InputSpec, PairsConfig, TOP5_ACCURACY, Task,
+    TrainConfig, resolve_pairs,
 };
 use untrainable_results::{Gate, MetricRow, Split, SummaryRow, mean_sd};
 use untrainable_runner::{
@@ -42,6 +45,7 @@ use untrainable_runner::{
 };
 use untrainable_tasks::Canvas;
 use untrainable_tasks::fashion_mnist::{FashionMnist, ImageSet, split_train_val};
+use untrainable_tasks::image_folder::ImageNet;
 
 /// One experiment built on this crate: what sets it apart from the others.
 pub trait ImageSpec {
@@ -73,7 +77,7 @@ impl<E: ImageSpec> Experiment for Image<E> {
     const PRESETS: &'static [(Preset, &'static str)] = E::PRESETS;
     type Config = Config;
     type Args = FashionArgs;
-    type Data = FashionData;
+    type Data = ImageRunData;
 
     fn seeds(config: &Config) -> u64 {
         config.seeds
@@ -87,11 +91,11 @@ impl<E: ImageSpec> Experiment for Image<E> {
         config.validate()
     }
 
-    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<FashionData, String> {
-        FashionData::load(config, args)
+    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<ImageRunData, String> {
+        ImageRunData::load(config, args)
     }
 
-    fn run(config: &Config, data: &FashionData, context: &Context) -> Result<RunResults, String> {
+    fn run(config: &Config, data: &ImageRunData, context: &Context) -> Result<RunResults, String> {
         let mut results = run(config, data, context)?;
         let rows = E::analyse(&results)?;
         results.rows.extend(rows);
@@ -107,13 +111,18 @@ impl<E: ImageSpec> Experiment for Image<E> {
     }
 }
 
-/// Where Fashion-MNIST is read from.
+/// Where the images are read from.
 #[derive(Debug, Args)]
 pub struct FashionArgs {
     /// Directory with the Fashion-MNIST .gz files (default: $UNTRAINABLE_FASHION_MNIST,
-    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist).
+    /// $UNTRAINABLE_DATA/fashion-mnist, /usr/share/datasets/fashion-mnist, ./data/fashion-mnist);
+    /// for `--preset paper`, the ImageNet root holding train/ and val/ (default:
+    /// $UNTRAINABLE_IMAGENET).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Threads decoding ImageNet's JPEGs for each batch (default: every core).
+    #[arg(long, value_name = "N")]
+    pub data_workers: Option<usize>,
 }
 
 /// A target of Table 1; its arms are logged as `<name>/<arm>`.
@@ -208,6 +217,9 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DataConfig {
+    /// The images: Fashion-MNIST (the default) or ImageNet (the paper preset).
+    #[serde(default, skip_serializing_if = "ImageDataset::is_fashion_mnist")]
+    dataset: ImageDataset,
     /// Validation examples, held out from the 60k training images.
     val_size: usize,
     /// Training examples used, 0 for all the rest of the 60k.
@@ -289,7 +301,24 @@ impl Config {
         guide.ok_or_else(|| Self::missing(target.guide(), target))
     }
 
+    /// Checks every field; the networks' class counts against Fashion-MNIST's
+    /// 10 (ImageNet's are checked once its folder is read, by
+    /// [`Config::validate_classes`]).
     pub fn validate(&self) -> Result<(), String> {
+        match self.data.dataset {
+            ImageDataset::FashionMnist => self.validate_classes(Some(10)),
+            ImageDataset::Imagenet if self.data.canvas.is_some() => Err(
+                "data.canvas places Fashion-MNIST images on a larger canvas; remove it for \
+                 data.dataset = \"imagenet\""
+                    .into(),
+            ),
+            ImageDataset::Imagenet => self.validate_classes(None),
+        }
+    }
+
+    /// [`Config::validate`], with every network's output counting
+    /// `classes` where given.
+    fn validate_classes(&self, classes: Option<usize>) -> Result<(), String> {
         if self.targets.is_empty() {
             return Err(
                 "targets is empty; list at least one of \"deep-fcn\", \"wide-fcn\", \"conv\", \"deep-fcn-vit\""
@@ -302,15 +331,13 @@ impl Config {
             }
         }
         self.input.validate()?;
+        self.data.dataset.validate_input(&self.input)?;
         let features = self.input.features();
-        let check_classes = |section: &str, classes: usize| {
-            if classes == 10 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{section}.classes is {classes} but Fashion-MNIST has 10 classes; set {section}.classes = 10"
-                ))
-            }
+        let check_classes = |section: &str, outputs: usize| match classes {
+            Some(n) if outputs != n => Err(format!(
+                "{section}.classes is {outputs} but the images have {n} classes; set {section}.classes = {n}"
+            )),
+            _ => Ok(()),
         };
         let check_resnet = |section: &str, net: &ResNetConfig| {
             net.validate()
@@ -460,29 +487,81 @@ impl FashionData {
     }
 }
 
+/// The images of a run: Fashion-MNIST in memory, or ImageNet decoded from
+/// its folder batch by batch.
+pub enum ImageRunData {
+    Fashion(FashionData),
+    ImageNet(ImageNetData),
+}
+
+impl ImageRunData {
+    /// The images `config.data.dataset` names; ImageNet's class count is
+    /// checked against the networks' once its folder is read.
+    fn load(config: &Config, args: &FashionArgs) -> Result<Self, String> {
+        let d = &config.data;
+        match d.dataset {
+            ImageDataset::FashionMnist => FashionData::load(config, args).map(Self::Fashion),
+            ImageDataset::Imagenet => {
+                let task = read_imagenet(args, d.val_size, d.train_size, d.split_seed)?;
+                config.validate_classes(Some(task.classes()))?;
+                Ok(Self::ImageNet(task))
+            }
+        }
+    }
+}
+
+/// ImageNet from `--data` (or its default place), `val_size` training
+/// images held out for validation (split by `split_seed`), `train_size` of
+/// the rest kept (0 for all), decoded by `--data-workers` threads.
+pub fn read_imagenet(
+    args: &FashionArgs,
+    val_size: usize,
+    train_size: usize,
+    split_seed: u64,
+) -> Result<ImageNetData, String> {
+    let net = ImageNet::find(args.data.as_deref()).map_err(|e| e.to_string())?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.data_workers.unwrap_or(cores);
+    ImageNetData::new(net, val_size, train_size, split_seed, workers)
+}
+
 /// What every target's runs share.
-struct Shared<'a> {
+struct Shared<'a, K> {
     config: &'a Config,
-    task: &'a ImageData<'a>,
+    task: &'a K,
     context: &'a Context,
 }
 
-/// Trains every target's arms for every seed; the guides trained alone are
-/// kept once.
-fn run(config: &Config, data: &FashionData, context: &Context) -> Result<RunResults, String> {
-    let task = ImageData {
-        train: &data.train,
-        val: &data.val,
-        test: Some(&data.test),
-        input: &config.input,
-    };
+/// Trains every target's arms for every seed on the images of `data`.
+fn run(config: &Config, data: &ImageRunData, context: &Context) -> Result<RunResults, String> {
+    match data {
+        ImageRunData::Fashion(data) => {
+            let task = ImageData {
+                train: &data.train,
+                val: &data.val,
+                test: Some(&data.test),
+                input: &config.input,
+            };
+            run_task(config, &task, context)
+        }
+        ImageRunData::ImageNet(task) => run_task(config, task, context),
+    }
+}
+
+/// Trains every target's arms for every seed on `task`; the guides trained
+/// alone are kept once.
+fn run_task<K: Task<Input = Tensor<4>, Targets = Tensor<1, Int>>>(
+    config: &Config,
+    task: &K,
+    context: &Context,
+) -> Result<RunResults, String> {
     let names: Vec<&str> = config.targets.iter().map(|t| t.name()).collect();
     tracing::info!(
         "{}: {} training / {} validation / {} test images, targets {}, {} arms × {} seeds → {}",
         context.experiment,
-        data.train.len(),
-        data.val.len(),
-        data.test.len(),
+        task.len(Split::Train),
+        task.len(Split::Val),
+        task.len(Split::Test),
         names.join(", "),
         config.arms.len(),
         context.seeds.len(),
@@ -490,7 +569,7 @@ fn run(config: &Config, data: &FashionData, context: &Context) -> Result<RunResu
     );
     let shared = Shared {
         config,
-        task: &task,
+        task,
         context,
     };
     let mut results = RunResults::default();
@@ -533,8 +612,8 @@ fn run(config: &Config, data: &FashionData, context: &Context) -> Result<RunResu
 /// Every arm of one target for every seed (after its guide, trained alone
 /// where an arm needs it); arms are renamed `<target>/<arm>` and the guide's
 /// own training `<guide>/guide`.
-fn run_target<T: Network<Input = Tensor<4>>>(
-    shared: &Shared<'_>,
+fn run_target<K: Task<Input = Tensor<4>>, T: Network<Input = Tensor<4>>>(
+    shared: &Shared<'_, K>,
     target: Target,
     build: &dyn Fn(&Device) -> T,
 ) -> Result<RunResults, String> {
@@ -548,14 +627,15 @@ fn run_target<T: Network<Input = Tensor<4>>>(
 
 /// [`run_target`] with the guide's config (part of the trained guide's
 /// recipe) and constructor.
-fn run_target_with<T, G, C>(
-    shared: &Shared<'_>,
+fn run_target_with<K, T, G, C>(
+    shared: &Shared<'_, K>,
     target: Target,
     build: &dyn Fn(&Device) -> T,
     guide: &C,
     build_guide: &dyn Fn(&Device) -> G,
 ) -> Result<RunResults, String>
 where
+    K: Task<Input = Tensor<4>>,
     T: Network<Input = Tensor<4>>,
     G: Network<Input = Tensor<4>>,
     C: Serialize,

@@ -31,8 +31,14 @@ pub enum Preset {
     Smoke,
     /// Minutes on two CPU cores: the committed reproduction.
     Cpu,
-    /// The paper's sizes and schedule, for a GPU backend.
+    /// The paper's sizes, schedule and data (ImageNet, WikiText-103, read
+    /// from `--data`), for a GPU backend.
     Paper,
+    /// The image experiments' paper sizes on Fashion-MNIST resized to
+    /// 3×224×224, to check on a small machine that they start.
+    PaperFmnist,
+    /// The language model's paper sizes on the State of the Union corpus.
+    PaperSotu,
 }
 
 impl Preset {
@@ -41,6 +47,8 @@ impl Preset {
             Preset::Smoke => "smoke",
             Preset::Cpu => "cpu",
             Preset::Paper => "paper",
+            Preset::PaperFmnist => "paper-fmnist",
+            Preset::PaperSotu => "paper-sotu",
         }
     }
 }

@@ -91,7 +91,8 @@ pub fn run_experiment(path: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
 }
 
-/// Runs an image experiment at its `paper` preset for one training step of
+/// Runs an image experiment at its `paper-fmnist` preset (the paper's
+/// sizes on Fashion-MNIST) for one training step of
 /// every guide and arm, on batches of `batch` examples and validation and
 /// test sets of `2 · batch`, writing into `out`: a check that the paper's
 /// networks build and train, short enough for two cores.
@@ -107,7 +108,15 @@ pub fn run_paper_start(path: &str, out: &Path, batch: usize) -> Output {
         format!("data.test_size={}", 2 * batch),
     ];
     let out = out.to_str().expect("a UTF-8 path");
-    let mut args = vec!["--preset", "paper", "--seed", "0", "--quiet", "--out", out];
+    let mut args = vec![
+        "--preset",
+        "paper-fmnist",
+        "--seed",
+        "0",
+        "--quiet",
+        "--out",
+        out,
+    ];
     for set in &sets {
         args.extend(["--set", set.as_str()]);
     }

@@ -26,6 +26,10 @@ draws <figures>/ablations.{png,svg}.";
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ];
     // `all-pairs` guides every pair from the trained ResNet-18: Table 1's
     // trained-guide arm.

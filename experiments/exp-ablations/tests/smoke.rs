@@ -106,7 +106,12 @@ fn smoke_preset_guides_each_subset_with_each_distance_and_logs_the_intrinsic_dim
 
 #[test]
 fn every_preset_resolves_with_every_arm() {
-    for (preset, arms) in [("smoke", 6), ("cpu", 14), ("paper", 14)] {
+    for (preset, arms) in [
+        ("smoke", 6),
+        ("cpu", 14),
+        ("paper", 14),
+        ("paper-fmnist", 14),
+    ] {
         let run = exp(&["--preset", preset, "--dry-run"]);
         assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
         let stdout = text(&run.stdout);

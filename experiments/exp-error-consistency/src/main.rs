@@ -48,6 +48,10 @@ correctness between every two of them, per seed. Writes OUT/error-consistency/\
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ];
 
     fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), paper_figures::FigureError> {

@@ -115,7 +115,7 @@ fn smoke_preset_logs_kappa_between_every_two_networks_from_their_predictions() {
 
 #[test]
 fn every_preset_resolves_with_both_guides() {
-    for preset in ["smoke", "cpu", "paper"] {
+    for preset in ["smoke", "cpu", "paper", "paper-fmnist"] {
         let run = exp(&["--preset", preset, "--dry-run"]);
         assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
         let stdout = text(&run.stdout);

@@ -10,12 +10,15 @@ use std::error::Error;
 use std::path::Path;
 use std::process::ExitCode;
 
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use untrainable_arch_cnn::ResNetConfig;
 use untrainable_arch_fcn::FcnConfig;
-use untrainable_guidance::{ArmConfig, ImageData, InputSpec, PairsConfig, TrainConfig};
-use untrainable_image_experiment::{FashionArgs, FashionData};
-use untrainable_results::{Gate, MetricRow};
+use untrainable_guidance::{
+    ArmConfig, ImageData, ImageDataset, InputSpec, PairsConfig, Task, TrainConfig,
+};
+use untrainable_image_experiment::{FashionArgs, FashionData, ImageRunData, read_imagenet};
+use untrainable_results::{Gate, MetricRow, Split};
 use untrainable_runner::{CommonArgs, Context, Experiment, GuidedExperiment, Preset, RunResults};
 
 struct FcnWarmup;
@@ -29,11 +32,16 @@ and config.toml, then draws <figures>/fcn-warmup.{png,svg}.";
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ];
     type Config = Config;
     type Args = FashionArgs;
-    /// The training and validation images (the test images go unused).
-    type Data = FashionData;
+    /// The training and validation images (Fashion-MNIST's test images go
+    /// unused; ImageNet's validation split measures the selected network).
+    type Data = ImageRunData;
 
     fn seeds(config: &Config) -> u64 {
         config.seeds
@@ -47,44 +55,67 @@ and config.toml, then draws <figures>/fcn-warmup.{png,svg}.";
         config.validate()
     }
 
-    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<FashionData, String> {
-        let data = &config.data;
-        FashionData::read(args, None, data.val_size, data.train_size, data.split_seed)
+    fn load(config: &Config, args: &FashionArgs, _: &CommonArgs) -> Result<ImageRunData, String> {
+        let d = &config.data;
+        match d.dataset {
+            ImageDataset::FashionMnist => {
+                FashionData::read(args, None, d.val_size, d.train_size, d.split_seed)
+                    .map(ImageRunData::Fashion)
+            }
+            ImageDataset::Imagenet => {
+                let task = read_imagenet(args, d.val_size, d.train_size, d.split_seed)?;
+                config.validate_classes(task.classes())?;
+                Ok(ImageRunData::ImageNet(task))
+            }
+        }
     }
 
-    fn run(config: &Config, data: &FashionData, context: &Context) -> Result<RunResults, String> {
-        let (train, val) = (&data.train, &data.val);
-        let images = ImageData {
-            train,
-            val,
-            test: None,
-            input: &config.input,
-        };
-        tracing::info!(
-            "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
-            train.len(),
-            val.len(),
-            config.arms.len(),
-            context.seeds.len(),
-            context.run_dir.path().display()
-        );
-        GuidedExperiment {
-            task: &images,
-            target: &|device| config.target.init(device),
-            guide: &|device| config.guide.init(device),
-            pairs: &config.pairs,
-            train: &config.train,
-            guide_train: None,
-            guide_recipe: "",
-            arms: &config.arms,
-            context,
+    fn run(config: &Config, data: &ImageRunData, context: &Context) -> Result<RunResults, String> {
+        match data {
+            ImageRunData::Fashion(data) => {
+                let images = ImageData {
+                    train: &data.train,
+                    val: &data.val,
+                    test: None,
+                    input: &config.input,
+                };
+                run_task(config, &images, context)
+            }
+            ImageRunData::ImageNet(task) => run_task(config, task, context),
         }
-        .run()
     }
 
     fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), Box<dyn Error>> {
         Ok(paper_figures::draw_fcn_warmup(rows, stem)?)
     }
+}
+
+/// Every arm for every seed on `task`.
+fn run_task<K: Task<Input = Tensor<4>>>(
+    config: &Config,
+    task: &K,
+    context: &Context,
+) -> Result<RunResults, String> {
+    tracing::info!(
+        "fcn-warmup: {} training / {} validation images, {} arms × {} seeds → {}",
+        task.len(Split::Train),
+        task.len(Split::Val),
+        config.arms.len(),
+        context.seeds.len(),
+        context.run_dir.path().display()
+    );
+    GuidedExperiment {
+        task,
+        target: &|device| config.target.init(device),
+        guide: &|device| config.guide.init(device),
+        pairs: &config.pairs,
+        train: &config.train,
+        guide_train: None,
+        guide_recipe: "",
+        arms: &config.arms,
+        context,
+    }
+    .run()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +139,10 @@ struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DataConfig {
+    /// The images: Fashion-MNIST (the default) or ImageNet (the paper preset,
+    /// which also measures the selected network on ImageNet's validation split).
+    #[serde(default, skip_serializing_if = "ImageDataset::is_fashion_mnist")]
+    dataset: ImageDataset,
     /// Validation examples, held out from the 60k training images.
     val_size: usize,
     /// Training examples used, 0 for all the rest of the 60k; a small
@@ -118,6 +153,20 @@ struct DataConfig {
 }
 
 impl Config {
+    /// The target's and the guide's outputs against the images' `classes`
+    /// (Fashion-MNIST's 10 in [`Config::validate`]; ImageNet's once its
+    /// folder is read).
+    fn validate_classes(&self, classes: usize) -> Result<(), String> {
+        if self.target.classes != classes || self.guide.classes != classes {
+            return Err(format!(
+                "target.classes is {} and guide.classes {} but the images have {classes} classes; \
+                 set both to {classes}",
+                self.target.classes, self.guide.classes
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), String> {
         self.input.validate()?;
         self.target.validate()?;
@@ -140,8 +189,9 @@ impl Config {
                 self.guide.in_channels, self.input.channels
             ));
         }
-        if self.target.classes != 10 || self.guide.classes != 10 {
-            return Err("target.classes and guide.classes must be 10 for Fashion-MNIST".into());
+        self.data.dataset.validate_input(&self.input)?;
+        if self.data.dataset == ImageDataset::FashionMnist {
+            self.validate_classes(10)?;
         }
         untrainable_runner::validate_arms(&self.arms, &self.train, false)?;
         Ok(())

@@ -142,7 +142,7 @@ fn dry_run_prints_the_resolved_config_with_overrides() {
 
 #[test]
 fn every_preset_resolves_and_validates() {
-    for preset in ["smoke", "cpu", "paper"] {
+    for preset in ["smoke", "cpu", "paper", "paper-fmnist"] {
         let run = exp(&["--preset", preset, "--dry-run"]);
         assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
     }
@@ -304,5 +304,22 @@ fn a_killed_run_resumes_from_its_checkpoints_to_the_same_numbers() {
         rows(broken.path()),
         rows(whole.path()),
         "killed at {killed_at:?}"
+    );
+}
+
+/// Without --data and $UNTRAINABLE_IMAGENET the paper preset stops at once,
+/// saying what to download and where to point.
+#[test]
+fn paper_preset_without_imagenet_says_what_to_download() {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_exp-fcn-warmup"))
+        .args(["--preset", "paper", "--seed", "0"])
+        .env_remove("UNTRAINABLE_IMAGENET")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("ILSVRC-2012") && err.contains("--data"),
+        "{err}"
     );
 }

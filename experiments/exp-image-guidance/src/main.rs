@@ -22,6 +22,10 @@ accuracy. Writes OUT/image-guidance/{metrics,summary}.parquet and config.toml, t
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ];
 
     fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), paper_figures::FigureError> {

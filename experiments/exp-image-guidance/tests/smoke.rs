@@ -176,7 +176,7 @@ fn dry_run_prints_the_resolved_config_with_overrides() {
 
 #[test]
 fn every_preset_resolves_and_validates() {
-    for preset in ["smoke", "cpu", "paper"] {
+    for preset in ["smoke", "cpu", "paper", "paper-fmnist"] {
         let run = exp(&["--preset", preset, "--dry-run"]);
         assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
         let stdout = text(&run.stdout);
@@ -192,7 +192,7 @@ fn every_preset_resolves_and_validates() {
     }
 }
 
-/// The paper preset builds its networks at the paper's sizes (3×224×224
+/// The paper-fmnist preset builds its networks at the paper's sizes (3×224×224
 /// inputs, the ImageNet Deep FCN with 359.8 M parameters, torchvision
 /// ResNet-18) and trains one step of every arm and of the guide. The Deep FCN
 /// only: the Wide FCN does not fit in 24 GiB (see the preset). Batches of 8
@@ -207,7 +207,7 @@ fn paper_preset_starts_with_the_deep_fcn() {
     let out = tempfile::tempdir().unwrap();
     let run = exp(&[
         "--preset",
-        "paper",
+        "paper-fmnist",
         "--seed",
         "0",
         "--quiet",
@@ -252,6 +252,109 @@ fn paper_preset_starts_with_the_deep_fcn() {
         stderr.contains("parameters, guided by resnet18"),
         "no parameter counts: {stderr}"
     );
+}
+
+/// A tiny ImageNet: the images of the transform tests (two classes, JPEG
+/// and PNG, RGB, greyscale and CMYK) as both its splits.
+fn tiny_imagenet(root: &std::path::Path) {
+    let images = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/tasks/tests/fixtures/imagenet-reference/images");
+    for split in ["train", "val"] {
+        for class in ["cat", "dog"] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for file in std::fs::read_dir(images.join(class)).unwrap() {
+                let file = file.unwrap().path();
+                std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+}
+
+/// The paper preset reads ImageNet from --data: here a tiny one, with
+/// networks narrowed so that one step of each arm takes seconds.
+#[test]
+fn paper_preset_trains_on_the_imagenet_given() {
+    let (data, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    tiny_imagenet(data.path());
+    let mut args = vec![
+        "--preset",
+        "paper",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--data-workers",
+        "2",
+        "--seed",
+        "0",
+        "--quiet",
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    let sets = [
+        "targets=[\"deep-fcn\"]",
+        "deep_fcn.first_width=8",
+        "deep_fcn.width=8",
+        "deep_fcn.hidden_layers=2",
+        "deep_fcn.classes=2",
+        "resnet18.classes=2",
+        "resnet18.base_width=2",
+        "resnet50.classes=2",
+        "train.max_steps=1",
+        "guide_train.max_steps=1",
+        "train.batch_size=2",
+        "guide_train.batch_size=2",
+        "train.eval_batch_size=2",
+        "guide_train.eval_batch_size=2",
+        "data.val_size=2",
+    ];
+    for set in &sets {
+        args.extend(["--set", set]);
+    }
+    let run = exp(&args);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stderr = text(&run.stderr);
+    // 5 training images less 2 held out; ImageNet's 5 validation images as the test split.
+    assert!(
+        stderr.contains("3 training / 2 validation / 5 test images"),
+        "{stderr}"
+    );
+    let summary = read_parquet(&out.path().join("image-guidance").join("summary.parquet"));
+    assert!(
+        strings(&summary, "status").iter().all(|s| s == "ok"),
+        "{summary}"
+    );
+
+    // The class count is ImageNet's, read from the folder.
+    args.extend(["--set", "resnet18.classes=3"]);
+    let run = exp(&args);
+    assert!(!run.status.success());
+    let err = text(&run.stderr);
+    assert!(
+        err.contains("resnet18.classes is 3 but the images have 2 classes"),
+        "{err}"
+    );
+}
+
+/// Without --data and $UNTRAINABLE_IMAGENET the paper preset stops at once,
+/// saying what to download and where to point.
+#[test]
+fn paper_preset_without_imagenet_says_what_to_download() {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_exp-image-guidance"))
+        .args(["--preset", "paper", "--seed", "0"])
+        .env_remove("UNTRAINABLE_IMAGENET")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = text(&run.stderr);
+    for needle in [
+        "ILSVRC-2012",
+        "--data",
+        "UNTRAINABLE_IMAGENET",
+        "train/<wnid>",
+        "data -- check imagenet",
+    ] {
+        assert!(err.contains(needle), "no `{needle}` in: {err}");
+    }
 }
 
 #[test]

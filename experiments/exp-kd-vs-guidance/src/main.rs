@@ -25,6 +25,10 @@ then draws <figures>/kd-vs-guidance.{png,svg}.";
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperFmnist,
+            include_str!("../presets/paper-fmnist.toml"),
+        ),
     ];
 
     fn draw(rows: &[MetricRow], stem: &Path) -> Result<(), paper_figures::FigureError> {

@@ -108,7 +108,7 @@ fn smoke_preset_trains_every_method_from_both_teachers_and_resumes() {
 
 #[test]
 fn every_preset_resolves_with_the_deep_fcn_and_resnet18_only() {
-    for preset in ["smoke", "cpu", "paper"] {
+    for preset in ["smoke", "cpu", "paper", "paper-fmnist"] {
         let run = exp(&["--preset", preset, "--dry-run"]);
         assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
         let stdout = text(&run.stdout);

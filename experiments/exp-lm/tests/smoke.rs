@@ -196,7 +196,7 @@ fn dry_run_prints_the_resolved_config_with_overrides() {
 
 #[test]
 fn every_preset_resolves_and_validates() {
-    for preset in ["smoke", "cpu", "paper"] {
+    for preset in ["smoke", "cpu", "paper", "paper-sotu"] {
         let run = exp(&["--preset", preset, "--dry-run"]);
         assert!(run.status.success(), "{preset}: {}", text(&run.stderr));
         let stdout = text(&run.stdout);
@@ -209,6 +209,106 @@ fn every_preset_resolves_and_validates() {
             stdout.contains("grad_clip_norm = 0.25"),
             "{preset}: {stdout}"
         );
+    }
+}
+
+/// The paper preset reads WikiText-103 from --data: here a small corpus in
+/// its format (300 distinct words), with networks narrowed so that one step
+/// of each arm takes seconds.
+#[test]
+fn paper_preset_trains_on_the_wikitext_given() {
+    let (data, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let words: Vec<String> = (0..300).map(|i| format!("w{i}")).collect();
+    let train: String = words
+        .chunks(10)
+        .map(|line| format!(" {} \n", line.join(" ")))
+        .collect();
+    std::fs::write(data.path().join("wiki.train.tokens"), train.repeat(3)).unwrap();
+    for split in ["valid", "test"] {
+        let text = " = w1 = \n \n w5 w6 <unk> w7 . \n".repeat(30);
+        std::fs::write(data.path().join(format!("wiki.{split}.tokens")), text).unwrap();
+    }
+    // 300 words, <eos>, <unk>: 302.
+    let mut args = vec![
+        "--preset",
+        "paper",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--seed",
+        "0",
+        "--quiet",
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    let sets = [
+        "lm.vocab_size=302",
+        "lm.context=8",
+        "targets.small.vocab=302",
+        "targets.large.vocab=302",
+        "guide.vocab=302",
+        "targets.small.embedding=8",
+        "targets.small.hidden=8",
+        "targets.large.embedding=8",
+        "targets.large.hidden=8",
+        "guide.d_model=8",
+        "guide.heads=2",
+        "guide.ff=8",
+        "guide.max_positions=8",
+        "train.max_steps=1",
+        "guide_train.max_steps=1",
+        "train.batch_size=4",
+        "guide_train.batch_size=4",
+        "train.eval_batch_size=16",
+        "guide_train.eval_batch_size=16",
+    ];
+    for set in &sets {
+        args.extend(["--set", set]);
+    }
+    let run = exp(&args);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stderr = text(&run.stderr);
+    // 90 lines of 10 words + <eos>, and the opening <eos>: 991 tokens, 123 windows of 8.
+    assert!(
+        stderr.contains("lm train: 90 documents, 123 windows of 8 tokens"),
+        "{stderr}"
+    );
+    let summary = read_parquet(&out.path().join("lm").join("summary.parquet"));
+    assert!(
+        strings(&summary, "status").iter().all(|s| s == "ok"),
+        "{summary}"
+    );
+
+    // The vocabulary's size comes from the data; a mismatch says what to set.
+    args.extend(["--set", "lm.vocab_size=303"]);
+    for net in [
+        "targets.small.vocab=303",
+        "targets.large.vocab=303",
+        "guide.vocab=303",
+    ] {
+        args.extend(["--set", net]);
+    }
+    let err = text(&exp(&args).stderr);
+    assert!(err.contains("has 302 words in its training split"), "{err}");
+}
+
+/// Without --data and $UNTRAINABLE_WIKITEXT103 the paper preset stops at
+/// once, saying what to download and where to point.
+#[test]
+fn paper_preset_without_wikitext_says_what_to_download() {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_exp-lm"))
+        .args(["--preset", "paper", "--seed", "0"])
+        .env_remove("UNTRAINABLE_WIKITEXT103")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = text(&run.stderr);
+    for needle in [
+        "WikiText-103",
+        "--data",
+        "UNTRAINABLE_WIKITEXT103",
+        "wiki.train.tokens",
+    ] {
+        assert!(err.contains(needle), "no `{needle}` in: {err}");
     }
 }
 
