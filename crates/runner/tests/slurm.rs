@@ -143,7 +143,9 @@ fn copy_paste_slice_cancelled_mid_run_resumes_when_resubmitted() {
     // Its own run's checkpoint, not the trained guide's, which the guides'
     // job may leave behind before the slice starts.
     let run = slice.join("runs/trained-guide-seed0/checkpoint");
-    wait_for("a checkpoint of slice 1's first run", || has_checkpoint(&run));
+    wait_for("a checkpoint of slice 1's first run", || {
+        has_checkpoint(&run)
+    });
     let cancel = Command::new("scancel")
         .arg(format!("{array}_1"))
         .output()

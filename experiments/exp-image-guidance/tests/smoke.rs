@@ -429,3 +429,34 @@ fn the_pilot_config_resolves_with_its_gates() {
         "{stdout}"
     );
 }
+
+/// A canvas the size of the images places every item at (0, 0) unchanged,
+/// so it reproduces the plain run exactly; shrinking the items changes the
+/// data, and the run with them.
+#[test]
+fn the_canvas_is_exact_at_full_size_and_changes_the_data_when_it_shrinks() {
+    let metrics_with = |canvas: Option<&str>| {
+        let out = tempfile::tempdir().unwrap();
+        let out_dir = out.path().to_str().unwrap();
+        let mut args = vec!["--preset", "smoke", "--quiet", "--out", out_dir];
+        args.extend(["--figures", out_dir, "--set", "targets=[\"deep-fcn\"]"]);
+        let set = canvas.map(|c| format!("data.canvas={c}"));
+        if let Some(set) = &set {
+            args.extend(["--set", set]);
+        }
+        let run = exp(&args);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        std::fs::read(out.path().join("image-guidance/metrics.parquet")).unwrap()
+    };
+    let plain = metrics_with(None);
+    assert_eq!(
+        metrics_with(Some("{ size = 28, item_size = 28 }")),
+        plain,
+        "a full-size canvas changed the run"
+    );
+    assert_ne!(
+        metrics_with(Some("{ size = 28, item_size = 14 }")),
+        plain,
+        "shrunk items left the run unchanged"
+    );
+}
