@@ -170,9 +170,10 @@ fn copy_paste_slice_cancelled_mid_run_resumes_when_resubmitted() {
     );
 }
 
-/// Whether the checkpoint directory `dir` holds a file.
+/// Whether the checkpoint directory `dir` holds a complete checkpoint:
+/// `LATEST` is written, atomically, only after the checkpoint it names.
 fn has_checkpoint(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut files| files.next().is_some())
+    dir.join("LATEST").is_file()
 }
 
 /// Whether Slurm no longer runs or holds job `id`.
