@@ -26,7 +26,7 @@ pub use data::InputSpec;
 pub use guide_store::{Stored, TrainedStore};
 pub use guide_table::GuideTapTable;
 pub use imagenet::{ImageDataset, ImageNetData};
-pub use lm::{LmTask, TOKEN_PPL, WORD_PPL, WindowCounts};
+pub use lm::{KNESER_NEY_ARM, LmTask, TOKEN_PPL, WORD_PPL, WindowCounts};
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairSubset, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, data_split, masked_cross_entropy};

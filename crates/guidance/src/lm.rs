@@ -20,6 +20,7 @@ use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use untrainable_core::TokenBatch;
 use untrainable_results::{MetricRow, Split};
+use untrainable_tasks::ngram::KneserNeyTrigram;
 use untrainable_tasks::sequence::Split as DataSplit;
 use untrainable_tasks::sotu::{LmData, LmStream, Perplexity};
 
@@ -32,6 +33,10 @@ pub const TOKEN_PPL: &str = "token_ppl";
 /// Metric name of word-level perplexity, `exp(total token NLL / words)`,
 /// the paper's measure.
 pub const WORD_PPL: &str = "word_ppl";
+
+/// Arm name of the count-based anchor, an interpolated Kneser-Ney trigram
+/// fitted on the training windows the networks read (docs/regimes.md).
+pub const KNESER_NEY_ARM: &str = "kneser-ney";
 
 /// How many windows of each split a run uses, spread evenly over the
 /// split's stream; 0 takes every window.
@@ -199,6 +204,68 @@ impl LmTask {
                     value,
                     ..row.clone()
                 });
+            }
+        }
+        out
+    }
+}
+
+impl LmTask {
+    /// An interpolated Kneser-Ney trigram fitted on the chosen training
+    /// windows, each read as its input followed by its last target: the
+    /// tokens the networks learn from, and no others.
+    pub fn kneser_ney(&self) -> KneserNeyTrigram {
+        let windows = self.stream(Split::Train).windows(self.context);
+        let chosen = &self.chosen[index(DataSplit::Train)];
+        let sequences: Vec<Vec<u32>> = chosen
+            .iter()
+            .map(|&i| {
+                let w = windows.get(i);
+                let mut tokens = w.input.to_vec();
+                tokens.push(w.target[self.context - 1]);
+                tokens
+            })
+            .collect();
+        KneserNeyTrigram::fit(self.vocab_size, sequences.iter().map(Vec::as_slice))
+    }
+
+    /// The `loss`, [`TOKEN_PPL`] and [`WORD_PPL`] of `model` on the
+    /// validation and test windows, as arm [`KNESER_NEY_ARM`] of every seed
+    /// in `seeds` (the model has no seed: each seed's arms compare with the
+    /// same values).
+    pub fn kneser_ney_rows(
+        &self,
+        model: &KneserNeyTrigram,
+        experiment: &str,
+        seeds: &[u64],
+    ) -> Vec<MetricRow> {
+        let mut out = Vec::new();
+        for split in [Split::Val, Split::Test] {
+            let windows = self.stream(split).windows(self.context);
+            let total: f64 = self.chosen[index(data_split(split))]
+                .iter()
+                .map(|&i| {
+                    let w = windows.get(i);
+                    model.window_nll(w.input, w.target)
+                })
+                .sum();
+            let mean = total / self.tokens(split) as f64;
+            let ppl = self.perplexity(split, mean);
+            for &seed in seeds {
+                for (metric, value) in
+                    [("loss", mean), (TOKEN_PPL, ppl.token), (WORD_PPL, ppl.word)]
+                {
+                    out.push(MetricRow {
+                        experiment: experiment.into(),
+                        arm: KNESER_NEY_ARM.into(),
+                        seed,
+                        step: 0,
+                        epoch: None,
+                        split,
+                        metric: metric.into(),
+                        value,
+                    });
+                }
             }
         }
         out
@@ -373,6 +440,55 @@ mod tests {
         assert!(err.contains("windows.val = 1000"), "{err}");
         let err = LmTask::new(data(), 10_000, WindowCounts::all()).unwrap_err();
         assert!(err.contains("not one window"), "{err}");
+    }
+
+    /// The test split's text is either one the trigram was fitted on or an
+    /// unseen one.
+    fn kneser_ney_test_ppl(test_text: usize) -> (f64, Vec<MetricRow>) {
+        let mut data = data();
+        data.test = LmStream::build(&data.tokenizer, [TEXTS[test_text]]);
+        let task = LmTask::new(data, 3, WindowCounts::all()).unwrap();
+        let rows = task.kneser_ney_rows(&task.kneser_ney(), "lm", &[0, 4]);
+        let word = |split, seed| {
+            rows.iter()
+                .find(|r| r.split == split && r.seed == seed && r.metric == WORD_PPL)
+                .unwrap()
+                .value
+        };
+        assert_eq!(
+            word(Split::Test, 0),
+            word(Split::Test, 4),
+            "a seedless model"
+        );
+        for split in [Split::Val, Split::Test] {
+            let loss = rows
+                .iter()
+                .find(|r| r.split == split && r.metric == "loss")
+                .unwrap()
+                .value;
+            let (tokens, words) = (task.tokens(split) as f64, task.words(split) as f64);
+            assert!((word(split, 0) - (loss * tokens / words).exp()).abs() < 1e-9 * word(split, 0));
+        }
+        assert!(
+            rows.iter()
+                .all(|r| r.arm == KNESER_NEY_ARM && r.epoch.is_none())
+        );
+        (word(Split::Test, 0), rows)
+    }
+
+    #[test]
+    fn the_kneser_ney_anchor_learns_the_training_windows_only() {
+        let (seen, rows) = kneser_ney_test_ppl(0);
+        let (unseen, _) = kneser_ney_test_ppl(5);
+        assert_eq!(
+            rows.len(),
+            2 * 3 * 2,
+            "val and test, three metrics, two seeds"
+        );
+        assert!(
+            seen < 0.5 * unseen,
+            "a training text at {seen}, an unseen one at {unseen}"
+        );
     }
 
     #[test]

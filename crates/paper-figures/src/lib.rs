@@ -238,7 +238,9 @@ pub fn draw_lm(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError
             expected: "per-epoch validation `word_ppl` rows".into(),
         });
     }
-    let arms = arms_in_order(metrics);
+    // The count-based anchor (arm `kneser-ney`) has no curves: only test rows.
+    let mut arms = arms_in_order(metrics);
+    arms.retain(|a| a != "kneser-ney");
     // The role of an arm: what follows `<target>/`, or the arm itself.
     let role = |arm: &str| arm.split_once('/').map_or(arm, |(_, r)| r).to_string();
     let mut roles: Vec<String> = Vec::new();

@@ -17,7 +17,10 @@
 //! The measure is the paper's word-level perplexity,
 //! `exp(total token NLL / words)`, logged as `word_ppl` (and token-level
 //! perplexity as `token_ppl`) beside every validation and test `loss`
-//! (see `untrainable_guidance::lm`).
+//! (see `untrainable_guidance::lm`), and beside them those of arm
+//! `kneser-ney`, an interpolated Kneser-Ney trigram fitted on the same
+//! training windows: the count-based anchor a trained network must beat
+//! (docs/regimes.md).
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -28,7 +31,8 @@ use serde::{Deserialize, Serialize};
 use untrainable_arch_rnn::{RnnLmConfig, tap_name};
 use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_guidance::{
-    ArmConfig, LmTask, PairsConfig, Split, Task, TrainConfig, WORD_PPL, WindowCounts, resolve_pairs,
+    ArmConfig, KNESER_NEY_ARM, LmTask, PairsConfig, Split, Task, TrainConfig, WORD_PPL,
+    WindowCounts, resolve_pairs,
 };
 use untrainable_results::{Gate, MetricRow, SummaryRow, mean_sd};
 use untrainable_runner::{
@@ -291,6 +295,13 @@ fn run(config: &Config, task: &LmTask, context: &Context) -> Result<RunResults, 
     }
     let perplexities = task.perplexity_rows(&results.rows);
     results.rows.extend(perplexities);
+    let started = std::time::Instant::now();
+    let anchor = task.kneser_ney_rows(&task.kneser_ney(), Lm::NAME, &context.seeds);
+    tracing::info!(
+        "lm: the Kneser-Ney trigram anchor fitted and scored in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    results.rows.extend(anchor);
     Ok(results)
 }
 
@@ -382,6 +393,8 @@ fn perplexity_table(rows: &[MetricRow], summaries: &[SummaryRow]) -> String {
             arms.push(&s.arm);
         }
     }
+    // The count-based anchor has rows but no training run.
+    arms.push(KNESER_NEY_ARM);
     let mut out = String::from("arm                     seeds  test word ppl       paper\n");
     for arm in arms {
         let values: Vec<f64> = rows
