@@ -29,8 +29,11 @@ pub use imagenet::{ImageDataset, ImageNetData};
 pub use lm::{KNESER_NEY_ARM, LmTask, TOKEN_PPL, WORD_PPL, WindowCounts};
 pub use loss::{Reduction, guidance_loss};
 pub use mapping::{Pair, PairSubset, PairsConfig, resolve_pairs, uniform_pairs};
-pub use sequence::{CopyPasteTask, ParityTask, TokenTargets, data_split, masked_cross_entropy};
-pub use task::{ImageData, Prediction, Score, TOP5_ACCURACY, Task, evaluate, score_split};
+pub use sequence::{
+    CopyPasteTask, LONG_ACCURACY, ParityTargets, ParityTask, SHORT_ACCURACY, TokenTargets,
+    data_split, masked_cross_entropy,
+};
+pub use task::{ImageData, Prediction, Score, TOP5_ACCURACY, Tally, Task, evaluate, score_split};
 pub use train::{ArmRun, GUIDED_PAIRS, Progress, RunSpec, Runtime, Terms, objective, train_arm};
 /// The split of the data a loop reads or a row was measured on.
 pub use untrainable_results::Split;

@@ -10,7 +10,7 @@ use untrainable_tasks::copy_paste::CopyPaste;
 use untrainable_tasks::parity::Parity;
 use untrainable_tasks::sequence::{Split as DataSplit, SplitSizes};
 
-use crate::task::{Score, Task};
+use crate::task::{Score, Tally, Task};
 
 /// The generated data's split of the loop's split (the tasks crate names
 /// its own).
@@ -149,24 +149,43 @@ impl Task for CopyPasteTask {
     }
 }
 
+/// Metric names of parity accuracy on the strings of at most, and of more
+/// than, the middle of the length range: a Transformer classifies short
+/// strings well and fails on long ones (docs/regimes.md).
+pub const SHORT_ACCURACY: &str = "accuracy_short";
+pub const LONG_ACCURACY: &str = "accuracy_long";
+
 /// Parity: classify a bit string by the parity of its ones. The loss is the
 /// released code's binary cross-entropy on both logits against the one-hot
-/// label; the score, argmax accuracy.
+/// label; the score, argmax accuracy, over all strings and by length
+/// ([`SHORT_ACCURACY`], [`LONG_ACCURACY`]).
 pub struct ParityTask {
     pub task: Parity,
     pub sizes: SplitSizes,
     pub data_seed: u64,
 }
 
+/// The labels of a batch of bit strings, and each string's length.
+#[derive(Debug, Clone)]
+pub struct ParityTargets {
+    pub labels: Tensor<1, Int>,
+    pub lengths: Vec<usize>,
+}
+
 impl ParityTask {
     fn one_hot(labels: &Tensor<1, Int>, classes: usize) -> Tensor<2> {
         labels.clone().one_hot(classes).float()
+    }
+
+    /// Whether a string of `length` bits counts among the long ones.
+    fn is_long(&self, length: usize) -> bool {
+        2 * length > self.task.min_len + self.task.max_len
     }
 }
 
 impl Task for ParityTask {
     type Input = TokenBatch;
-    type Targets = Tensor<1, Int>;
+    type Targets = ParityTargets;
 
     fn len(&self, split: Split) -> usize {
         self.sizes.len(data_split(split))
@@ -177,7 +196,7 @@ impl Task for ParityTask {
         split: Split,
         indices: &[usize],
         device: &Device,
-    ) -> (TokenBatch, Tensor<1, Int>) {
+    ) -> (TokenBatch, ParityTargets) {
         let start = self.sizes.indices(data_split(split)).start;
         let examples: Vec<_> = indices
             .iter()
@@ -186,9 +205,13 @@ impl Task for ParityTask {
         let rows: Vec<Vec<i64>> = examples.iter().map(|e| e.bits.clone()).collect();
         let labels: Vec<i64> = examples.iter().map(|e| e.label as i64).collect();
         let n = labels.len();
+        let targets = ParityTargets {
+            labels: Tensor::from_data(TensorData::new(labels, [n]), device),
+            lengths: rows.iter().map(Vec::len).collect(),
+        };
         (
             TokenBatch::from_rows(&rows, self.task.pad_id(), device),
-            Tensor::from_data(TensorData::new(labels, [n]), device),
+            targets,
         )
     }
 
@@ -201,28 +224,38 @@ impl Task for ParityTask {
         )
     }
 
-    fn loss(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Tensor<1> {
-        let target = Self::one_hot(labels, output.dims()[1]);
+    fn loss(&self, output: Tensor<2>, targets: &ParityTargets) -> Tensor<1> {
+        let target = Self::one_hot(&targets.labels, output.dims()[1]);
         // BCE with logits, stable form: max(z, 0) − z·y + log(1 + e^−|z|).
         let per_logit = output.clone().clamp_min(0.0) - output.clone() * target
             + output.abs().neg().exp().log1p();
         per_logit.mean()
     }
 
-    fn score(&self, output: Tensor<2>, labels: &Tensor<1, Int>) -> Score {
-        let n = labels.dims()[0] as f64;
+    fn score(&self, output: Tensor<2>, targets: &ParityTargets) -> Score {
+        let n = targets.lengths.len() as f64;
         let predicted: Tensor<1, Int> = output.clone().argmax(1).flatten(0, 1);
-        let correct = predicted
-            .equal(labels.clone())
-            .int()
-            .sum()
-            .into_scalar::<i64>() as f64;
+        let hits = predicted.equal(targets.labels.clone()).int().into_data();
+        let hits = hits
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("hits convert to i64");
+        let mut by_length = [Tally::default(); 2];
+        for (&length, &hit) in targets.lengths.iter().zip(&hits) {
+            let tally = &mut by_length[usize::from(self.is_long(length))];
+            tally.sum += hit as f64;
+            tally.counted += 1.0;
+        }
         Score {
-            loss_sum: self.loss(output, labels).into_scalar::<f64>() * n,
-            correct,
+            loss_sum: self.loss(output, targets).into_scalar::<f64>() * n,
+            correct: hits.iter().sum::<i64>() as f64,
             counted: n,
-            extra: Vec::new(),
+            extra: by_length.to_vec(),
             predictions: Vec::new(),
         }
+    }
+
+    fn extra_metrics(&self) -> &'static [&'static str] {
+        &[SHORT_ACCURACY, LONG_ACCURACY]
     }
 }

@@ -18,13 +18,21 @@ pub struct Score {
     pub loss_sum: f64,
     pub correct: f64,
     pub counted: f64,
-    /// Sums of the task's further metrics, in the order of
+    /// The task's further metrics, in the order of
     /// [`Task::extra_metrics`] (empty where it has none).
-    pub extra: Vec<f64>,
+    pub extra: Vec<Tally>,
     /// Every scored example's prediction in order, where the task
     /// classifies whole examples (empty otherwise): what analyses of errors
     /// need.
     pub predictions: Vec<Prediction>,
+}
+
+/// A further metric's sum and the items it is a mean over: all scored
+/// items (top-5 accuracy), or a subset (accuracy on the longer strings).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tally {
+    pub sum: f64,
+    pub counted: f64,
 }
 
 /// One example's label and the class a network predicted for it.
@@ -40,10 +48,11 @@ impl Score {
         self.correct += other.correct;
         self.counted += other.counted;
         if self.extra.len() < other.extra.len() {
-            self.extra.resize(other.extra.len(), 0.0);
+            self.extra.resize(other.extra.len(), Tally::default());
         }
-        for (sum, value) in self.extra.iter_mut().zip(other.extra) {
-            *sum += value;
+        for (tally, more) in self.extra.iter_mut().zip(other.extra) {
+            tally.sum += more.sum;
+            tally.counted += more.counted;
         }
         self.predictions.extend(other.predictions);
     }
@@ -53,9 +62,10 @@ impl Score {
         (self.loss_sum / self.counted, self.correct / self.counted)
     }
 
-    /// Means of the further metrics, in the order of their sums.
+    /// Means of the further metrics, in the order of their tallies (NaN
+    /// for one that counted nothing).
     pub fn extra_means(&self) -> impl Iterator<Item = f64> + '_ {
-        self.extra.iter().map(|sum| sum / self.counted)
+        self.extra.iter().map(|t| t.sum / t.counted)
     }
 }
 
@@ -229,7 +239,10 @@ pub fn classification_score(output: Tensor<2>, labels: &Tensor<1, Int>) -> Score
         loss_sum: classification_loss(output, labels).into_scalar::<f64>() * n,
         correct,
         counted: n,
-        extra: vec![top5],
+        extra: vec![Tally {
+            sum: top5,
+            counted: n,
+        }],
         predictions,
     }
 }

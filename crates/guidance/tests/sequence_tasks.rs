@@ -7,10 +7,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::{
-    ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, Guidance, HintConfig, NoiseFor,
-    NoiseWarmup, Objective, PairsConfig, ParityTask, Progress, Reduction, RunSpec, Runtime, Split,
-    StepDecay, StepWindow, Task, TokenTargets, TrainConfig, distillation_loss, evaluate,
-    masked_cross_entropy, resolve_pairs, train_arm,
+    ArmConfig, Checkpointing, CopyPasteTask, DistillConfig, Guidance, HintConfig, LONG_ACCURACY,
+    NoiseFor, NoiseWarmup, Objective, PairsConfig, ParityTargets, ParityTask, Progress, Reduction,
+    RunSpec, Runtime, SHORT_ACCURACY, Split, StepDecay, StepWindow, Task, TokenTargets,
+    TrainConfig, distillation_loss, evaluate, masked_cross_entropy, resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
@@ -125,7 +125,10 @@ fn parity_loss_is_binary_cross_entropy_on_both_logits() {
         TensorData::new(vec![0.0f32, 0.0, 2.0, -1.0], [2, 2]),
         &device,
     );
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0], [2]), &device);
+    let labels = ParityTargets {
+        labels: Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0], [2]), &device),
+        lengths: vec![2, 50],
+    };
     // Row 1: both logits 0 → ln 2 each. Row 2, label 0: −ln σ(2) and −ln(1 − σ(−1)).
     let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
     let want = (2.0 * 2f64.ln() - sigmoid(2.0).ln() - (1.0 - sigmoid(-1.0)).ln()) / 4.0;
@@ -133,6 +136,9 @@ fn parity_loss_is_binary_cross_entropy_on_both_logits() {
     assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     let score = task.score(output, &labels);
     assert_eq!((score.correct, score.counted), (1.0, 2.0));
+    // The short string (2 bits) is wrong, the long one (50 of 2..=50) right.
+    assert_eq!(task.extra_metrics(), [SHORT_ACCURACY, LONG_ACCURACY]);
+    assert_eq!(score.extra_means().collect::<Vec<_>>(), [0.0, 1.0]);
 }
 
 #[test]
@@ -148,14 +154,16 @@ fn parity_batches_carry_the_labels_of_their_bits() {
         data_seed: 9,
     };
     let indices: Vec<usize> = (0..32).collect();
-    let (input, labels) = task.batch(Split::Train, &indices, &device);
+    let (input, targets) = task.batch(Split::Train, &indices, &device);
+    assert_eq!(targets.lengths, input.lengths);
     let ids: Vec<i64> = input
         .ids
         .into_data()
         .convert::<i64>()
         .try_to_vec::<i64>()
         .unwrap();
-    let labels: Vec<i64> = labels
+    let labels: Vec<i64> = targets
+        .labels
         .into_data()
         .convert::<i64>()
         .try_to_vec::<i64>()

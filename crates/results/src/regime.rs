@@ -39,6 +39,12 @@ pub enum Gate {
         metric: String,
         max: f64,
     },
+    /// `arm`'s test `metric` is at least `min`: the guide does the task.
+    AtLeast {
+        arm: String,
+        metric: String,
+        min: f64,
+    },
     /// `arm`'s lowest validation loss comes within the first `fraction`
     /// of its epochs.
     BestEpochWithin { arm: String, fraction: f64 },
@@ -83,6 +89,7 @@ impl Gate {
             | Gate::RatioAtMost { arm, other, .. }
             | Gate::TrainLossAbove { arm, other, .. } => vec![arm, other],
             Gate::AtMost { arm, .. }
+            | Gate::AtLeast { arm, .. }
             | Gate::BestEpochWithin { arm, .. }
             | Gate::ValLossRises { arm, .. }
             | Gate::TrainLossFalling { arm } => vec![arm],
@@ -103,7 +110,9 @@ impl Gate {
             } => {
                 format!("test {metric}: {arm} / {other}")
             }
-            Gate::AtMost { arm, metric, .. } => format!("test {metric}: {arm}"),
+            Gate::AtMost { arm, metric, .. } | Gate::AtLeast { arm, metric, .. } => {
+                format!("test {metric}: {arm}")
+            }
             Gate::BestEpochWithin { arm, .. } => {
                 format!("best epoch / epochs: {arm}")
             }
@@ -139,6 +148,7 @@ impl Gate {
                 Bound::AtMost(*max),
             ),
             Gate::AtMost { arm, metric, max } => (runs.test(arm, metric), Bound::AtMost(*max)),
+            Gate::AtLeast { arm, metric, min } => (runs.test(arm, metric), Bound::AtLeast(*min)),
             Gate::BestEpochWithin { arm, fraction } => (
                 runs.mean_over_seeds(arm, Runs::best_epoch_fraction),
                 Bound::AtMost(*fraction),
@@ -448,6 +458,14 @@ mod tests {
         };
         assert!(one(at_most(0.55)).holds);
         assert!(!one(at_most(0.54)).holds);
+        let at_least = |min| Gate::AtLeast {
+            arm: "guide".into(),
+            metric: "accuracy".into(),
+            min,
+        };
+        assert!((one(at_least(0.8)).value - 0.8).abs() < 1e-12);
+        assert!(one(at_least(0.79)).holds);
+        assert!(!one(at_least(0.81)).holds);
     }
 
     #[test]

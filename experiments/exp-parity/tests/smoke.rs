@@ -69,6 +69,8 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
         "task_loss",
         "guidance_loss",
         "accuracy",
+        "accuracy_short",
+        "accuracy_long",
         "cka/layer0.self_attn/rnn0",
     ] {
         assert!(
