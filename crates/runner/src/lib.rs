@@ -169,6 +169,9 @@ impl CommonArgs {
         };
         let mut value: toml::Table =
             toml::from_str(&text).map_err(|e| format!("{source} is not valid TOML: {e}"))?;
+        // A results directory's config.toml runs again as `--config`: the
+        // version of the code that wrote it is not part of the config.
+        value.remove(run_dir::CODE_VERSION_KEY);
         let mut added = Vec::new();
         for assignment in &self.overrides {
             if overrides::apply(&mut value, assignment)? {
@@ -322,6 +325,22 @@ mod tests {
             err.contains("seeds = 0") && err.contains("at least 1"),
             "{err}"
         );
+    }
+
+    #[derive(Debug, serde::Deserialize, serde::Serialize)]
+    #[serde(deny_unknown_fields)]
+    struct Config {
+        seeds: u64,
+    }
+
+    #[test]
+    fn a_results_config_toml_runs_again_as_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "code_version = \"abc-dirty\"\nseeds = 4\n").unwrap();
+        let args = parse(&["--config", path.to_str().unwrap()]).unwrap();
+        let (config, resolved): (Config, String) = args.resolve(&[]).unwrap();
+        assert_eq!((config.seeds, resolved.as_str()), (4, "seeds = 4\n"));
     }
 
     #[test]

@@ -69,6 +69,56 @@ pub fn part_path(dir: &Path, arm: &str, seed: u64) -> PathBuf {
     dir.join("runs").join(format!("{arm}-seed{seed}"))
 }
 
+/// The key of `config.toml` that names the code which wrote the results.
+pub const CODE_VERSION_KEY: &str = "code_version";
+
+/// The commit of the checkout this binary was built from, with `-dirty`
+/// when its code (`crates/`, `experiments/`, `Cargo.toml`, `Cargo.lock`)
+/// differs from that commit; `unknown` where no git checkout is there.
+/// Results files elsewhere in the tree do not make it dirty, so the
+/// committed results of one commit can be rerun one after another.
+pub fn source_version() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let code = ["crates", "experiments", "Cargo.toml", "Cargo.lock"];
+    let status = [&["status", "--porcelain", "--"][..], &code[..]].concat();
+    match (git(&["rev-parse", "HEAD"]), git(&status)) {
+        (Some(commit), Some(changes)) if changes.is_empty() => commit,
+        (Some(commit), Some(_)) => format!("{commit}-dirty"),
+        _ => "unknown".to_string(),
+    }
+}
+
+/// The text of `config.toml`: the code version, then the resolved config.
+fn with_code_version(resolved_config: &str) -> String {
+    format!(
+        "{CODE_VERSION_KEY} = \"{}\"\n{resolved_config}",
+        source_version()
+    )
+}
+
+/// The code version of a saved `config.toml` (if it has one) and the
+/// resolved config after it.
+fn split_code_version(saved: &str) -> (Option<&str>, &str) {
+    let prefix = format!("{CODE_VERSION_KEY} = \"");
+    match saved
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.split_once("\"\n"))
+    {
+        Some((version, config)) => (Some(version), config),
+        None => (None, saved),
+    }
+}
+
 pub struct RunDir {
     dir: PathBuf,
     checkpoint_every: u64,
@@ -91,9 +141,21 @@ impl RunDir {
     /// since reusing runs made with another config would mix results.
     pub fn prepare(dir: &Path, resolved_config: &str, resume: bool) -> Result<Self, String> {
         let config_path = dir.join("config.toml");
+        let written = with_code_version(resolved_config);
         if resume {
             match std::fs::read_to_string(&config_path) {
-                Ok(saved) if saved == resolved_config => {}
+                Ok(saved) if saved == written => {}
+                Ok(saved) if split_code_version(&saved).1 == resolved_config => {
+                    return Err(format!(
+                        "--resume: {} was written by code {}, this binary is {}; a results \
+                         directory comes from one version of the code: rerun without --resume",
+                        config_path.display(),
+                        split_code_version(&saved)
+                            .0
+                            .unwrap_or("of no recorded version"),
+                        source_version()
+                    ));
+                }
                 Ok(_) => {
                     return Err(format!(
                         "--resume: {} was written by a different config; rerun without --resume \
@@ -114,7 +176,7 @@ impl RunDir {
                 std::fs::remove_dir_all(&runs)
                     .map_err(|e| format!("cannot clear {}: {e}", runs.display()))?;
             }
-            crate::write_text(&config_path, resolved_config)?;
+            crate::write_text(&config_path, &written)?;
         }
         Ok(Self::at(dir))
     }
@@ -279,5 +341,41 @@ fn write_or_remove_predictions(path: &Path, predictions: &[PredictionRow]) -> Re
             Err(format!("cannot remove {}: {e}", path.display()))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_toml_names_the_commit_and_resume_refuses_other_code() {
+        let head = std::process::Command::new("git")
+            .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+            .output()
+            .expect("git runs");
+        let head = String::from_utf8(head.stdout).unwrap();
+        let version = source_version();
+        assert!(
+            version.starts_with(head.trim()) && version.len() >= 40,
+            "{version} is not HEAD ({head}), clean or -dirty"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = "seeds = 1\n";
+        RunDir::prepare(dir.path(), config, false).unwrap();
+        let path = dir.path().join("config.toml");
+        let saved = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(saved, format!("code_version = \"{version}\"\n{config}"));
+        assert_eq!(split_code_version(&saved), (Some(version.as_str()), config));
+        RunDir::prepare(dir.path(), config, true).expect("the same code resumes");
+
+        std::fs::write(&path, format!("code_version = \"0000000\"\n{config}")).unwrap();
+        let err = RunDir::prepare(dir.path(), config, true).err().unwrap();
+        assert!(err.contains("written by code 0000000"), "{err}");
+        let err = RunDir::prepare(dir.path(), "seeds = 2\n", true)
+            .err()
+            .unwrap();
+        assert!(err.contains("different config"), "{err}");
     }
 }
