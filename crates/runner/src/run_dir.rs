@@ -74,28 +74,10 @@ pub const CODE_VERSION_KEY: &str = "code_version";
 
 /// The commit of the checkout this binary was built from, with `-dirty`
 /// when its code (`crates/`, `experiments/`, `Cargo.toml`, `Cargo.lock`)
-/// differs from that commit; `unknown` where no git checkout is there.
-/// Results files elsewhere in the tree do not make it dirty, so the
-/// committed results of one commit can be rerun one after another.
-pub fn source_version() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(&root)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    let code = ["crates", "experiments", "Cargo.toml", "Cargo.lock"];
-    let status = [&["status", "--porcelain", "--"][..], &code[..]].concat();
-    match (git(&["rev-parse", "HEAD"]), git(&status)) {
-        (Some(commit), Some(changes)) if changes.is_empty() => commit,
-        (Some(commit), Some(_)) => format!("{commit}-dirty"),
-        _ => "unknown".to_string(),
-    }
+/// differed from that commit; `unknown` where no git checkout was there
+/// (recorded at build time by `build.rs`).
+pub fn source_version() -> &'static str {
+    env!("UNTRAINABLE_SOURCE_VERSION")
 }
 
 /// The text of `config.toml`: the code version, then the resolved config.
@@ -367,7 +349,7 @@ mod tests {
         let path = dir.path().join("config.toml");
         let saved = std::fs::read_to_string(&path).unwrap();
         assert_eq!(saved, format!("code_version = \"{version}\"\n{config}"));
-        assert_eq!(split_code_version(&saved), (Some(version.as_str()), config));
+        assert_eq!(split_code_version(&saved), (Some(version), config));
         RunDir::prepare(dir.path(), config, true).expect("the same code resumes");
 
         std::fs::write(&path, format!("code_version = \"0000000\"\n{config}")).unwrap();
