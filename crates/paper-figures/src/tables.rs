@@ -2,7 +2,9 @@
 //! parquet results, with the paper's number beside each arm (docs/paper.md §2), so
 //! that a reader compares the reproduction and the paper line by line.
 
-use untrainable_results::{MetricRow, Split, SummaryRow, mean_sd};
+use untrainable_results::{
+    MetricRow, PairedDifference, Split, SummaryRow, mean_sd, test_values_by_seed,
+};
 
 use crate::stats::arms_in_order;
 
@@ -163,7 +165,8 @@ pub const TABLES: &[ExperimentTable] = &[
 
 /// One Markdown section: per arm, the number of seeds, the metric on the
 /// test split and at the epoch selected by validation loss (mean ± sd over
-/// seeds), and the paper's value.
+/// seeds), its test difference from the base arm of the same target (paired
+/// by seed, with its 95 % interval), and the paper's value.
 pub fn experiment_table(
     table: &ExperimentTable,
     metrics: &[MetricRow],
@@ -177,7 +180,7 @@ pub fn experiment_table(
         }
     };
     let mut out = format!(
-        "## {}\n\n| arm | seeds | test {label} | validation {label}, selected epoch | paper |\n|---|---|---|---|---|\n",
+        "## {}\n\n| arm | seeds | test {label} | validation {label}, selected epoch | test − base, paired 95 % interval | paper |\n|---|---|---|---|---|---|\n",
         table.title,
         label = table.label
     );
@@ -205,8 +208,17 @@ pub fn experiment_table(
             .iter()
             .find(|(a, _)| *a == arm)
             .map_or("–", |(_, v)| v);
+        let versus_base = base_arm(&arm)
+            .filter(|base| *base != arm)
+            .and_then(|base| {
+                PairedDifference::of(
+                    &test_values_by_seed(metrics, &arm, table.metric),
+                    &test_values_by_seed(metrics, &base, table.metric),
+                )
+            })
+            .map_or("–".to_string(), |d| d.shown(table.scale));
         out += &format!(
-            "| {arm} | {} | {} | {} | {paper} |\n",
+            "| {arm} | {} | {} | {} | {versus_base} | {paper} |\n",
             runs.len(),
             shown(&test),
             shown(&val)
@@ -217,6 +229,17 @@ pub fn experiment_table(
         out += &appendix(metrics);
     }
     out
+}
+
+/// The arm an arm is compared with: `base` of the same target
+/// (`deep-fcn/base` for `deep-fcn/trained-guide`); none for a guide alone.
+pub fn base_arm(arm: &str) -> Option<String> {
+    match arm.rsplit_once('/') {
+        Some((_, "guide")) => None,
+        Some((target, _)) => Some(format!("{target}/base")),
+        None if arm == "guide" => None,
+        None => Some("base".to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -284,13 +307,51 @@ mod tests {
         let text = experiment_table(&table, &metrics, &summaries);
         // Test: 20 and 40, mean 30, sd √200 = 14.14. Selected epochs: 30 and 50.
         assert!(
-            text.contains("| base | 2 | 30.00 ± 14.14 | 40.00 ± 14.14 | 14.35 |"),
+            text.contains("| base | 2 | 30.00 ± 14.14 | 40.00 ± 14.14 | – | 14.35 |"),
             "{text}"
         );
         assert!(
-            text.contains("| guided | 1 | – | 70.00 ± 0.00 | – |"),
+            text.contains("| guided | 1 | – | 70.00 ± 0.00 | – | – |"),
             "{text}"
         );
         assert!(text.starts_with("## X\n"), "{text}");
+    }
+
+    #[test]
+    fn arms_are_compared_with_their_targets_base_paired_by_seed() {
+        assert_eq!(
+            base_arm("deep-fcn/trained-guide").as_deref(),
+            Some("deep-fcn/base")
+        );
+        assert_eq!(base_arm("trained-guide").as_deref(), Some("base"));
+        assert_eq!(base_arm("resnet18/guide"), None);
+        assert_eq!(base_arm("guide"), None);
+        let table = ExperimentTable {
+            experiment: "x",
+            title: "X",
+            metric: "accuracy",
+            label: "accuracy (%)",
+            scale: 100.0,
+            paper: &[],
+            appendix: None,
+        };
+        // Guided − base: 0.05, 0.07, 0.09 (mean 7, sd 2 points, half-width
+        // 4.303 · 2 / √3 = 4.97).
+        let mut metrics = Vec::new();
+        let mut summaries = Vec::new();
+        for (seed, base, guided) in [(0, 0.5, 0.55), (1, 0.2, 0.27), (2, 0.8, 0.89)] {
+            for (arm, value) in [("t/base", base), ("t/guided", guided)] {
+                metrics.push(row(arm, seed, Some(1), Split::Val, value));
+                metrics.push(row(arm, seed, Some(1), Split::Test, value));
+                summaries.push(summary(arm, seed, 1));
+            }
+        }
+        let text = experiment_table(&table, &metrics, &summaries);
+        assert!(
+            text.contains(
+                "| t/guided | 3 | 57.00 ± 31.05 | 57.00 ± 31.05 | +7.00 [2.03, 11.97] | – |"
+            ),
+            "{text}"
+        );
     }
 }

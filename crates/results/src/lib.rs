@@ -15,6 +15,7 @@
 
 mod atomic;
 mod error;
+mod interval;
 pub mod regime;
 mod schema;
 mod table;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use atomic::write_atomic;
 pub use error::ResultsError;
+pub use interval::{PairedDifference, test_values_by_seed};
 pub use regime::{Gate, RegimeRow};
 pub use schema::{
     ColumnSpec, Dtype, FileKind, METRICS_SCHEMA, PREDICTIONS_SCHEMA, REGIME_SCHEMA, SUMMARY_SCHEMA,
