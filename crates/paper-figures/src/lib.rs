@@ -5,6 +5,7 @@
 //! `paper-figures` binary draws every experiment whose results exist.
 
 pub mod ablations;
+pub mod claims;
 pub mod error_consistency;
 pub mod image_guidance;
 pub mod plot;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use paper_figures::tables::{TABLES, experiment_table};
-use paper_figures::{FIGURES, FigureError};
+use paper_figures::{FIGURES, FigureError, claims};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,10 @@ struct Args {
     /// default RESULTS/TABLES.md.
     #[arg(long, value_name = "FILE")]
     tables: Option<PathBuf>,
+    /// Also rewrite the claims table of this README (between its claims
+    /// markers) from the results.
+    #[arg(long, value_name = "FILE")]
+    readme: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -80,11 +84,30 @@ fn main() -> ExitCode {
             failed += 1;
         }
     }
+    if let Some(readme) = &args.readme {
+        match write_claims(&args.results, readme) {
+            Ok(()) => println!("wrote the claims table of {}", readme.display()),
+            Err(e) => {
+                eprintln!("paper-figures: claims: {e}");
+                failed += 1;
+            }
+        }
+    }
     if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Replaces the claims table of `readme` with one from `results`.
+fn write_claims(results: &std::path::Path, readme: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(readme)
+        .map_err(|e| format!("cannot read {}: {e}", readme.display()))?;
+    let table = claims::claims_table(results).map_err(|e| e.to_string())?;
+    let text =
+        claims::with_claims(&text, &table).map_err(|e| format!("{}: {e}", readme.display()))?;
+    untrainable_results::write_atomic(readme, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Writes one table per experiment whose results exist; `None` when none do.
