@@ -37,7 +37,7 @@ fn smoke_preset_writes_every_arm_and_the_guide_and_resumes() {
     let dir = out.path().join("copy-paste");
     assert_eq!(
         regime_gates(&dir).len(),
-        3,
+        4,
         "one row per gate of the preset"
     );
     assert_results_schema(&dir);
