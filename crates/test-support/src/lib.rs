@@ -2,6 +2,8 @@
 //! would, reading and checking the parquet files it writes, and the one way a
 //! test treats a real data set that is not installed.
 
+pub mod committed;
+
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
