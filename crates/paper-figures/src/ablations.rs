@@ -6,7 +6,7 @@ use std::path::Path;
 
 use untrainable_results::{MetricRow, Split, mean_sd};
 
-use crate::plot::{self, Curve, Figure, Panel, arm_color};
+use crate::plot::{self, Curve, Figure, Panel, role_color};
 use crate::stats::{Band, arms_in_order, mean_sd_by_x, seeds_per_arm};
 use crate::{FigureError, seed_phrase};
 
@@ -56,7 +56,7 @@ fn curves(arms: &[(&str, &str)], bands: impl Fn(&str) -> Vec<Band>) -> Vec<Curve
         .enumerate()
         .map(|(i, (name, label))| Curve {
             label: label.to_string(),
-            color: arm_color(i),
+            color: role_color(name, i),
             bands: bands(&arm(name)),
         })
         .filter(|c| !c.bands.is_empty())
@@ -143,14 +143,14 @@ pub fn draw_ablations(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Figu
         .collect();
     let mut count_curves = vec![Curve {
         label: "guided by the trained ResNet-18".into(),
-        color: arm_color(1),
+        color: role_color("trained-guide", 1),
         bands: accuracy_by_pairs(metrics),
     }];
     if !base_accuracy.is_empty() {
         let (mean, sd) = mean_sd(&base_accuracy);
         count_curves.push(Curve {
             label: "base (no pairs)".into(),
-            color: arm_color(0),
+            color: role_color("base", 0),
             bands: vec![Band {
                 x: 0.0,
                 mean,
@@ -212,7 +212,7 @@ pub fn draw_ablations(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Figu
         ),
         // Each panel labels its own curves.
         legend: Vec::new(),
-        size: (600 * panels.len() as u32, 640),
+        size: crate::plot::grid_size(panels.len(), (600, 640)),
         panels,
     };
     plot::render(&figure, out_stem)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use untrainable_results::{MetricRow, Split};
 
-use crate::plot::{self, Curve, Figure, Panel, arm_color};
+use crate::plot::{self, Curve, Figure, Panel, role_color};
 use crate::stats::{self, StepBins, arms_in_order, binned_mean_sd, mean_sd_by_x, seeds_per_arm};
 use crate::{FigureError, STEP_BINS, seed_phrase, train_metric};
 
@@ -67,7 +67,7 @@ pub fn draw_image_guidance(metrics: &[MetricRow], out_stem: &Path) -> Result<(),
                 .iter()
                 .map(|(role, arm)| Curve {
                     label: arm.clone(),
-                    color: arm_color(*role),
+                    color: role_color(arm, *role),
                     bands: bands(arm),
                 })
                 .collect()
@@ -103,9 +103,9 @@ pub fn draw_image_guidance(metrics: &[MetricRow], out_stem: &Path) -> Result<(),
         legend: ROLES
             .iter()
             .enumerate()
-            .map(|(i, role)| (role.to_string(), arm_color(i)))
+            .map(|(i, role)| (role.to_string(), role_color(role, i)))
             .collect(),
-        size: (600 * panels.len() as u32, 620),
+        size: crate::plot::grid_size(panels.len(), (600, 620)),
         panels,
     };
     plot::render(&figure, out_stem)?;
@@ -164,7 +164,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stem = dir.path().join("image-guidance");
         draw_image_guidance(&rows(&["deep-fcn", "wide-fcn", "conv"]), &stem).unwrap();
-        assert_eq!(png_width(&dir.path().join("image-guidance.png")), 3600);
+        // Six panels in two rows of three.
+        let png = std::fs::read(dir.path().join("image-guidance.png")).unwrap();
+        let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        assert_eq!((size(16), size(20)), (1800, 1240));
         let svg = std::fs::read_to_string(dir.path().join("image-guidance.svg")).unwrap();
         for title in [
             "(a) Deep FCN: training loss",

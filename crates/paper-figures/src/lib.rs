@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use plotters::style::FontStyle;
 use untrainable_results::{MetricRow, ResultsError, Split};
 
-use crate::plot::{Curve, Figure, Panel, arm_color};
+use crate::plot::{Curve, Figure, Panel, role_color};
 use crate::stats::{StepBins, arms_in_order, binned_mean_sd, mean_sd_by_x, seeds_per_arm};
 
 pub use crate::ablations::draw_ablations;
@@ -252,7 +252,8 @@ pub fn draw_lm(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError
     }
     // The Transformer alone, the reference, last.
     roles.sort_by_key(|r| r == "guide");
-    let color = |arm: &str| arm_color(roles.iter().position(|r| *r == role(arm)).unwrap_or(0));
+    let color =
+        |arm: &str| role_color(arm, roles.iter().position(|r| *r == role(arm)).unwrap_or(0));
     let bins = StepBins::spanning(metrics, is_train, STEP_BINS);
     let bin_note = match bins {
         Some(b) if b.width > 1 => format!(" (means of {} steps)", b.width),
@@ -308,10 +309,10 @@ pub fn draw_lm(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError
         legend: roles
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.clone(), arm_color(i)))
+            .map(|(i, r)| (r.clone(), role_color(r, i)))
             .collect(),
+        size: plot::grid_size(panels.len(), (600, 600)),
         panels,
-        size: (2400, 600),
     };
     plot::render(&figure, out_stem)?;
     Ok(())
@@ -350,7 +351,7 @@ pub fn draw_training_curves(
             .enumerate()
             .map(|(i, arm)| Curve {
                 label: arm.clone(),
-                color: arm_color(i),
+                color: role_color(arm, i),
                 bands: bands(arm),
             })
             .collect()
@@ -396,10 +397,10 @@ pub fn draw_training_curves(
         legend: arms
             .iter()
             .enumerate()
-            .map(|(i, a)| (a.clone(), arm_color(i)))
+            .map(|(i, a)| (a.clone(), role_color(a, i)))
             .collect(),
+        size: plot::grid_size(panels.len(), (600, 600)),
         panels,
-        size: (1800, 600),
     };
     plot::render(&figure, out_stem)?;
     Ok(())

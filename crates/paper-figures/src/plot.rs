@@ -91,8 +91,8 @@ impl Drawing for HeatMaps {
 }
 
 /// Colour-blind-safe colours (Okabe and Ito, their yellow left out for
-/// contrast on white, grey added), in the order arms are given.
-const PALETTE: [RGBColor; 8] = [
+/// contrast on white; grey, olive and wine added).
+const PALETTE: [RGBColor; 10] = [
     RGBColor(0, 114, 178),
     RGBColor(230, 159, 0),
     RGBColor(0, 158, 115),
@@ -101,7 +101,69 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(86, 180, 233),
     RGBColor(120, 120, 120),
     RGBColor(0, 0, 0),
+    RGBColor(153, 153, 51),
+    RGBColor(136, 34, 85),
 ];
+
+/// Each arm role's place in [`PALETTE`], the same in every figure. Roles
+/// drawn in one panel differ; the base arm, the guided arms and the guide
+/// alone keep their colours across experiments.
+const ROLE_COLORS: [(&str, usize); 23] = [
+    ("base", 0),
+    ("trained-guide", 1),
+    ("all-pairs", 1),
+    ("untrained-guide", 2),
+    ("guide", 3),
+    // The warm-up experiment.
+    ("noise-warmup", 4),
+    ("early-disconnect", 5),
+    ("guided", 6),
+    // Distillation and hints.
+    ("distill-trained", 4),
+    ("distill-untrained", 5),
+    ("hint-trained", 6),
+    ("hint-untrained", 7),
+    // Subsets of the pairs.
+    ("first-half", 4),
+    ("second-half", 5),
+    ("every-other", 6),
+    ("evenly-5", 7),
+    ("evenly-2", 8),
+    ("last-pair", 9),
+    // Other distances.
+    ("linear-cka-debiased", 4),
+    ("rbf-cka", 5),
+    ("rsa", 6),
+    ("ridge", 7),
+    ("procrustes", 8),
+];
+
+/// The colour of an arm by its role (what follows `<target>/`), the same
+/// in every figure; a role not listed takes the colour of its place `i`.
+pub fn role_color(arm: &str, i: usize) -> RGBColor {
+    let role = arm.rsplit('/').next().unwrap_or(arm);
+    match ROLE_COLORS.iter().find(|(r, _)| *r == role) {
+        Some((_, index)) => PALETTE[*index],
+        None => arm_color(i),
+    }
+}
+
+/// Panels in one row of a figure at most, so that each stays readable.
+pub const PANELS_PER_ROW: usize = 3;
+
+/// Rows and columns of a grid of `panels` panels: as few rows as
+/// [`PANELS_PER_ROW`] allows, the panels spread evenly over them.
+fn grid(panels: usize) -> (usize, usize) {
+    let rows = panels.max(1).div_ceil(PANELS_PER_ROW);
+    (rows, panels.max(1).div_ceil(rows))
+}
+
+/// The pixel size of a figure of `panels` panels of `panel` pixels each
+/// (the caption and legend included in the height of the first row).
+pub fn grid_size(panels: usize, panel: (u32, u32)) -> (u32, u32) {
+    let (rows, columns) = grid(panels);
+    (columns as u32 * panel.0, rows as u32 * panel.1)
+}
 
 /// The colour of the `i`-th arm.
 pub fn arm_color(i: usize) -> RGBColor {
@@ -213,7 +275,8 @@ fn draw_figure<DB: DrawingBackend>(
         .map_err(err)?;
     draw_legend(&header, &figure.legend, CAPTION_PX as i32 + 22).map_err(err)?;
 
-    let areas = body.split_evenly((1, figure.panels.len().max(1)));
+    let (rows, columns) = grid(figure.panels.len());
+    let areas = body.split_evenly((rows, columns));
     let own_legends = figure.legend.is_empty();
     for (panel, area) in figure.panels.iter().zip(&areas) {
         draw_panel(&area.margin(0, 4, 6, 14), panel, own_legends).map_err(err)?;
