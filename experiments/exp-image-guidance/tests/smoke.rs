@@ -419,9 +419,8 @@ fn bad_input_gets_an_error_that_names_it() {
 }
 
 #[test]
-fn the_pilot_config_resolves_with_its_gates() {
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/pilot-translated.toml");
-    let run = exp(&["--config", config, "--dry-run"]);
+fn the_cpu_preset_is_the_translated_regime_with_its_gates() {
+    let run = exp(&["--preset", "cpu", "--dry-run"]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let stdout = text(&run.stdout);
     assert!(
