@@ -20,6 +20,7 @@ use untrainable_guidance::{
 use untrainable_image_experiment::{FashionArgs, FashionData, ImageRunData, read_imagenet};
 use untrainable_results::{Gate, MetricRow, Split};
 use untrainable_runner::{CommonArgs, Context, Experiment, GuidedExperiment, Preset, RunResults};
+use untrainable_tasks::Canvas;
 
 struct FcnWarmup;
 
@@ -59,7 +60,7 @@ and config.toml, then draws <figures>/fcn-warmup.{png,svg}.";
         let d = &config.data;
         match d.dataset {
             ImageDataset::FashionMnist => {
-                FashionData::read(args, None, d.val_size, d.train_size, d.split_seed)
+                FashionData::read(args, d.canvas, d.val_size, d.train_size, d.split_seed)
                     .map(ImageRunData::Fashion)
             }
             ImageDataset::Imagenet => {
@@ -150,6 +151,10 @@ struct DataConfig {
     train_size: usize,
     /// Seed of the train/validation split (fixed across training seeds).
     split_seed: u64,
+    /// Every image pasted at an offset fixed per example by `split_seed`
+    /// on a larger zero canvas (translated Fashion-MNIST); absent: as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    canvas: Option<Canvas>,
 }
 
 impl Config {
@@ -168,6 +173,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.data.dataset == ImageDataset::Imagenet && self.data.canvas.is_some() {
+            return Err(
+                "data.canvas places Fashion-MNIST images on a larger canvas; remove it \
+                        for data.dataset = \"imagenet\""
+                    .into(),
+            );
+        }
         self.input.validate()?;
         self.target.validate()?;
         self.guide.validate()?;
