@@ -62,7 +62,10 @@ pub fn first_steps_match_committed(binary: &str, experiment: &str, step_limits: 
                 let reads_trained = trained_guide_arms
                     .iter()
                     .any(|a| r.arm == *a || r.arm.ends_with(&format!("/{a}")));
-                r.step < if reads_trained { 1 } else { FIRST_STEPS }
+                match reads_trained {
+                    true => r.step == 0 && r.metric == "task_loss",
+                    false => r.step < FIRST_STEPS,
+                }
             })
             .collect()
     };
