@@ -1,8 +1,9 @@
-//! The committed results against the code: the first training steps of
-//! seed 0 of an experiment's cpu preset, rerun now, must give the training
-//! losses `results/<experiment>/metrics.parquet` holds for them, so that a
-//! changed default, initialisation or data order cannot leave the committed
-//! numbers describing code that no longer exists.
+//! The committed results against the code: the committed config must be
+//! the cpu preset's, and the first training steps of seed 0, rerun now,
+//! must give the training losses `results/<experiment>/metrics.parquet`
+//! holds for them, so that a changed preset, default, initialisation or
+//! data order cannot leave the committed numbers describing code that no
+//! longer exists.
 
 use std::path::Path;
 
@@ -34,6 +35,14 @@ pub fn first_steps_match_committed(binary: &str, experiment: &str, step_limits: 
         eprintln!("results/{experiment} records no code_version: made before this check, skipped");
         return;
     }
+    let preset = run_experiment(binary, &["--preset", "cpu", "--dry-run"]);
+    let resolved = String::from_utf8_lossy(&preset.stdout);
+    let (_, committed_config) = config.split_once('\n').expect("code_version, then the config");
+    assert!(
+        resolved.starts_with(committed_config),
+        "results/{experiment}/config.toml is not the cpu preset's resolved config: rerun the \
+         experiment, or restore the preset it was made with"
+    );
     let out = tempfile::tempdir().expect("a temporary directory");
     let mut args = vec![
         "--preset".to_string(),
