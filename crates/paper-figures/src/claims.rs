@@ -28,7 +28,7 @@ pub enum Measure {
 }
 
 impl Measure {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Measure::Test(metric) => metric,
             Measure::FinalValLoss => "final val loss",
@@ -69,6 +69,13 @@ impl Results {
     }
 }
 
+impl Claim {
+    /// What the claim's differences measure.
+    pub fn measure_name(&self) -> &'static str {
+        self.measure.name()
+    }
+}
+
 /// One claim: `arm` differs from `baseline` in `measure` in the direction
 /// of the paper's effect.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +91,8 @@ pub struct Claim {
     pub direction: f64,
     /// The paper's effect as it reports it.
     pub paper: &'static str,
+    /// That effect as a number, where the paper gives one.
+    pub paper_effect: Option<f64>,
 }
 
 /// The claims, in README's order (docs/paper.md §2).
@@ -97,6 +106,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "+5.85 top-5 (1.65 → 7.50)",
+        paper_effect: Some(5.85),
     },
     Claim {
         claim: "An untrained ResNet-18 guide improves the Deep FCN (Table 1)",
@@ -107,6 +117,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "+11.45 top-5 (1.65 → 13.10)",
+        paper_effect: Some(11.45),
     },
     Claim {
         claim: "A trained ResNet-18 guide improves the Wide FCN (Table 1)",
@@ -117,6 +128,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "+8.92 top-5 (34.09 → 43.01)",
+        paper_effect: Some(8.92),
     },
     Claim {
         claim: "A trained ResNet-50 guide improves the Deep ConvNet (Table 1)",
@@ -127,6 +139,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "+8.89 top-5 (70.02 → 78.91)",
+        paper_effect: Some(8.89),
     },
     Claim {
         claim: "Guidance from an untrained network beats distillation from it (§2.5)",
@@ -137,6 +150,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "in words",
+        paper_effect: None,
     },
     Claim {
         claim: "Every pair guides better than the last pair alone (§2.6)",
@@ -147,6 +161,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "in words",
+        paper_effect: None,
     },
     Claim {
         claim: "Guidance for the first steps only keeps the Deep FCN from overfitting (§2.4)",
@@ -157,6 +172,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 1.0,
         direction: -1.0,
         paper: "≈ −3.2 near epoch 96 (9.3 → 6.07, from a figure)",
+        paper_effect: Some(-3.23),
     },
     Claim {
         claim: "A trained Transformer guide improves the copy-paste RNN (Table 2)",
@@ -167,6 +183,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "+8.92 (14.35 → 23.27)",
+        paper_effect: Some(8.92),
     },
     Claim {
         claim: "An untrained Transformer guide improves the copy-paste RNN (Table 2)",
@@ -177,6 +194,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "+28.21 (14.35 → 42.56)",
+        paper_effect: Some(28.21),
     },
     Claim {
         claim: "A trained RNN guide improves the parity Transformer (Table 2)",
@@ -187,6 +205,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 100.0,
         direction: 1.0,
         paper: "+6.51 (71.98 → 78.49)",
+        paper_effect: Some(6.51),
     },
     Claim {
         claim: "A trained Transformer guide lowers the small RNN's perplexity (Table 2)",
@@ -197,6 +216,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 1.0,
         direction: -1.0,
         paper: "−29.18 (69.19 → 40.01)",
+        paper_effect: Some(-29.18),
     },
     Claim {
         claim: "A trained Transformer guide lowers the large RNN's perplexity (Table 2)",
@@ -207,6 +227,7 @@ pub const CLAIMS: &[Claim] = &[
         scale: 1.0,
         direction: -1.0,
         paper: "−52.22 (89.13 → 36.91)",
+        paper_effect: Some(-52.22),
     },
 ];
 
@@ -255,8 +276,7 @@ pub fn claims_table(results: &Path) -> Result<String, FigureError> {
         "| claim | paper | here: arm − baseline, paired 95 % interval | seeds | gates hold | verdict |\n\
          |---|---|---|---|---|---|\n",
     );
-    for claim in CLAIMS {
-        let finding = Finding::of(claim, &Results::read(&results.join(claim.experiment))?);
+    for (claim, finding) in findings(results)? {
         let (here, seeds) = match finding.difference {
             Some(d) => (d.shown(claim.scale), d.pairs.to_string()),
             None => ("–".to_string(), "–".to_string()),
@@ -270,10 +290,21 @@ pub fn claims_table(results: &Path) -> Result<String, FigureError> {
             claim.claim,
             claim.paper,
             claim.measure.name(),
-            finding.verdict(claim)
+            finding.verdict(&claim)
         );
     }
     Ok(out)
+}
+
+/// Every claim's finding, read from `results`.
+pub fn findings(results: &Path) -> Result<Vec<(Claim, Finding)>, FigureError> {
+    CLAIMS
+        .iter()
+        .map(|claim| {
+            let found = Results::read(&results.join(claim.experiment))?;
+            Ok((*claim, Finding::of(claim, &found)))
+        })
+        .collect()
 }
 
 /// `readme` with the text between [`START`] and [`END`] replaced by `table`.

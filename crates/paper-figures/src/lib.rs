@@ -6,6 +6,7 @@
 
 pub mod ablations;
 pub mod claims;
+pub mod claims_figure;
 pub mod error_consistency;
 pub mod image_guidance;
 pub mod plot;

@@ -76,6 +76,16 @@ fn main() -> ExitCode {
             path.display()
         );
     }
+    let claims_stem = args.out.join("claims");
+    let drawn_claims = claims::findings(&args.results)
+        .and_then(|found| paper_figures::claims_figure::draw_claims(found, &claims_stem));
+    match drawn_claims {
+        Ok(()) => println!("wrote {}.png and .svg", claims_stem.display()),
+        Err(e) => {
+            eprintln!("paper-figures: claims: {e}");
+            failed += 1;
+        }
+    }
     match write_tables(&args) {
         Ok(Some(path)) => println!("wrote {}", path.display()),
         Ok(None) => {}

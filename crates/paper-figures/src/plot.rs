@@ -179,6 +179,11 @@ const AXIS_LABEL_PX: u32 = 19;
 const TICK_PX: u32 = 16;
 const LEGEND_PX: u32 = 19;
 
+/// The figures' font at `px` pixels, in their text colour.
+pub fn font_of(px: u32) -> TextStyle<'static> {
+    font(px)
+}
+
 fn font(px: u32) -> TextStyle<'static> {
     (FONT, px).into_font().color(&TEXT)
 }

@@ -37,7 +37,9 @@ pub fn first_steps_match_committed(binary: &str, experiment: &str, step_limits: 
     }
     let preset = run_experiment(binary, &["--preset", "cpu", "--dry-run"]);
     let resolved = String::from_utf8_lossy(&preset.stdout);
-    let (_, committed_config) = config.split_once('\n').expect("code_version, then the config");
+    let (_, committed_config) = config
+        .split_once('\n')
+        .expect("code_version, then the config");
     assert!(
         resolved.starts_with(committed_config),
         "results/{experiment}/config.toml is not the cpu preset's resolved config: rerun the \
