@@ -124,3 +124,23 @@ fn arms_reading_a_trained_guide(config: &str) -> Vec<String> {
         .filter_map(|arm| arm.get("name").and_then(|n| n.as_str()).map(str::to_string))
         .collect()
 }
+
+/// The test of an experiment crate that runs [`first_steps_match_committed`]
+/// with its binary, skipped where `requires` (data installed) is false.
+#[macro_export]
+macro_rules! committed_results_test {
+    ($binary:literal, $experiment:literal, [$($key:literal),*] $(, requires $data:expr)?) => {
+        #[test]
+        #[ignore = "slow: reruns the first steps of every arm of the cpu preset"]
+        fn committed_results_are_those_of_this_code() {
+            $(if !$data {
+                return;
+            })?
+            $crate::committed::first_steps_match_committed(
+                env!(concat!("CARGO_BIN_EXE_", $binary)),
+                $experiment,
+                &[$($key),*],
+            );
+        }
+    };
+}

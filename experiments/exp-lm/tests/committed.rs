@@ -1,17 +1,9 @@
 //! results/lm comes from this code: its first training steps rerun now
 //! give the committed losses (untrainable_test_support::committed).
 
-use untrainable_test_support::committed::first_steps_match_committed;
-
-#[test]
-#[ignore = "slow: reruns the first steps of every arm of the cpu preset"]
-fn committed_results_are_those_of_this_code() {
-    if untrainable_test_support::real_data_dir(&untrainable_tasks::sotu::SOURCE).is_none() {
-        return;
-    }
-    first_steps_match_committed(
-        env!("CARGO_BIN_EXE_exp-lm"),
-        "lm",
-        &["train.max_steps", "guide_train.max_steps"],
-    );
-}
+untrainable_test_support::committed_results_test!(
+    "exp-lm",
+    "lm",
+    ["train.max_steps", "guide_train.max_steps"],
+    requires untrainable_test_support::real_data_dir(&untrainable_tasks::sotu::SOURCE).is_some()
+);
