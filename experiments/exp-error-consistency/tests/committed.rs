@@ -1,4 +1,9 @@
 //! results/error-consistency comes from this code: its first training steps rerun now
 //! give the committed losses (untrainable_test_support::committed).
 
-untrainable_test_support::committed_results_test!("exp-error-consistency", "error-consistency", ["train.max_steps", "guide_train.max_steps"], requires untrainable_test_support::fashion_mnist_installed());
+untrainable_test_support::committed_results_test!(
+    "exp-error-consistency",
+    "error-consistency",
+    ["train.max_steps", "guide_train.max_steps"],
+    requires untrainable_test_support::fashion_mnist_installed()
+);

@@ -1,4 +1,9 @@
 //! results/kd-vs-guidance comes from this code: its first training steps rerun now
 //! give the committed losses (untrainable_test_support::committed).
 
-untrainable_test_support::committed_results_test!("exp-kd-vs-guidance", "kd-vs-guidance", ["train.max_steps", "guide_train.max_steps"], requires untrainable_test_support::fashion_mnist_installed());
+untrainable_test_support::committed_results_test!(
+    "exp-kd-vs-guidance",
+    "kd-vs-guidance",
+    ["train.max_steps", "guide_train.max_steps"],
+    requires untrainable_test_support::fashion_mnist_installed()
+);
