@@ -58,6 +58,7 @@ fn curves(arms: &[(&str, &str)], bands: impl Fn(&str) -> Vec<Band>) -> Vec<Curve
             label: label.to_string(),
             color: role_color(name, i),
             bands: bands(&arm(name)),
+            paper: None,
         })
         .filter(|c| !c.bands.is_empty())
         .collect()
@@ -145,6 +146,7 @@ pub fn draw_ablations(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Figu
         label: "guided by the trained ResNet-18".into(),
         color: role_color("trained-guide", 1),
         bands: accuracy_by_pairs(metrics),
+        paper: None,
     }];
     if !base_accuracy.is_empty() {
         let (mean, sd) = mean_sd(&base_accuracy);
@@ -157,6 +159,7 @@ pub fn draw_ablations(metrics: &[MetricRow], out_stem: &Path) -> Result<(), Figu
                 sd,
                 seeds: base_accuracy.len(),
             }],
+            paper: None,
         });
     }
 

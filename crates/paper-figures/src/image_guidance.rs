@@ -69,6 +69,7 @@ pub fn draw_image_guidance(metrics: &[MetricRow], out_stem: &Path) -> Result<(),
                     label: arm.clone(),
                     color: role_color(arm, *role),
                     bands: bands(arm),
+                    paper: None,
                 })
                 .collect()
         };

@@ -275,6 +275,7 @@ pub fn draw_lm(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError
                     label: (*arm).clone(),
                     color: color(arm),
                     bands: bands(arm),
+                    paper: None,
                 })
                 .collect()
         };
@@ -319,10 +320,18 @@ pub fn draw_lm(metrics: &[MetricRow], out_stem: &Path) -> Result<(), FigureError
     Ok(())
 }
 
+/// The leading number of the paper's value of `metric` for `arm` (e.g.
+/// 14.35 of "14.35 ± 0.01"), where it reports one.
+fn paper_number(experiment: &str, metric: &str, arm: &str) -> Option<f64> {
+    let value = tables::paper_value(experiment, metric, arm)?;
+    value.split_whitespace().next()?.parse().ok()
+}
+
 /// The curves of the paper's training figure: (a) training loss per step
 /// (the task's loss where logged), binned; (b) validation loss and (c)
-/// validation accuracy per epoch; one colour per arm, line = mean over
-/// seeds, band = ±1 sd. Writes `<out_stem>.png` and `<out_stem>.svg`.
+/// validation accuracy per epoch, with the paper's accuracy of each arm as a
+/// diamond at the right edge; one colour per arm, line = mean over seeds,
+/// band = ±1 sd. Writes `<out_stem>.png` and `<out_stem>.svg`.
 pub fn draw_training_curves(
     experiment: &str,
     metrics: &[MetricRow],
@@ -347,16 +356,22 @@ pub fn draw_training_curves(
     let arms = arms_in_order(metrics);
     let bins = StepBins::spanning(metrics, is_train, STEP_BINS);
     let epoch = |r: &MetricRow| r.epoch.map(u64::from);
-    let curves = |bands: &dyn Fn(&str) -> Vec<stats::Band>| -> Vec<Curve> {
+    // The paper's accuracy of an arm, a fraction, where Table 2 gives one.
+    let paper_accuracy = |arm: &str| paper_number(experiment, "accuracy", arm).map(|v| v / 100.0);
+    let curves_with = |bands: &dyn Fn(&str) -> Vec<stats::Band>,
+                       paper: &dyn Fn(&str) -> Option<f64>|
+     -> Vec<Curve> {
         arms.iter()
             .enumerate()
             .map(|(i, arm)| Curve {
                 label: arm.clone(),
                 color: role_color(arm, i),
                 bands: bands(arm),
+                paper: paper(arm),
             })
             .collect()
     };
+    let curves = |bands: &dyn Fn(&str) -> Vec<stats::Band>| curves_with(bands, &|_| None);
     let bin_note = match bins {
         Some(b) if b.width > 1 => format!(" (means of {} steps)", b.width),
         _ => String::new(),
@@ -385,7 +400,10 @@ pub fn draw_training_curves(
             title: "(c) validation accuracy".into(),
             x_label: "epoch".into(),
             y_label: "accuracy".into(),
-            curves: curves(&|arm| mean_sd_by_x(metrics, arm, is_val("accuracy"), epoch)),
+            curves: curves_with(
+                &|arm| mean_sd_by_x(metrics, arm, is_val("accuracy"), epoch),
+                &paper_accuracy,
+            ),
             y_bounds: (0.0, 1.0),
             empty_note: "no validation accuracy rows".into(),
         },

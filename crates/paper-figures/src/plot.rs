@@ -19,6 +19,9 @@ pub struct Curve {
     pub label: String,
     pub color: RGBColor,
     pub bands: Vec<Band>,
+    /// The paper's value for this arm, drawn as a diamond of its colour at
+    /// the panel's right edge; `None` where the paper gives none here.
+    pub paper: Option<f64>,
 }
 
 /// One set of axes.
@@ -347,6 +350,9 @@ fn ranges(panel: &Panel) -> Option<((f64, f64), (f64, f64))> {
         x = (x.0.min(band.x), x.1.max(band.x));
         y = (y.0.min(lo), y.1.max(hi));
     }
+    for paper in panel.curves.iter().filter_map(|c| c.paper) {
+        y = (y.0.min(paper), y.1.max(paper));
+    }
     if !(x.0.is_finite() && y.0.is_finite() && x.1.is_finite() && y.1.is_finite()) {
         return None;
     }
@@ -454,6 +460,14 @@ fn draw_panel<DB: DrawingBackend>(
             series.label(curve.label.clone()).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
             });
+        }
+    }
+    for curve in panel.curves.iter().filter(|c| !c.bands.is_empty()) {
+        if let Some(paper) = curve.paper {
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((x_range.1, paper))
+                    + Polygon::new(vec![(-9, 0), (0, -9), (9, 0), (0, 9)], curve.color.filled()),
+            ))?;
         }
     }
     if own_legend && any {
@@ -654,6 +668,7 @@ mod tests {
                 label: "a".into(),
                 color: arm_color(0),
                 bands: vec![band(1.0, 0.9, 0.3)],
+                paper: None,
             }],
             y_bounds: (0.0, 1.0),
             empty_note: String::new(),
@@ -661,5 +676,11 @@ mod tests {
         let ((x0, x1), (y0, y1)) = ranges(&panel).unwrap();
         assert!(x0 < 1.0 && x1 > 1.0);
         assert!(y0 < 0.6 && y0 > 0.5 && y1 == 1.0, "{y0} {y1}");
+
+        // The paper's value is drawn, so the axis reaches it.
+        let mut with_paper = panel.clone();
+        with_paper.curves[0].paper = Some(0.2);
+        let (_, (y0, _)) = ranges(&with_paper).unwrap();
+        assert!(y0 < 0.2, "{y0}");
     }
 }
