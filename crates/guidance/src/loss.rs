@@ -5,9 +5,10 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use untrainable_core::Tap;
 use untrainable_repsim::{
-    Distance, feature_form_is_cheaper, linear_cka, linear_cka_gram, linear_cka_of_grams,
+    Distance, feature_form_is_cheaper, linear_cka, linear_cka_gram, linear_cka_gram_of_uncentred,
+    linear_cka_of_grams,
 };
-use untrainable_repsim::{linear_cka_against, unit_centred_grams};
+use untrainable_repsim::{linear_cka_against, unit_centred_grams, unit_centred_of_uncentred};
 
 use crate::mapping::Pair;
 
@@ -20,6 +21,15 @@ pub enum Reduction {
     Sum,
     /// Divides the sum by the number of pairs: the term lies in [0, 1].
     Mean,
+}
+
+/// The guide's side of one step's guidance term: its taps on the batch, or
+/// (for linear CKA) the batch's uncentred Gram matrices `Y Yᵀ` of the guide
+/// taps, gathered from a table over the training set, indexed by guide tap
+/// (`None` for the taps in no pair).
+pub enum GuideBatch {
+    Taps(Vec<Tap>),
+    Grams(Vec<Option<Tensor<2>>>),
 }
 
 /// `Σ distance(target tap, guide tap)` over `pairs` (or its mean),
@@ -37,22 +47,103 @@ pub fn guidance_loss(
         "guidance needs at least one pair of taps"
     );
     let distances = match distance {
-        Distance::LinearCka => linear_cka_per_pair(target, guide, pairs)
-            .into_iter()
-            .map(|cka| cka.neg().add_scalar(1.0))
-            .collect(),
+        Distance::LinearCka => one_minus(linear_cka_per_pair(target, guide, pairs)),
         _ => pairs
             .iter()
             .map(|p| distance.between(target[p.target].value.clone(), guide[p.guide].value.clone()))
             .collect::<Vec<_>>(),
     };
+    reduce(distances, reduction)
+}
+
+/// [`guidance_loss`] with [`Distance::LinearCka`] against the guide taps'
+/// uncentred Gram matrices on the batch (`grams[guide tap]`, present for
+/// every guide tap in `pairs`) instead of the taps: the same value, with no
+/// product of the guide's taps in the step.
+pub fn guidance_loss_from_grams(
+    target: &[Tap],
+    grams: &[Option<Tensor<2>>],
+    pairs: &[Pair],
+    reduction: Reduction,
+) -> Tensor<1> {
+    assert!(
+        !pairs.is_empty(),
+        "guidance needs at least one pair of taps"
+    );
+    let gram_of = |g: usize| {
+        grams[g]
+            .clone()
+            .expect("a Gram matrix for every guide tap in a pair")
+    };
+    let mut used: Vec<usize> = pairs.iter().map(|p| p.guide).collect();
+    used.sort_unstable();
+    used.dedup();
+    let unit = unit_centred_of_uncentred(&used.iter().map(|&g| gram_of(g)).collect::<Vec<_>>());
+    let fused = unit.and_then(|unit| {
+        let unit_of =
+            |g: usize| unit[used.binary_search(&g).expect("a guide tap in a pair")].clone();
+        against_unit_grams(target, pairs, |_| true, unit_of)
+    });
+    let ckas = match fused {
+        Some(values) => values
+            .into_iter()
+            .map(|v| v.expect("every pair in Gram form"))
+            .collect(),
+        None => {
+            let mut target_grams: Vec<Option<Tensor<2>>> = vec![None; target.len()];
+            pairs
+                .iter()
+                .map(|p| {
+                    let k = target_grams[p.target]
+                        .get_or_insert_with(|| linear_cka_gram(target[p.target].value.clone()));
+                    linear_cka_of_grams(k.clone(), linear_cka_gram_of_uncentred(gram_of(p.guide)))
+                })
+                .collect()
+        }
+    };
+    reduce(one_minus(ckas), reduction)
+}
+
+/// The guidance term of a step from whichever side of the guide it has:
+/// [`guidance_loss`] of its taps, or [`guidance_loss_from_grams`] (linear
+/// CKA only) of its Gram matrices.
+pub fn guidance_loss_of(
+    target: &[Tap],
+    guide: &GuideBatch,
+    pairs: &[Pair],
+    distance: Distance,
+    reduction: Reduction,
+) -> Tensor<1> {
+    match guide {
+        GuideBatch::Taps(taps) => guidance_loss(target, taps, pairs, distance, reduction),
+        GuideBatch::Grams(grams) => {
+            assert_eq!(
+                distance,
+                Distance::LinearCka,
+                "only linear CKA is computed from Gram matrices"
+            );
+            guidance_loss_from_grams(target, grams, pairs, reduction)
+        }
+    }
+}
+
+/// `1 − CKA` of every value.
+fn one_minus(ckas: Vec<Tensor<1>>) -> Vec<Tensor<1>> {
+    ckas.into_iter()
+        .map(|cka| cka.neg().add_scalar(1.0))
+        .collect()
+}
+
+/// The sum of the per-pair distances, or their mean.
+fn reduce(distances: Vec<Tensor<1>>, reduction: Reduction) -> Tensor<1> {
+    let count = distances.len();
     let sum = distances
         .into_iter()
         .reduce(|a, b| a + b)
         .expect("at least one pair");
     match reduction {
         Reduction::Sum => sum,
-        Reduction::Mean => sum.div_scalar(pairs.len() as f64),
+        Reduction::Mean => sum.div_scalar(count as f64),
     }
 }
 
@@ -106,7 +197,6 @@ fn against_fixed_grams(
     pairs: &[Pair],
     gram_form: impl Fn(&Pair) -> bool,
 ) -> Vec<Option<Tensor<1>>> {
-    let mut values = vec![None; pairs.len()];
     let mut guides: Vec<usize> = pairs
         .iter()
         .filter(|p| gram_form(p))
@@ -116,26 +206,38 @@ fn against_fixed_grams(
     guides.dedup();
     let taps: Vec<Tensor<2>> = guides.iter().map(|&g| guide[g].value.clone()).collect();
     let Some(grams) = unit_centred_grams(&taps) else {
-        return values;
+        return vec![None; pairs.len()];
     };
     let gram_of =
         |g: usize| grams[guides.binary_search(&g).expect("a guide tap in a pair")].clone();
+    against_unit_grams(target, pairs, gram_form, gram_of).unwrap_or_else(|| vec![None; pairs.len()])
+}
+
+/// The values of the pairs `included` in one operation per target tap
+/// against its partners' unit centred Gram matrices (`unit_gram(guide
+/// tap)`), `None` for the others; `None` where the backend has no such
+/// operation.
+fn against_unit_grams(
+    target: &[Tap],
+    pairs: &[Pair],
+    included: impl Fn(&Pair) -> bool,
+    unit_gram: impl Fn(usize) -> Tensor<2>,
+) -> Option<Vec<Option<Tensor<1>>>> {
+    let mut values = vec![None; pairs.len()];
     for (t, tap) in target.iter().enumerate() {
         let members: Vec<usize> = (0..pairs.len())
-            .filter(|&i| pairs[i].target == t && gram_form(&pairs[i]))
+            .filter(|&i| pairs[i].target == t && included(&pairs[i]))
             .collect();
         if members.is_empty() {
             continue;
         }
-        let partners = members.iter().map(|&i| gram_of(pairs[i].guide)).collect();
-        let Some(cka) = linear_cka_against(tap.value.clone(), Tensor::stack(partners, 0)) else {
-            return vec![None; pairs.len()];
-        };
+        let partners = members.iter().map(|&i| unit_gram(pairs[i].guide)).collect();
+        let cka = linear_cka_against(tap.value.clone(), Tensor::stack(partners, 0))?;
         for (j, &i) in members.iter().enumerate() {
             values[i] = Some(cka.clone().slice([j..j + 1]));
         }
     }
-    values
+    Some(values)
 }
 
 #[cfg(test)]
@@ -153,6 +255,79 @@ mod tests {
             name,
             Tensor::<2>::from_data(TensorData::new(values, [n, d]), device),
         )
+    }
+
+    /// `y yᵀ` written out, in `f64`.
+    fn gram_by_definition(y: &Tensor<2>) -> Tensor<2> {
+        let [n, d] = y.dims();
+        let v: Vec<f64> = y.clone().into_data().convert::<f64>().try_to_vec().unwrap();
+        let k: Vec<f32> = (0..n * n)
+            .map(|ij| {
+                (0..d)
+                    .map(|f| v[ij / n * d + f] * v[ij % n * d + f])
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(k, [n, n]), &y.device())
+    }
+
+    #[test]
+    fn the_loss_from_guide_gram_matrices_is_the_loss_from_guide_taps() {
+        let device = Device::flex().autodiff();
+        let n = 40;
+        let target: Vec<Tap> = [(0, 96), (1, 3)]
+            .iter()
+            .map(|&(i, d)| {
+                let mut t = tap(&format!("t{i}"), n, d, i as f32, &device);
+                t.value = t.value.require_grad();
+                t
+            })
+            .collect();
+        // The guide's taps on the plain device, as a frozen guide returns them;
+        // tap 2 in no pair, tap 3 narrow (a feature-form pair on the tap path).
+        let guide: Vec<Tap> = [70, 50, 30, 2]
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| {
+                tap(
+                    &format!("g{i}"),
+                    n,
+                    d,
+                    5.0 + i as f32,
+                    &device.clone().inner(),
+                )
+            })
+            .collect();
+        let pairs: Vec<Pair> = [(0, 0), (0, 1), (1, 3), (1, 0)]
+            .iter()
+            .map(|&(t, g)| Pair::of_indices(t, g))
+            .collect();
+        assert!(feature_form_is_cheaper(n, 3, 2));
+        let grams: Vec<Option<Tensor<2>>> = guide
+            .iter()
+            .enumerate()
+            .map(|(g, tap)| (g != 2).then(|| gram_by_definition(&tap.value)))
+            .collect();
+        for reduction in [Reduction::Sum, Reduction::Mean] {
+            let from_taps = guidance_loss(&target, &guide, &pairs, Distance::LinearCka, reduction);
+            let from_grams = guidance_loss_from_grams(&target, &grams, &pairs, reduction);
+            let (a, b) = (
+                from_taps.clone().into_scalar::<f64>(),
+                from_grams.clone().into_scalar::<f64>(),
+            );
+            assert!((a - b).abs() <= 1e-5 * a.abs(), "{a} vs {b}");
+            assert!(a > 0.5, "pairs too alike to test anything: {a}");
+            let (ga, gb) = (from_taps.backward(), from_grams.backward());
+            for t in &target {
+                let x: Vec<f32> = untrainable_core::to_vec(t.value.grad(&ga).unwrap());
+                let y: Vec<f32> = untrainable_core::to_vec(t.value.grad(&gb).unwrap());
+                let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(scale > 0.0, "{} takes no gradient", t.name);
+                for (u, v) in x.iter().zip(&y) {
+                    assert!((u - v).abs() <= 1e-5 * scale, "{}: {u} vs {v}", t.name);
+                }
+            }
+        }
     }
 
     #[test]

@@ -28,8 +28,8 @@ use crate::baselines::distill::distillation_loss;
 use crate::baselines::hint::Hint;
 use crate::checkpoint::{Checkpointing, LoopState, Saved};
 use crate::config::TrainConfig;
-use crate::guide_table::GuideTapTable;
-use crate::loss::{guidance_loss, pair_cka};
+use crate::gram_table::{GramTablePlan, GuideSource};
+use crate::loss::{GuideBatch, guidance_loss_of, pair_cka};
 use crate::mapping::Pair;
 use crate::run_log::{Log, ValScore};
 use crate::task::{Prediction, Score, Task, score_split};
@@ -208,8 +208,8 @@ struct Trainer<'a, K: Task, G: Network> {
     /// The pairs the guidance term sums (the arm's subset).
     guided_pairs: Vec<Pair>,
     hint: Option<Hint>,
-    /// The guide's taps of every training example, where the task has them.
-    guide_table: Option<GuideTapTable>,
+    /// Where a guided or hinted step's guide representations come from.
+    guide_source: GuideSource,
     /// The validation batch on which per-pair CKA is measured every epoch:
     /// the first `batch_size` validation examples, the same for every arm.
     eval_batch: K::Input,
@@ -286,13 +286,7 @@ where
             // How many pairs the term sums, for comparisons across subsets.
             log.step(0, GUIDED_PAIRS, guided_pairs.len() as f64);
         }
-        // Guided and hinted steps on real batches read the guide's taps from a table.
-        let guide_table = if arm.guidance().is_some_and(|g| !g.guide_on_noise) || hint.is_some() {
-            spec.task
-                .guide_table(spec.guide, config.eval_batch_size, device)
-        } else {
-            None
-        };
+        let guide_source = guide_source(spec, &guided_pairs, hint.as_ref(), device);
         let mut state = State::new(model, regressor, optim, log);
         if let Some(saved) = saved {
             state.resume(saved, fresh)?;
@@ -307,7 +301,7 @@ where
             train_len,
             guided_pairs,
             hint,
-            guide_table,
+            guide_source,
             eval_batch,
         };
         Ok((trainer, state))
@@ -354,7 +348,7 @@ where
             };
             let guide_taps = spec.guide.forward(noise).taps;
             let target_taps = state.model.forward(target_input).taps;
-            let term = self.guidance_term(&target_taps, &guide_taps);
+            let term = self.guidance_term(&target_taps, &GuideBatch::Taps(guide_taps));
             let value = term.clone().into_scalar::<f64>();
             state.log.step(w, "warmup_guidance_loss", value);
             if !value.is_finite() {
@@ -389,13 +383,16 @@ where
             _ => None,
         };
         let guided = arm.guided_at(step);
-        let guide_taps =
-            (guided || self.hint.is_some()).then(|| self.guide_taps(guided, idx, &input));
+        let guide = (guided || self.hint.is_some()).then(|| self.guide_batch(guided, idx, &input));
         let out = state.model.forward(input);
-        let guide_taps = guide_taps.unwrap_or_default();
-        let guidance = guided.then(|| self.guidance_term(&out.taps, &guide_taps));
-        let hint = match (&self.hint, &state.regressor) {
-            (Some(hint), Some(regressor)) => Some(hint.loss(regressor, &out.taps, &guide_taps)),
+        let guidance = guide
+            .as_ref()
+            .filter(|_| guided)
+            .map(|guide| self.guidance_term(&out.taps, guide));
+        let hint = match (&self.hint, &state.regressor, guide) {
+            (Some(hint), Some(regressor), Some(GuideBatch::Taps(taps))) => {
+                Some(hint.loss(regressor, &out.taps, &taps))
+            }
             _ => None,
         };
         let task = spec.task.loss(out.output.clone(), &targets);
@@ -409,30 +406,30 @@ where
         }
     }
 
-    /// The guide's taps for a guided or hinted step: of noise where a guided
-    /// arm's guide sees noise, else of the batch (from the table if any).
-    fn guide_taps(&self, guided: bool, idx: &[usize], input: &K::Input) -> Vec<Tap> {
+    /// The guide's side of a guided or hinted step: its taps on noise where
+    /// a guided arm's guide sees noise, else on the batch (from the taps
+    /// table if any), or the batch's Gram matrices from the Gram tables.
+    fn guide_batch(&self, guided: bool, idx: &[usize], input: &K::Input) -> GuideBatch {
         let spec = self.spec;
         let on_noise = guided && spec.arm.guidance().is_some_and(|g| g.guide_on_noise);
-        match &self.guide_table {
-            _ if on_noise => {
-                spec.guide
-                    .forward(spec.task.noise(idx.len(), &self.train_device))
-                    .taps
-            }
-            Some(table) => table.gather(idx, self.device),
-            None => spec.guide.forward(input.clone()).taps,
+        let noise = || spec.task.noise(idx.len(), &self.train_device);
+        match &self.guide_source {
+            _ if on_noise => GuideBatch::Taps(spec.guide.forward(noise()).taps),
+            GuideSource::Grams(table) => GuideBatch::Grams(table.gather(idx, self.device)),
+            GuideSource::Taps(table) => GuideBatch::Taps(table.gather(idx, self.device)),
+            GuideSource::Forward => GuideBatch::Taps(spec.guide.forward(input.clone()).taps),
         }
     }
 
     /// `Σ over the arm's pairs d(target tap, guide tap)`.
-    fn guidance_term(&self, target: &[Tap], guide: &[Tap]) -> Tensor<1> {
+    fn guidance_term(&self, target: &[Tap], guide: &GuideBatch) -> Tensor<1> {
         let config = self.spec.config;
-        guidance_loss(
+        let distance = self.spec.arm.distance(config);
+        guidance_loss_of(
             target,
             guide,
             &self.guided_pairs,
-            self.spec.arm.distance(config),
+            distance,
             config.reduction,
         )
     }
@@ -737,6 +734,43 @@ fn log_terms(log: &mut Log, step: u64, terms: &Terms) -> Vec<(&'static str, f64)
         }
     }
     values
+}
+
+/// Where the guided or hinted steps of a run read the guide: from the Gram
+/// tables where the guide sees the real batch, its inputs are fixed per
+/// example, the term is linear CKA and the tables fit `train.gram_table_bytes`;
+/// else from the taps table where the task has one; else by running it. Logs
+/// which and why.
+fn guide_source<K: Task, G: Network<Input = K::Input>>(
+    spec: &RunSpec<'_, K, G>,
+    guided_pairs: &[Pair],
+    hint: Option<&Hint>,
+    device: &Device,
+) -> GuideSource {
+    let (arm, config) = (spec.arm, spec.config);
+    if !(arm.guidance().is_some_and(|g| !g.guide_on_noise) || hint.is_some()) {
+        return GuideSource::Forward;
+    }
+    let distance = arm.distance(config);
+    let taps_needed_by = match (hint, distance) {
+        (Some(_), _) => Some("a hint regresses the guide's taps".to_string()),
+        (None, untrainable_repsim::Distance::LinearCka) => None,
+        (None, d) => Some(format!("the distance {} needs the guide's taps", d.name())),
+    };
+    let mut used: Vec<usize> = guided_pairs.iter().map(|p| p.guide).collect();
+    used.sort_unstable();
+    used.dedup();
+    let plan = GramTablePlan {
+        taps_needed_by,
+        used: &used,
+        budget: config.gram_table_bytes,
+    };
+    let table = spec
+        .task
+        .guide_table(spec.guide, config.eval_batch_size, device);
+    let (source, why) = GuideSource::choose(table, &plan);
+    tracing::info!("{} seed {}: {why}", arm.name, spec.seed);
+    source
 }
 
 /// The pairs the arm's guidance term sums: its subset, or all.

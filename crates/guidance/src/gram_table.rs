@@ -1,0 +1,120 @@
+//! The frozen guide's uncentred Gram matrices over the whole training set,
+//! one per guide tap in the guided pairs, computed once.
+//!
+//! Where an example's guide taps never change, the Gram matrix `Y Yᵀ` of a
+//! batch `b` is the block `(G Gᵀ)[b, b]` of the matrix `G Gᵀ` over every
+//! training example. Gathering that `n × n` block replaces both the guide's
+//! forward pass and the `n × n × d` product of its taps in every guided
+//! step, leaving the step only the target's side of the CKA terms.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use untrainable_repsim::gram;
+
+use crate::guide_table::GuideTapTable;
+
+/// The default of `train.gram_table_bytes`: 1 GiB, the tables of 21 guide
+/// taps over 7 000 examples (the image experiments' cpu presets train on
+/// 500 to 1 000).
+pub const DEFAULT_GRAM_TABLE_BYTES: u64 = 1 << 30;
+
+/// `G Gᵀ` over the training set of each guide tap in a guided pair.
+pub struct GuideGramTable {
+    /// Indexed by guide tap; `None` for the taps in no guided pair.
+    grams: Vec<Option<Tensor<2>>>,
+}
+
+impl GuideGramTable {
+    /// Bytes of the tables of `taps` guide taps over `examples` examples.
+    pub fn bytes(examples: usize, taps: usize) -> u64 {
+        (examples as u64)
+            .saturating_mul(examples as u64)
+            .saturating_mul(taps as u64)
+            .saturating_mul(size_of::<f32>() as u64)
+    }
+
+    /// The Gram matrices of the guide taps `used` (indices into `table`'s
+    /// taps), each computed by row blocks in parallel.
+    pub fn from_taps(table: &GuideTapTable, used: &[usize], taps: usize) -> Self {
+        let mut grams = vec![None; taps];
+        for &g in used {
+            grams[g] = Some(gram(table.tap(g).clone()));
+        }
+        Self { grams }
+    }
+
+    /// The uncentred Gram matrices of the guide taps on the examples
+    /// `indices`, in that order: what `Y Yᵀ` of the guide's taps on that
+    /// batch would be, indexed by guide tap.
+    pub fn gather(&self, indices: &[usize], device: &Device) -> Vec<Option<Tensor<2>>> {
+        let rows: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [indices.len()]), device);
+        self.grams
+            .iter()
+            .map(|k| {
+                k.as_ref()
+                    .map(|k| k.clone().select(0, rows.clone()).select(1, rows.clone()))
+            })
+            .collect()
+    }
+}
+
+/// Where a guided or hinted step's guide representations come from.
+pub enum GuideSource {
+    /// The guide runs forward on each batch.
+    Forward,
+    /// The batch's rows of the guide's taps over the training set.
+    Taps(GuideTapTable),
+    /// The batch's blocks of the guide taps' Gram matrices over the
+    /// training set.
+    Grams(GuideGramTable),
+}
+
+/// What decides between the tables, besides the taps table itself.
+pub struct GramTablePlan<'a> {
+    /// Why the step needs the guide's taps themselves (a hint, a distance
+    /// other than linear CKA); `None`: their Gram matrices suffice.
+    pub taps_needed_by: Option<String>,
+    /// The guide taps in the guided pairs, ascending.
+    pub used: &'a [usize],
+    /// `train.gram_table_bytes`.
+    pub budget: u64,
+}
+
+impl GuideSource {
+    /// The Gram tables where the plan allows them and they fit the budget,
+    /// else the taps table, else the guide's forward pass; with a sentence
+    /// saying why, for the log.
+    pub fn choose(table: Option<GuideTapTable>, plan: &GramTablePlan<'_>) -> (Self, String) {
+        let Some(table) = table else {
+            let why = "the guide runs on every batch: the task's training inputs are not fixed \
+                       per example (augmented, or padded per batch), or their taps exceed the \
+                       taps table's limit";
+            return (Self::Forward, why.into());
+        };
+        let examples = table.examples();
+        if let Some(reason) = &plan.taps_needed_by {
+            let why = format!("guide taps from the table of {examples} examples: {reason}");
+            return (Self::Taps(table), why);
+        }
+        let bytes = GuideGramTable::bytes(examples, plan.used.len());
+        if bytes > plan.budget {
+            let why = format!(
+                "guide taps from the table of {examples} examples: the Gram tables of {} guide \
+                 taps need {bytes} bytes, above train.gram_table_bytes = {}",
+                plan.used.len(),
+                plan.budget
+            );
+            return (Self::Taps(table), why);
+        }
+        let taps = plan.used.iter().max().map_or(0, |&g| g + 1);
+        let grams = GuideGramTable::from_taps(&table, plan.used, taps);
+        let why = format!(
+            "guide Gram matrices from tables over {examples} examples ({} guide taps, {bytes} \
+             bytes within train.gram_table_bytes = {}): no guide forward pass or guide Gram \
+             product in the step",
+            plan.used.len(),
+            plan.budget
+        );
+        (Self::Grams(grams), why)
+    }
+}
