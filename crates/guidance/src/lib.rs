@@ -16,6 +16,7 @@ pub mod loss;
 pub mod mapping;
 mod run_log;
 pub mod sequence;
+mod step_values;
 pub mod task;
 pub mod train;
 

@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use untrainable_core::Tap;
+use untrainable_core::{Tap, read_to_host};
 use untrainable_repsim::{
     Distance, feature_form_is_cheaper, linear_cka, linear_cka_gram, linear_cka_gram_of_uncentred,
     linear_cka_of_grams,
@@ -148,12 +148,12 @@ fn reduce(distances: Vec<Tensor<1>>, reduction: Reduction) -> Tensor<1> {
 }
 
 /// The linear CKA of every pair, for evaluation and logging (whatever
-/// distance the loss uses, so that arms compare on one scale).
+/// distance the loss uses, so that arms compare on one scale), all of them in one read from the device.
 pub fn pair_cka(target: &[Tap], guide: &[Tap], pairs: &[Pair]) -> Vec<f64> {
-    linear_cka_per_pair(target, guide, pairs)
-        .into_iter()
-        .map(|cka| cka.into_scalar::<f64>())
-        .collect()
+    if pairs.is_empty() {
+        return Vec::new();
+    }
+    read_to_host(Tensor::cat(linear_cka_per_pair(target, guide, pairs), 0))
 }
 
 /// [`linear_cka`] of every pair, with the Gram matrix of a tap computed once
