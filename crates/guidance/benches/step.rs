@@ -215,7 +215,7 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
     // reads them (the table built once, outside the measurement).
     if let Some(table) = task.guide_table(&guide, batch_size, &device) {
         let used: Vec<usize> = (0..guide.network().tap_names().len()).collect();
-        let grams = GuideGramTable::from_taps(&table, &used, used.len());
+        let grams = GuideGramTable::from_taps(&table, &used, batch_size);
         drop(table);
         // The batch's examples spread over the training set.
         let spread: Vec<usize> = (0..batch_size)

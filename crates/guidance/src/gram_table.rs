@@ -8,53 +8,69 @@
 //! step, leaving the step only the target's side of the CKA terms.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use untrainable_repsim::gram;
+use untrainable_repsim::fixed_gram;
 
 use crate::guide_table::GuideTapTable;
+use crate::loss::GuideGrams;
 
 /// The default of `train.gram_table_bytes`: 1 GiB, the tables of 21 guide
 /// taps over 7 000 examples (the image experiments' cpu presets train on
 /// 500 to 1 000).
 pub const DEFAULT_GRAM_TABLE_BYTES: u64 = 1 << 30;
 
-/// `G Gᵀ` over the training set of each guide tap in a guided pair.
+/// `G Gᵀ` over the training set of each guide tap in a guided pair, and the
+/// rows of those narrower than a batch (where CKA's feature form can be the
+/// cheaper, the step computes it from the taps as the taps path does).
 pub struct GuideGramTable {
     /// Indexed by guide tap; `None` for the taps in no guided pair.
     grams: Vec<Option<Tensor<2>>>,
+    narrow_taps: Vec<Option<Tensor<2>>>,
 }
 
 impl GuideGramTable {
-    /// Bytes of the tables of `taps` guide taps over `examples` examples.
-    pub fn bytes(examples: usize, taps: usize) -> u64 {
-        (examples as u64)
-            .saturating_mul(examples as u64)
-            .saturating_mul(taps as u64)
-            .saturating_mul(size_of::<f32>() as u64)
+    /// Bytes of the tables over `examples` examples of guide taps `widths`
+    /// wide: `examples²` floats each, and the rows of those narrower than
+    /// `batch_size`.
+    pub fn bytes(examples: usize, widths: &[usize], batch_size: usize) -> u64 {
+        let floats =
+            |w: usize| examples as u64 * (examples + if w < batch_size { w } else { 0 }) as u64;
+        widths
+            .iter()
+            .map(|&w| floats(w).saturating_mul(size_of::<f32>() as u64))
+            .fold(0u64, u64::saturating_add)
     }
 
-    /// The Gram matrices of the guide taps `used` (indices into `table`'s
-    /// taps), each computed by row blocks in parallel.
-    pub fn from_taps(table: &GuideTapTable, used: &[usize], taps: usize) -> Self {
-        let mut grams = vec![None; taps];
+    /// The tables of the guide taps `used` (indices into `table`'s taps),
+    /// each Gram matrix computed by row blocks in parallel with the
+    /// products a batch's Gram matrix has.
+    pub fn from_taps(table: &GuideTapTable, used: &[usize], batch_size: usize) -> Self {
+        let taps = used.iter().max().map_or(0, |&g| g + 1);
+        let (mut grams, mut narrow_taps) = (vec![None; taps], vec![None; taps]);
         for &g in used {
-            grams[g] = Some(gram(table.tap(g).clone()));
+            let tap = table.tap(g);
+            grams[g] = Some(fixed_gram(tap));
+            if tap.dims()[1] < batch_size {
+                narrow_taps[g] = Some(tap.clone());
+            }
         }
-        Self { grams }
+        Self { grams, narrow_taps }
     }
 
-    /// The uncentred Gram matrices of the guide taps on the examples
-    /// `indices`, in that order: what `Y Yᵀ` of the guide's taps on that
-    /// batch would be, indexed by guide tap.
-    pub fn gather(&self, indices: &[usize], device: &Device) -> Vec<Option<Tensor<2>>> {
+    /// The guide's side of the batch of examples `indices`, in that order:
+    /// what `Y Yᵀ` of the guide's taps on that batch would be, and the
+    /// narrow taps' rows.
+    pub fn gather(&self, indices: &[usize], device: &Device) -> GuideGrams {
         let rows: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [indices.len()]), device);
-        self.grams
-            .iter()
-            .map(|k| {
-                k.as_ref()
-                    .map(|k| k.clone().select(0, rows.clone()).select(1, rows.clone()))
-            })
-            .collect()
+        let rows_of = |k: &Tensor<2>| k.clone().select(0, rows.clone());
+        GuideGrams {
+            grams: (self.grams.iter())
+                .map(|k| k.as_ref().map(|k| rows_of(k).select(1, rows.clone())))
+                .collect(),
+            narrow_taps: (self.narrow_taps.iter())
+                .map(|y| y.as_ref().map(rows_of))
+                .collect(),
+        }
     }
 }
 
@@ -78,6 +94,8 @@ pub struct GramTablePlan<'a> {
     pub used: &'a [usize],
     /// `train.gram_table_bytes`.
     pub budget: u64,
+    /// `train.batch_size`: taps narrower keep their rows.
+    pub batch_size: usize,
 }
 
 impl GuideSource {
@@ -96,7 +114,8 @@ impl GuideSource {
             let why = format!("guide taps from the table of {examples} examples: {reason}");
             return (Self::Taps(table), why);
         }
-        let bytes = GuideGramTable::bytes(examples, plan.used.len());
+        let widths: Vec<usize> = plan.used.iter().map(|&g| table.tap(g).dims()[1]).collect();
+        let bytes = GuideGramTable::bytes(examples, &widths, plan.batch_size);
         if bytes > plan.budget {
             let why = format!(
                 "guide taps from the table of {examples} examples: the Gram tables of {} guide \
@@ -106,8 +125,7 @@ impl GuideSource {
             );
             return (Self::Taps(table), why);
         }
-        let taps = plan.used.iter().max().map_or(0, |&g| g + 1);
-        let grams = GuideGramTable::from_taps(&table, plan.used, taps);
+        let grams = GuideGramTable::from_taps(&table, plan.used, plan.batch_size);
         let why = format!(
             "guide Gram matrices from tables over {examples} examples ({} guide taps, {bytes} \
              bytes within train.gram_table_bytes = {}): no guide forward pass or guide Gram \

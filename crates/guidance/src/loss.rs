@@ -24,12 +24,11 @@ pub enum Reduction {
 }
 
 /// The guide's side of one step's guidance term: its taps on the batch, or
-/// (for linear CKA) the batch's uncentred Gram matrices `Y Yᵀ` of the guide
-/// taps, gathered from a table over the training set, indexed by guide tap
-/// (`None` for the taps in no pair).
+/// (for linear CKA) the batch's uncentred Gram matrices of the guide taps,
+/// gathered from tables over the training set.
 pub enum GuideBatch {
     Taps(Vec<Tap>),
-    Grams(Vec<Option<Tensor<2>>>),
+    Grams(GuideGrams),
 }
 
 /// `Σ distance(target tap, guide tap)` over `pairs` (or its mean),
@@ -56,13 +55,25 @@ pub fn guidance_loss(
     reduce(distances, reduction)
 }
 
-/// [`guidance_loss`] with [`Distance::LinearCka`] against the guide taps'
-/// uncentred Gram matrices on the batch (`grams[guide tap]`, present for
-/// every guide tap in `pairs`) instead of the taps: the same value, with no
-/// product of the guide's taps in the step.
+/// The guide's side of a step read from tables over the training set, by
+/// guide tap.
+#[derive(Clone)]
+pub struct GuideGrams {
+    /// The batch's uncentred Gram matrix `Y Yᵀ`, for every guide tap in a pair.
+    pub grams: Vec<Option<Tensor<2>>>,
+    /// The batch's rows of the guide taps narrower than the batch: only
+    /// there can the feature form of CKA be the cheaper, and such pairs are
+    /// computed from the taps as [`guidance_loss`] computes them.
+    pub narrow_taps: Vec<Option<Tensor<2>>>,
+}
+
+/// [`guidance_loss`] with [`Distance::LinearCka`] from the guide's Gram
+/// matrices on the batch instead of its taps (and its narrow taps where
+/// the feature form is the cheaper): the same values, with no product of
+/// the guide's wide taps in the step.
 pub fn guidance_loss_from_grams(
     target: &[Tap],
-    grams: &[Option<Tensor<2>>],
+    guide: &GuideGrams,
     pairs: &[Pair],
     reduction: Reduction,
 ) -> Tensor<1> {
@@ -70,38 +81,61 @@ pub fn guidance_loss_from_grams(
         !pairs.is_empty(),
         "guidance needs at least one pair of taps"
     );
-    let gram_of = |g: usize| {
-        grams[g]
-            .clone()
-            .expect("a Gram matrix for every guide tap in a pair")
+    reduce(
+        one_minus(linear_cka_per_pair_from_grams(target, guide, pairs)),
+        reduction,
+    )
+}
+
+/// [`linear_cka_per_pair`] from the guide's Gram matrices: each pair in the
+/// form that one takes, the Gram-form pairs against the unit centred blocks.
+fn linear_cka_per_pair_from_grams(
+    target: &[Tap],
+    guide: &GuideGrams,
+    pairs: &[Pair],
+) -> Vec<Tensor<1>> {
+    let narrow = |p: &Pair| {
+        let x = &target[p.target].value;
+        (guide.narrow_taps[p.guide].as_ref())
+            .filter(|y| feature_form_is_cheaper(x.dims()[0], x.dims()[1], y.dims()[1]))
     };
-    let mut used: Vec<usize> = pairs.iter().map(|p| p.guide).collect();
+    let gram_form = |p: &Pair| narrow(p).is_none();
+    let gram_of = |g: usize| {
+        guide.grams[g]
+            .clone()
+            .expect("a Gram matrix per guide tap in a pair")
+    };
+    let mut used: Vec<usize> = pairs
+        .iter()
+        .filter(|p| gram_form(p))
+        .map(|p| p.guide)
+        .collect();
     used.sort_unstable();
     used.dedup();
     let unit = unit_centred_of_uncentred(&used.iter().map(|&g| gram_of(g)).collect::<Vec<_>>());
-    let fused = unit.and_then(|unit| {
-        let unit_of =
-            |g: usize| unit[used.binary_search(&g).expect("a guide tap in a pair")].clone();
-        against_unit_grams(target, pairs, |_| true, unit_of)
-    });
-    let ckas = match fused {
-        Some(values) => values
-            .into_iter()
-            .map(|v| v.expect("every pair in Gram form"))
-            .collect(),
-        None => {
-            let mut target_grams: Vec<Option<Tensor<2>>> = vec![None; target.len()];
-            pairs
-                .iter()
-                .map(|p| {
-                    let k = target_grams[p.target]
-                        .get_or_insert_with(|| linear_cka_gram(target[p.target].value.clone()));
+    let mut values = unit
+        .and_then(|unit| {
+            let unit_of = |g: usize| unit[used.binary_search(&g).expect("a used tap")].clone();
+            against_unit_grams(target, pairs, gram_form, unit_of)
+        })
+        .unwrap_or_else(|| vec![None; pairs.len()]);
+    let mut target_grams: Vec<Option<Tensor<2>>> = vec![None; target.len()];
+    pairs
+        .iter()
+        .zip(values.iter_mut())
+        .map(|(p, value)| {
+            let x = &target[p.target].value;
+            match (value.take(), narrow(p)) {
+                (Some(value), _) => value,
+                (None, Some(y)) => linear_cka(x.clone(), y.clone()),
+                (None, None) => {
+                    let k =
+                        target_grams[p.target].get_or_insert_with(|| linear_cka_gram(x.clone()));
                     linear_cka_of_grams(k.clone(), linear_cka_gram_of_uncentred(gram_of(p.guide)))
-                })
-                .collect()
-        }
-    };
-    reduce(one_minus(ckas), reduction)
+                }
+            }
+        })
+        .collect()
 }
 
 /// The guidance term of a step from whichever side of the guide it has:
@@ -303,11 +337,15 @@ mod tests {
             .map(|&(t, g)| Pair::of_indices(t, g))
             .collect();
         assert!(feature_form_is_cheaper(n, 3, 2));
-        let grams: Vec<Option<Tensor<2>>> = guide
-            .iter()
-            .enumerate()
-            .map(|(g, tap)| (g != 2).then(|| gram_by_definition(&tap.value)))
-            .collect();
+        // Gram matrices of the taps in pairs, the narrow taps' rows.
+        let grams = GuideGrams {
+            grams: (guide.iter().enumerate())
+                .map(|(g, tap)| (g != 2).then(|| gram_by_definition(&tap.value)))
+                .collect(),
+            narrow_taps: (guide.iter())
+                .map(|tap| (tap.value.dims()[1] < n).then(|| tap.value.clone()))
+                .collect(),
+        };
         for reduction in [Reduction::Sum, Reduction::Mean] {
             let from_taps = guidance_loss(&target, &guide, &pairs, Distance::LinearCka, reduction);
             let from_grams = guidance_loss_from_grams(&target, &grams, &pairs, reduction);

@@ -849,6 +849,7 @@ fn guide_source<K: Task, G: Network<Input = K::Input>>(
         taps_needed_by,
         used: &used,
         budget: config.gram_table_bytes,
+        batch_size: config.batch_size,
     };
     let table = spec
         .task

@@ -26,7 +26,8 @@ mod rsa;
 
 pub use distance::Distance;
 pub use fused::{
-    gram_without_grad, linear_cka_against, unit_centred_grams, unit_centred_of_uncentred,
+    fixed_gram, gram_without_grad, linear_cka_against, unit_centred_grams,
+    unit_centred_of_uncentred,
 };
 pub use procrustes::procrustes_similarity;
 pub use ridge::ridge_similarity;
@@ -289,7 +290,7 @@ pub fn median_pairwise_distance(x: Tensor<2>) -> f64 {
 /// `docs/performance.md`). An `x` no gradient flows through (a frozen
 /// guide's taps) takes [`gram_without_grad`] on flex, which
 /// computes the products on and above the diagonal only.
-pub fn gram(x: Tensor<2>) -> Tensor<2> {
+pub(crate) fn gram(x: Tensor<2>) -> Tensor<2> {
     if let Some(k) = gram_without_grad(&x) {
         return k;
     }
