@@ -231,6 +231,19 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
                 ))
             })
         });
+        group.bench_function("gram_table_gather_and_centre", |b| {
+            b.iter(|| {
+                let batch = grams.gather(&spread, &device);
+                black_box(
+                    batch
+                        .grams
+                        .into_iter()
+                        .flatten()
+                        .map(|k| k.into_data())
+                        .count(),
+                )
+            })
+        });
         group.bench_function("guidance_terms_gram_table_forward_backward", |b| {
             b.iter(|| {
                 let guide_grams = GuideBatch::Grams(grams.gather(&spread, &device));

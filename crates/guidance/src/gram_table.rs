@@ -7,8 +7,9 @@
 //! forward pass and the `n × n × d` product of its taps in every guided
 //! step, leaving the step only the target's side of the CKA terms.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use untrainable_repsim::fixed_gram;
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use untrainable_core::to_vec;
+use untrainable_repsim::{fixed_gram, unit_centred_blocks};
 
 use crate::guide_table::GuideTapTable;
 use crate::loss::GuideGrams;
@@ -23,8 +24,19 @@ pub const DEFAULT_GRAM_TABLE_BYTES: u64 = 1 << 30;
 /// cheaper, the step computes it from the taps as the taps path does).
 pub struct GuideGramTable {
     /// Indexed by guide tap; `None` for the taps in no guided pair.
-    grams: Vec<Option<Tensor<2>>>,
+    grams: Tables,
     narrow_taps: Vec<Option<Tensor<2>>>,
+}
+
+/// Where the Gram matrices are kept: on flex on the host, where a batch's
+/// block is read and centred in one pass per tap; on other backends on the
+/// device, gathered there.
+enum Tables {
+    Host {
+        examples: usize,
+        grams: Vec<Option<Vec<f32>>>,
+    },
+    Device(Vec<Option<Tensor<2>>>),
 }
 
 impl GuideGramTable {
@@ -32,8 +44,8 @@ impl GuideGramTable {
     /// wide: `examples²` floats each, and the rows of those narrower than
     /// `batch_size`.
     pub fn bytes(examples: usize, widths: &[usize], batch_size: usize) -> u64 {
-        let floats =
-            |w: usize| examples as u64 * (examples + if w < batch_size { w } else { 0 }) as u64;
+        let narrow = |w: usize| if w < batch_size { w } else { 0 };
+        let floats = |w: usize| examples as u64 * (examples + narrow(w)) as u64;
         widths
             .iter()
             .map(|&w| floats(w).saturating_mul(size_of::<f32>() as u64))
@@ -45,7 +57,8 @@ impl GuideGramTable {
     /// products a batch's Gram matrix has.
     pub fn from_taps(table: &GuideTapTable, used: &[usize], batch_size: usize) -> Self {
         let taps = used.iter().max().map_or(0, |&g| g + 1);
-        let (mut grams, mut narrow_taps) = (vec![None; taps], vec![None; taps]);
+        let mut grams = vec![None; taps];
+        let mut narrow_taps = vec![None; taps];
         for &g in used {
             let tap = table.tap(g);
             grams[g] = Some(fixed_gram(tap));
@@ -53,25 +66,65 @@ impl GuideGramTable {
                 narrow_taps[g] = Some(tap.clone());
             }
         }
+        let on_flex = (grams.iter().flatten())
+            .all(|k| k.device().inner() == Device::flex() && k.dtype() == DType::F32);
+        let grams = match on_flex {
+            true => Tables::Host {
+                examples: table.examples(),
+                grams: grams.into_iter().map(|k| k.map(to_vec)).collect(),
+            },
+            false => Tables::Device(grams),
+        };
         Self { grams, narrow_taps }
     }
 
     /// The guide's side of the batch of examples `indices`, in that order:
-    /// what `Y Yᵀ` of the guide's taps on that batch would be, and the
-    /// narrow taps' rows.
+    /// what the Gram matrices of the guide's taps on that batch would be
+    /// (unit centred on flex), and the narrow taps' rows.
     pub fn gather(&self, indices: &[usize], device: &Device) -> GuideGrams {
         let rows: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [indices.len()]), device);
         let rows_of = |k: &Tensor<2>| k.clone().select(0, rows.clone());
+        let narrow_taps = (self.narrow_taps.iter())
+            .map(|y| y.as_ref().map(rows_of))
+            .collect();
+        let (grams, unit_centred) = match &self.grams {
+            Tables::Host { examples, grams } => {
+                (unit_blocks(grams, *examples, indices, device), true)
+            }
+            Tables::Device(grams) => {
+                let block = |k: &Tensor<2>| rows_of(k).select(1, rows.clone());
+                (grams.iter().map(|k| k.as_ref().map(block)).collect(), false)
+            }
+        };
         GuideGrams {
-            grams: (self.grams.iter())
-                .map(|k| k.as_ref().map(|k| rows_of(k).select(1, rows.clone())))
-                .collect(),
-            narrow_taps: (self.narrow_taps.iter())
-                .map(|y| y.as_ref().map(rows_of))
-                .collect(),
+            grams,
+            narrow_taps,
+            unit_centred,
         }
     }
+}
+
+/// The unit centred blocks of the examples `indices` of the host tables,
+/// as tensors on `device`, by guide tap.
+fn unit_blocks(
+    grams: &[Option<Vec<f32>>],
+    examples: usize,
+    indices: &[usize],
+    device: &Device,
+) -> Vec<Option<Tensor<2>>> {
+    let held: Vec<&[f32]> = grams.iter().flatten().map(Vec::as_slice).collect();
+    let mut blocks = unit_centred_blocks(&held, examples, indices).into_iter();
+    let n = indices.len();
+    grams
+        .iter()
+        .map(|k| {
+            k.as_ref().map(|_| {
+                let block = blocks.next().expect("one block per table");
+                Tensor::from_data(TensorData::new(block, [n, n]), device)
+            })
+        })
+        .collect()
 }
 
 /// Where a guided or hinted step's guide representations come from.

@@ -59,8 +59,10 @@ pub fn guidance_loss(
 /// guide tap.
 #[derive(Clone)]
 pub struct GuideGrams {
-    /// The batch's uncentred Gram matrix `Y Yᵀ`, for every guide tap in a pair.
+    /// The batch's Gram matrix `Y Yᵀ`, for every guide tap in a pair:
+    /// uncentred, or already `H Y Yᵀ H / ‖H Y Yᵀ H‖` where `unit_centred`.
     pub grams: Vec<Option<Tensor<2>>>,
+    pub unit_centred: bool,
     /// The batch's rows of the guide taps narrower than the batch: only
     /// there can the feature form of CKA be the cheaper, and such pairs are
     /// computed from the taps as [`guidance_loss`] computes them.
@@ -112,7 +114,11 @@ fn linear_cka_per_pair_from_grams(
         .collect();
     used.sort_unstable();
     used.dedup();
-    let unit = unit_centred_of_uncentred(&used.iter().map(|&g| gram_of(g)).collect::<Vec<_>>());
+    let blocks: Vec<Tensor<2>> = used.iter().map(|&g| gram_of(g)).collect();
+    let unit = match guide.unit_centred {
+        true => Some(blocks),
+        false => unit_centred_of_uncentred(&blocks),
+    };
     let mut values = unit
         .and_then(|unit| {
             let unit_of = |g: usize| unit[used.binary_search(&g).expect("a used tap")].clone();
@@ -345,6 +351,7 @@ mod tests {
             narrow_taps: (guide.iter())
                 .map(|tap| (tap.value.dims()[1] < n).then(|| tap.value.clone()))
                 .collect(),
+            unit_centred: false,
         };
         for reduction in [Reduction::Sum, Reduction::Mean] {
             let from_taps = guidance_loss(&target, &guide, &pairs, Distance::LinearCka, reduction);

@@ -26,7 +26,7 @@ mod rsa;
 
 pub use distance::Distance;
 pub use fused::{
-    fixed_gram, gram_without_grad, linear_cka_against, unit_centred_grams,
+    fixed_gram, gram_without_grad, linear_cka_against, unit_centred_blocks, unit_centred_grams,
     unit_centred_of_uncentred,
 };
 pub use procrustes::procrustes_similarity;

@@ -54,6 +54,24 @@ pub fn unit_centred_of_uncentred(ks: &[Tensor<2>]) -> Option<Vec<Tensor<2>>> {
     each_in_parallel(ks, <Dispatch as UnitCentredGram>::unit_centred)
 }
 
+/// `H K H / ‖H K H‖_F` (row-major, `rows.len()²` values) of the block
+/// `k[rows, rows]` of each symmetric `examples × examples` matrix `k`
+/// (row-major) of `tables`, in parallel: what [`unit_centred_of_uncentred`]
+/// gives for the gathered blocks, read from tables on the host without
+/// gathering them first.
+pub fn unit_centred_blocks(tables: &[&[f32]], examples: usize, rows: &[usize]) -> Vec<Vec<f32>> {
+    tables
+        .par_iter()
+        .map(|k| {
+            let block: Vec<f32> = rows
+                .iter()
+                .flat_map(|&i| rows.iter().map(move |&j| k[i * examples + j]))
+                .collect();
+            Centred::of(&block, rows.len()).unit
+        })
+        .collect()
+}
+
 /// `op` of every one of `xs` in parallel, on flex (`f32`) for untracked
 /// tensors only; each result on its input's device.
 fn each_in_parallel(
