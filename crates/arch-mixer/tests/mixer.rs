@@ -146,6 +146,8 @@ where
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     };
     let run: ArmRun<T> = train_arm(
         &RunSpec {

@@ -299,6 +299,28 @@ pub fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
         .expect("a float tensor converts to f32")
 }
 
+std::thread_local! {
+    static HOST_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The values of `tensor` on the host as `f64`: the training loop's one way
+/// of reading a tensor back, since on a GPU every read waits for the device
+/// to finish what it was given. Counted per thread ([`host_reads`]), so that
+/// tests can check how often a step waits.
+pub fn read_to_host(tensor: Tensor<1>) -> Vec<f64> {
+    HOST_READS.with(|reads| reads.set(reads.get() + 1));
+    tensor
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .expect("a float tensor converts to f64")
+}
+
+/// Calls of [`read_to_host`] on this thread so far.
+pub fn host_reads() -> u64 {
+    HOST_READS.with(std::cell::Cell::get)
+}
+
 /// Every float tensor a module holds (weights and running statistics),
 /// flattened in visiting order: for checks that a module did or did not change.
 pub fn parameter_values<M: Module>(module: &M) -> Vec<f32> {

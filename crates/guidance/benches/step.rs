@@ -1,7 +1,10 @@
 //! One training step, plain and guided, and the parts of a guided step (the
 //! target's forward + backward, the optimiser by difference, the guide's
 //! forward, the guidance terms), so that the cost of guidance beyond the
-//! guide's own forward pass is visible.
+//! guide's own forward pass is visible; where the guide's inputs are fixed
+//! per example (the image cases, on a training set of four batches), the
+//! guided step and the guidance terms again with the guide's Gram matrices
+//! gathered from tables over the training set, as the trainer runs them.
 //! Measure with `cargo test --workspace --bench step -- --bench`;
 //! `cargo test --workspace` runs each benchmark once. Another backend of
 //! the build: `UNTRAINABLE_BACKEND=ndarray` (see untrainable-core's features).
@@ -28,8 +31,8 @@ use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_arch_transformer::CausalLmConfig;
 use untrainable_core::{Backend, Guide, Network, WithoutAutodiff, seed};
 use untrainable_guidance::{
-    CopyPasteTask, ImageData, InputSpec, Pair, PairsConfig, Reduction, Split, Task, guidance_loss,
-    resolve_pairs,
+    CopyPasteTask, GuideBatch, GuideGramTable, ImageData, InputSpec, Pair, PairsConfig, Reduction,
+    Split, Task, guidance_loss_of, resolve_pairs,
 };
 use untrainable_repsim::Distance;
 use untrainable_tasks::copy_paste::CopyPaste;
@@ -65,26 +68,30 @@ impl<T: Network> Trainer<T> {
         }
     }
 
-    /// Task loss (+ the guidance term over `pairs` when guide taps are
-    /// given), backward and an Adam step; returns the loss.
+    /// Task loss (+ the guidance term over `pairs` when the guide's side
+    /// is given), backward and an Adam step; returns the loss.
     fn step<K: Task<Input = T::Input>>(
         &mut self,
         task: &K,
         batch: &(K::Input, K::Targets),
-        guide_taps: Option<(&[untrainable_core::Tap], &[Pair])>,
+        guide: Option<(&GuideBatch, &[Pair])>,
     ) -> f64 {
         let model = self.model.take().expect("a model between steps");
         let out = model.forward(batch.0.clone());
         let mut loss = task.loss(out.output, &batch.1);
-        if let Some((taps, pairs)) = guide_taps {
-            loss =
-                loss + guidance_loss(&out.taps, taps, pairs, Distance::LinearCka, Reduction::Sum);
+        if let Some((guide, pairs)) = guide {
+            loss = loss + guidance(&out.taps, guide, pairs);
         }
         let value = loss.clone().into_scalar::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         self.model = Some(self.optim.step(1e-3, model, grads));
         value
     }
+}
+
+/// The trainer's guidance term: `Σ (1 − linear CKA)` over `pairs`.
+fn guidance(target: &[untrainable_core::Tap], guide: &GuideBatch, pairs: &[Pair]) -> Tensor<1> {
+    guidance_loss_of(target, guide, pairs, Distance::LinearCka, Reduction::Sum)
 }
 
 /// The backend under measurement: `UNTRAINABLE_BACKEND` (a `--backend`
@@ -176,7 +183,7 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
     });
     group.bench_function("guided_step", |b| {
         b.iter(|| {
-            let taps = guide.forward(plain_input.clone()).taps;
+            let taps = GuideBatch::Taps(guide.forward(plain_input.clone()).taps);
             black_box(synced(
                 &device,
                 guided.step(task, batch, Some((&taps, &pairs))),
@@ -186,7 +193,7 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
     group.bench_function("guide_forward", |b| {
         b.iter(|| black_box(guide.forward(plain_input.clone()).output.into_data()))
     });
-    let guide_taps = guide.forward(plain_input.clone()).taps;
+    let guide_taps = GuideBatch::Taps(guide.forward(plain_input.clone()).taps);
     let model = guided.model.as_ref().expect("a model");
     let target_taps: Vec<_> = model
         .forward(batch.0.clone())
@@ -199,17 +206,52 @@ fn step_group<K: Task, T: Network<Input = K::Input>, G: Network<Input = K::Input
         .collect();
     group.bench_function("guidance_terms_forward_backward", |b| {
         b.iter(|| {
-            let term = guidance_loss(
-                &target_taps,
-                &guide_taps,
-                &pairs,
-                Distance::LinearCka,
-                Reduction::Sum,
-            );
-            let grads = term.backward();
+            let grads = guidance(&target_taps, &guide_taps, &pairs).backward();
             black_box(target_taps[0].value.grad(&grads).map(|g| g.into_data()))
         })
     });
+    // Where the task's guide inputs are fixed per example: the guide's Gram
+    // matrices gathered from tables over the training set, as the trainer
+    // reads them (the table built once, outside the measurement).
+    if let Some(table) = task.guide_table(&guide, batch_size, &device) {
+        let used: Vec<usize> = (0..guide.network().tap_names().len()).collect();
+        let grams = GuideGramTable::from_taps(&table, &used, batch_size);
+        drop(table);
+        // The batch's examples spread over the training set.
+        let spread: Vec<usize> = (0..batch_size)
+            .map(|i| i * task.len(Split::Train) / batch_size)
+            .collect();
+        let table_batch = &task.batch(Split::Train, &spread, &train);
+        group.bench_function("guided_step_gram_table", |b| {
+            b.iter(|| {
+                let grams = GuideBatch::Grams(grams.gather(&spread, &device));
+                black_box(synced(
+                    &device,
+                    guided.step(task, table_batch, Some((&grams, &pairs))),
+                ))
+            })
+        });
+        group.bench_function("gram_table_gather_and_centre", |b| {
+            b.iter(|| {
+                let batch = grams.gather(&spread, &device);
+                black_box(
+                    batch
+                        .grams
+                        .into_iter()
+                        .flatten()
+                        .map(|k| k.into_data())
+                        .count(),
+                )
+            })
+        });
+        group.bench_function("guidance_terms_gram_table_forward_backward", |b| {
+            b.iter(|| {
+                let guide_grams = GuideBatch::Grams(grams.gather(&spread, &device));
+                let grads = guidance(&target_taps, &guide_grams, &pairs).backward();
+                black_box(target_taps[0].value.grad(&grads).map(|g| g.into_data()))
+            })
+        });
+    }
     group.finish();
 }
 
@@ -225,7 +267,13 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
 ) {
     let device = device();
     seed(&device, 0);
-    let (set, val) = (random_images(batch), random_images(2));
+    // Four batches at the cpu sizes (the cpu presets train on 500 to 1 000
+    // images), so that the Gram tables' batch is a block of a larger table.
+    let examples = match sizes() {
+        Sizes::Cpu => 4 * batch,
+        Sizes::Paper => batch,
+    };
+    let (set, val) = (random_images(examples), random_images(2));
     let input = InputSpec {
         image_size: size,
         channels,

@@ -51,7 +51,48 @@ pub struct TrainConfig {
     /// (`twonn/<tap>`, the NeurIPS version's analysis, docs/paper.md §2.6).
     #[serde(default)]
     pub intrinsic_dimension: bool,
+    /// Memory in bytes that a guided arm may spend on tables of the guide's
+    /// Gram matrices over the training set (`examples² × 4` bytes per guide
+    /// tap in a pair), which take the guide out of the training step where
+    /// its inputs are fixed per example; 0 turns them off. Default 1 GiB.
+    #[serde(
+        default = "default_gram_table_bytes",
+        skip_serializing_if = "is_default_gram_table_bytes"
+    )]
+    pub gram_table_bytes: u64,
+    /// Read the steps' losses back from the device (and check them for
+    /// divergence) once every this-many training steps, and before every
+    /// checkpoint and evaluation: each read waits for the device. Default 50.
+    #[serde(
+        default = "default_log_every_steps",
+        skip_serializing_if = "is_default_log_every_steps"
+    )]
+    pub log_every_steps: u64,
 }
+
+fn default_gram_table_bytes() -> u64 {
+    crate::gram_table::DEFAULT_GRAM_TABLE_BYTES
+}
+
+fn default_log_every_steps() -> u64 {
+    DEFAULT_LOG_EVERY_STEPS
+}
+
+// Defaults are left out of a resolved config, so that the configs of results
+// made before these settings existed still equal their presets'.
+fn is_default_gram_table_bytes(bytes: &u64) -> bool {
+    *bytes == default_gram_table_bytes()
+}
+
+fn is_default_log_every_steps(steps: &u64) -> bool {
+    *steps == DEFAULT_LOG_EVERY_STEPS
+}
+
+/// The default of `train.log_every_steps`.
+pub const DEFAULT_LOG_EVERY_STEPS: u64 = 50;
+
+/// The largest `train.gram_table_bytes` accepted: 1 TiB.
+const MAX_GRAM_TABLE_BYTES: u64 = 1 << 40;
 
 /// `lr · factor^(epoch / every_epochs)` (integer division).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -115,6 +156,20 @@ impl TrainConfig {
             return Err(format!(
                 "train.lr_decay needs every_epochs ≥ 1 and factor in (0, 1]; got {} and {}",
                 d.every_epochs, d.factor
+            ));
+        }
+        if self.gram_table_bytes > MAX_GRAM_TABLE_BYTES {
+            return Err(format!(
+                "train.gram_table_bytes = {} is above 1 TiB ({MAX_GRAM_TABLE_BYTES}); it is the memory \
+                 in bytes for the guide's Gram tables (0 turns them off, the default is {})",
+                self.gram_table_bytes,
+                default_gram_table_bytes()
+            ));
+        }
+        if self.log_every_steps == 0 {
+            return Err(format!(
+                "train.log_every_steps must be at least 1 (read the losses every this-many steps), \
+                 got 0; the default is {DEFAULT_LOG_EVERY_STEPS}"
             ));
         }
         if let Some(clip) = self.grad_clip_norm

@@ -6,7 +6,7 @@
 //! per step, which dominates a guided step's cost for convolutional guides.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use untrainable_core::{Guide, Network, Tap};
+use untrainable_core::{Guide, Network, Tap, WithoutAutodiff};
 use untrainable_tasks::fashion_mnist::ImageSet;
 
 use crate::data::InputSpec;
@@ -33,23 +33,41 @@ impl GuideTapTable {
     where
         G: Network<Input = Tensor<4>>,
     {
-        if set.len() == 0 {
+        Self::from_batches(guide, set.len(), batch_size, |indices| {
+            input.batch(set, indices, device).0
+        })
+    }
+
+    /// Runs `guide` over the `examples` inputs that `batch_of(indices)`
+    /// returns, in batches of `batch_size`; `None` when there are none or
+    /// the table would exceed [`MAX_TABLE_BYTES`]. An example's taps must
+    /// not depend on the other examples of its batch.
+    pub fn from_batches<G>(
+        guide: &Guide<G>,
+        examples: usize,
+        batch_size: usize,
+        batch_of: impl Fn(&[usize]) -> G::Input,
+    ) -> Option<Self>
+    where
+        G: Network,
+        G::Input: WithoutAutodiff,
+    {
+        if examples == 0 {
             return None;
         }
-        let probe = guide.forward(input.batch(set, &[0], device).0);
+        let probe = guide.forward(batch_of(&[0]));
         let floats_per_example: usize = probe.taps.iter().map(|t| t.value.dims()[1]).sum();
-        if set
-            .len()
+        if examples
             .saturating_mul(floats_per_example)
             .saturating_mul(size_of::<f32>())
             > MAX_TABLE_BYTES
         {
             return None;
         }
-        let all: Vec<usize> = (0..set.len()).collect();
+        let all: Vec<usize> = (0..examples).collect();
         let mut columns: Vec<Vec<Tensor<2>>> = vec![Vec::new(); probe.taps.len()];
         for indices in all.chunks(batch_size.max(1)) {
-            let out = guide.forward(input.batch(set, indices, device).0);
+            let out = guide.forward(batch_of(indices));
             for (column, tap) in columns.iter_mut().zip(out.taps) {
                 column.push(tap.value);
             }
@@ -60,11 +78,21 @@ impl GuideTapTable {
             .zip(columns)
             .map(|(tap, column)| Tap {
                 value: Tensor::cat(column, 0),
-                shape: with_batch(&tap.shape, set.len()),
+                shape: with_batch(&tap.shape, examples),
                 name: tap.name,
             })
             .collect();
         Some(Self { taps })
+    }
+
+    /// The examples in the table.
+    pub fn examples(&self) -> usize {
+        self.taps.first().map_or(0, |t| t.value.dims()[0])
+    }
+
+    /// Guide tap `tap` of every example, one row each.
+    pub fn tap(&self, tap: usize) -> &Tensor<2> {
+        &self.taps[tap].value
     }
 
     /// The taps of the examples `indices`, in that order, as the guide's

@@ -7,6 +7,7 @@ pub mod baselines;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod gram_table;
 pub mod guide_store;
 pub mod guide_table;
 pub mod imagenet;
@@ -15,6 +16,7 @@ pub mod loss;
 pub mod mapping;
 mod run_log;
 pub mod sequence;
+mod step_values;
 pub mod task;
 pub mod train;
 
@@ -23,11 +25,12 @@ pub use baselines::{DistillConfig, HintConfig, distillation_loss};
 pub use checkpoint::Checkpointing;
 pub use config::{StepDecay, TrainConfig};
 pub use data::InputSpec;
+pub use gram_table::GuideGramTable;
 pub use guide_store::{Stored, TrainedStore};
 pub use guide_table::GuideTapTable;
 pub use imagenet::{ImageDataset, ImageNetData};
 pub use lm::{KNESER_NEY_ARM, LmTask, TOKEN_PPL, WORD_PPL, WindowCounts};
-pub use loss::{Reduction, guidance_loss};
+pub use loss::{GuideBatch, Reduction, guidance_loss, guidance_loss_from_grams, guidance_loss_of};
 pub use mapping::{Pair, PairSubset, PairsConfig, resolve_pairs, uniform_pairs};
 pub use sequence::{
     CopyPasteTask, LONG_ACCURACY, ParityTargets, ParityTask, SHORT_ACCURACY, TokenTargets,

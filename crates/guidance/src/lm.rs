@@ -18,12 +18,13 @@
 
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use untrainable_core::TokenBatch;
+use untrainable_core::{Guide, Network, TokenBatch};
 use untrainable_results::{MetricRow, Split};
 use untrainable_tasks::ngram::KneserNeyTrigram;
 use untrainable_tasks::sequence::Split as DataSplit;
 use untrainable_tasks::sotu::{LmData, LmStream, Perplexity};
 
+use crate::guide_table::GuideTapTable;
 use crate::sequence::data_split;
 use crate::sequence::{TokenTargets, masked_cross_entropy, masked_score};
 use crate::task::{Score, Task};
@@ -328,6 +329,19 @@ impl Task for LmTask {
 
     fn score(&self, output: Tensor<2>, targets: &TokenTargets) -> Score {
         masked_score(output, targets)
+    }
+
+    /// Every window is a fixed, unpadded `context` tokens: an example's guide
+    /// taps are the same in any batch.
+    fn guide_table<G: Network<Input = TokenBatch>>(
+        &self,
+        guide: &Guide<G>,
+        batch_size: usize,
+        device: &Device,
+    ) -> Option<GuideTapTable> {
+        GuideTapTable::from_batches(guide, self.len(Split::Train), batch_size, |indices| {
+            self.batch(Split::Train, indices, device).0
+        })
     }
 }
 

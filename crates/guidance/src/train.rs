@@ -17,9 +17,8 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use untrainable_core::{Guide, Network, Tap};
-use untrainable_repsim::host::{DEFAULT_TWONN_DISCARD, twonn_dimension};
-use untrainable_repsim::host_matrix;
+use untrainable_core::{Guide, Network, Tap, read_to_host};
+use untrainable_repsim::host::{DEFAULT_TWONN_DISCARD, Matrix, twonn_dimension};
 use untrainable_results::{MetricRow, Split, Status, SummaryRow};
 use untrainable_tasks::fashion_mnist::epoch_batches;
 
@@ -28,10 +27,11 @@ use crate::baselines::distill::distillation_loss;
 use crate::baselines::hint::Hint;
 use crate::checkpoint::{Checkpointing, LoopState, Saved};
 use crate::config::TrainConfig;
-use crate::guide_table::GuideTapTable;
-use crate::loss::{guidance_loss, pair_cka};
+use crate::gram_table::{GramTablePlan, GuideSource};
+use crate::loss::{GuideBatch, guidance_loss_of, pair_cka};
 use crate::mapping::Pair;
 use crate::run_log::{Log, ValScore};
+use crate::step_values::{Pending, ReadStep, StepValues};
 use crate::task::{Prediction, Score, Task, score_split};
 
 /// Everything one (arm, seed) run produced.
@@ -166,35 +166,14 @@ where
         };
     }
     trainer.note_resumed(&state);
-    let config = spec.config;
-    let (start_epoch, start_batch) = (state.epoch, state.batch);
-    'epochs: for epoch in start_epoch..config.epochs {
-        let skip = if epoch == start_epoch { start_batch } else { 0 };
-        let batches = epoch_batches(
-            trainer.train_len,
-            config.batch_size,
-            spec.seed,
-            epoch as u64,
-            true,
-        );
-        spec.task
-            .plan_training(&batches[skip.min(batches.len())..], spec.seed, epoch as u64);
-        for (batch, idx) in batches.into_iter().enumerate().skip(skip) {
-            if config.max_steps > 0 && state.step >= config.max_steps {
-                // Stopped inside the epoch: evaluated where it stopped.
-                trainer.end_of_epoch(&mut state, epoch);
-                break 'epochs;
-            }
-            state = match trainer.train_step(state, epoch, batch, &idx)? {
-                ControlFlow::Continue(state) => state,
-                ControlFlow::Break(diverged) => return Ok(diverged),
-            };
-        }
-        let score = trainer.end_of_epoch(&mut state, epoch + 1);
-        trainer.note_epoch(epoch + 1, score);
-    }
-    Ok(trainer.test_selected(state))
+    Ok(match trainer.train(state)? {
+        ControlFlow::Continue(state) => trainer.test_selected(state),
+        ControlFlow::Break(diverged) => diverged,
+    })
 }
+
+/// A run continues with its state or has stopped with its result.
+type Flow<T> = ControlFlow<ArmRun<T>, State<T>>;
 
 /// What stays fixed over a run, besides the spec.
 struct Trainer<'a, K: Task, G: Network> {
@@ -208,8 +187,8 @@ struct Trainer<'a, K: Task, G: Network> {
     /// The pairs the guidance term sums (the arm's subset).
     guided_pairs: Vec<Pair>,
     hint: Option<Hint>,
-    /// The guide's taps of every training example, where the task has them.
-    guide_table: Option<GuideTapTable>,
+    /// Where a guided or hinted step's guide representations come from.
+    guide_source: GuideSource,
     /// The validation batch on which per-pair CKA is measured every epoch:
     /// the first `batch_size` validation examples, the same for every arm.
     eval_batch: K::Input,
@@ -230,6 +209,8 @@ struct State<T> {
     epoch: u32,
     batch: usize,
     train_loss: f64,
+    /// The values of the steps since they were last read back.
+    pending: Pending,
     /// Wall time spent before the checkpoint the run resumed from.
     earlier_seconds: f64,
     resumed: bool,
@@ -286,13 +267,7 @@ where
             // How many pairs the term sums, for comparisons across subsets.
             log.step(0, GUIDED_PAIRS, guided_pairs.len() as f64);
         }
-        // Guided and hinted steps on real batches read the guide's taps from a table.
-        let guide_table = if arm.guidance().is_some_and(|g| !g.guide_on_noise) || hint.is_some() {
-            spec.task
-                .guide_table(spec.guide, config.eval_batch_size, device)
-        } else {
-            None
-        };
+        let guide_source = guide_source(spec, &guided_pairs, hint.as_ref(), device);
         let mut state = State::new(model, regressor, optim, log);
         if let Some(saved) = saved {
             state.resume(saved, fresh)?;
@@ -307,10 +282,49 @@ where
             train_len,
             guided_pairs,
             hint,
-            guide_table,
+            guide_source,
             eval_batch,
         };
         Ok((trainer, state))
+    }
+
+    /// The training steps, epoch by epoch, each epoch ended by an
+    /// evaluation; a run that reaches `max_steps` inside an epoch is
+    /// evaluated where it stopped.
+    fn train<T: Network<Input = K::Input>>(&self, mut state: State<T>) -> Result<Flow<T>, String> {
+        let (spec, config) = (self.spec, self.spec.config);
+        let (start_epoch, start_batch) = (state.epoch, state.batch);
+        for epoch in start_epoch..config.epochs {
+            let skip = if epoch == start_epoch { start_batch } else { 0 };
+            let batches = epoch_batches(
+                self.train_len,
+                config.batch_size,
+                spec.seed,
+                epoch as u64,
+                true,
+            );
+            spec.task
+                .plan_training(&batches[skip.min(batches.len())..], spec.seed, epoch as u64);
+            for (batch, idx) in batches.into_iter().enumerate().skip(skip) {
+                if config.max_steps > 0 && state.step >= config.max_steps {
+                    return Ok(self
+                        .end_of_epoch(state, epoch)
+                        .map_continue(|(state, _)| state));
+                }
+                state = match self.train_step(state, epoch, batch, &idx)? {
+                    ControlFlow::Continue(state) => state,
+                    ControlFlow::Break(diverged) => return Ok(ControlFlow::Break(diverged)),
+                };
+            }
+            state = match self.end_of_epoch(state, epoch + 1) {
+                ControlFlow::Continue((state, score)) => {
+                    self.note_epoch(epoch + 1, score);
+                    state
+                }
+                ControlFlow::Break(diverged) => return Ok(ControlFlow::Break(diverged)),
+            };
+        }
+        Ok(ControlFlow::Continue(state))
     }
 
     /// Logs where a resumed run continues and moves the bar there.
@@ -330,7 +344,8 @@ where
     }
 
     /// The noise warm-up: only the guidance term, on noise; stops the run
-    /// as diverged if the term is not finite.
+    /// as diverged at the first step whose term is not finite (found when
+    /// the values are read back).
     fn noise_warmup<T: Network<Input = K::Input>>(
         &self,
         mut state: State<T>,
@@ -354,17 +369,19 @@ where
             };
             let guide_taps = spec.guide.forward(noise).taps;
             let target_taps = state.model.forward(target_input).taps;
-            let term = self.guidance_term(&target_taps, &guide_taps);
-            let value = term.clone().into_scalar::<f64>();
-            state.log.step(w, "warmup_guidance_loss", value);
-            if !value.is_finite() {
-                return ControlFlow::Break(self.diverged(state, "guidance term", value, w, None));
-            }
+            let term = self.guidance_term(&target_taps, &GuideBatch::Taps(guide_taps));
+            let values = vec![("warmup_guidance_loss", "1-CKA sum", term.clone())];
+            state.pending.push(StepValues {
+                step: w,
+                values,
+                checked: 0,
+            });
             let grads = GradientsParams::from_grads(term.backward(), &state.model);
             state.model = state.optim.step(config.learning_rate, state.model, grads);
             self.bar.inc(1);
-            self.bar
-                .set_message(format!("warm-up 1-CKA sum {value:.3}"));
+            if (w + 1) % config.log_every_steps == 0 || w + 1 == warmup.steps {
+                state = self.read_back(state, Phase::Warmup)?;
+            }
         }
         ControlFlow::Continue(state)
     }
@@ -389,13 +406,16 @@ where
             _ => None,
         };
         let guided = arm.guided_at(step);
-        let guide_taps =
-            (guided || self.hint.is_some()).then(|| self.guide_taps(guided, idx, &input));
+        let guide = (guided || self.hint.is_some()).then(|| self.guide_batch(guided, idx, &input));
         let out = state.model.forward(input);
-        let guide_taps = guide_taps.unwrap_or_default();
-        let guidance = guided.then(|| self.guidance_term(&out.taps, &guide_taps));
-        let hint = match (&self.hint, &state.regressor) {
-            (Some(hint), Some(regressor)) => Some(hint.loss(regressor, &out.taps, &guide_taps)),
+        let guidance = guide
+            .as_ref()
+            .filter(|_| guided)
+            .map(|guide| self.guidance_term(&out.taps, guide));
+        let hint = match (&self.hint, &state.regressor, guide) {
+            (Some(hint), Some(regressor), Some(GuideBatch::Taps(taps))) => {
+                Some(hint.loss(regressor, &out.taps, &taps))
+            }
             _ => None,
         };
         let task = spec.task.loss(out.output.clone(), &targets);
@@ -409,57 +429,57 @@ where
         }
     }
 
-    /// The guide's taps for a guided or hinted step: of noise where a guided
-    /// arm's guide sees noise, else of the batch (from the table if any).
-    fn guide_taps(&self, guided: bool, idx: &[usize], input: &K::Input) -> Vec<Tap> {
+    /// The guide's side of a guided or hinted step: its taps on noise where
+    /// a guided arm's guide sees noise, else on the batch (from the taps
+    /// table if any), or the batch's Gram matrices from the Gram tables.
+    fn guide_batch(&self, guided: bool, idx: &[usize], input: &K::Input) -> GuideBatch {
         let spec = self.spec;
         let on_noise = guided && spec.arm.guidance().is_some_and(|g| g.guide_on_noise);
-        match &self.guide_table {
-            _ if on_noise => {
-                spec.guide
-                    .forward(spec.task.noise(idx.len(), &self.train_device))
-                    .taps
-            }
-            Some(table) => table.gather(idx, self.device),
-            None => spec.guide.forward(input.clone()).taps,
+        let noise = || spec.task.noise(idx.len(), &self.train_device);
+        match &self.guide_source {
+            _ if on_noise => GuideBatch::Taps(spec.guide.forward(noise()).taps),
+            GuideSource::Grams(table) => GuideBatch::Grams(table.gather(idx, self.device)),
+            GuideSource::Taps(table) => GuideBatch::Taps(table.gather(idx, self.device)),
+            GuideSource::Forward => GuideBatch::Taps(spec.guide.forward(input.clone()).taps),
         }
     }
 
     /// `Σ over the arm's pairs d(target tap, guide tap)`.
-    fn guidance_term(&self, target: &[Tap], guide: &[Tap]) -> Tensor<1> {
+    fn guidance_term(&self, target: &[Tap], guide: &GuideBatch) -> Tensor<1> {
         let config = self.spec.config;
-        guidance_loss(
+        let distance = self.spec.arm.distance(config);
+        guidance_loss_of(
             target,
             guide,
             &self.guided_pairs,
-            self.spec.arm.distance(config),
+            distance,
             config.reduction,
         )
     }
 
     /// One training step on the examples `idx`, batch `batch` of `epoch`:
-    /// the loss, logged, then an optimiser step, a checkpoint when due and
-    /// a validation when due. Stops the run as diverged on a non-finite
-    /// loss.
+    /// the loss, kept for logging, then an optimiser step, a checkpoint when
+    /// due and a validation when due. The values are read back every
+    /// `train.log_every_steps` steps and before a checkpoint or validation;
+    /// the run stops as diverged at the first step whose loss is not finite.
     fn train_step<T: Network<Input = K::Input>>(
         &self,
         mut state: State<T>,
         epoch: u32,
         batch: usize,
         idx: &[usize],
-    ) -> Result<ControlFlow<ArmRun<T>, State<T>>, String> {
+    ) -> Result<Flow<T>, String> {
         let (config, step) = (self.spec.config, state.step);
         let terms = self.step(&state, step, idx);
-        let values = log_terms(&mut state.log, step, &terms);
+        let mut values = logged_terms(&terms);
         let loss = objective(terms, &self.spec.arm.objective, config.alpha);
-        state.train_loss = loss.clone().into_scalar::<f64>();
-        state.log.step(step, "task_loss", values[0].1);
-        state.log.step(step, "loss", state.train_loss);
-        if !state.train_loss.is_finite() {
-            let loss = state.train_loss;
-            let diverged = self.diverged(state, "loss", loss, step, Some(step));
-            return Ok(ControlFlow::Break(diverged));
-        }
+        values.push(("loss", "loss", loss.clone()));
+        let checked = values.len() - 1;
+        state.pending.push(StepValues {
+            step,
+            values,
+            checked,
+        });
         let trained = (state.model, state.regressor);
         let grads = GradientsParams::from_grads(loss.backward(), &trained);
         (state.model, state.regressor) =
@@ -468,21 +488,48 @@ where
                 .step(config.learning_rate_at(epoch), trained, grads);
         state.step += 1;
         (state.epoch, state.batch) = (epoch, batch + 1);
+        self.bar.inc(1);
+        let due = |every: u64| state.step % every.max(1) == 0;
+        let validation_due = config.eval_every_steps.is_some_and(due);
+        let checkpoint_due = self.checkpoint.is_some_and(|c| due(c.every_steps));
+        if validation_due || checkpoint_due || due(config.log_every_steps) {
+            state = match self.read_back(state, Phase::Train) {
+                ControlFlow::Continue(state) => state,
+                ControlFlow::Break(diverged) => return Ok(ControlFlow::Break(diverged)),
+            };
+        }
         self.save_checkpoint_if_due(&state)?;
-        if let Some(every) = config.eval_every_steps
-            && state.step % every.max(1) == 0
-        {
+        if validation_due {
             let model = state.model.valid();
             self.evaluate(&mut state.log, &model, Split::Val, state.step, None);
         }
-        self.bar.inc(1);
-        let values: Vec<String> = values.iter().map(|(n, v)| format!("{n} {v:.3}")).collect();
-        let train_loss = state.train_loss;
-        self.bar.set_message(format!(
-            "epoch {epoch} loss {train_loss:.3} ({})",
-            values.join(", ")
-        ));
         Ok(ControlFlow::Continue(state))
+    }
+
+    /// Reads the pending steps' values back in one read and logs them;
+    /// stops the run as diverged at the first step whose checked value is
+    /// not finite, with the rows up to that step, as if it had stopped there.
+    fn read_back<T: Network>(&self, mut state: State<T>, phase: Phase) -> Flow<T> {
+        let mut last = None;
+        for read in state.pending.read() {
+            for &(metric, _, value) in &read.values {
+                state.log.step(read.step, metric, value);
+            }
+            let (_, value) = read.checked();
+            if !value.is_finite() {
+                let (what, at) = (phase.checked(), read.step);
+                let steps = (phase == Phase::Train).then_some(at);
+                return ControlFlow::Break(self.diverged(state, what, value, at, steps));
+            }
+            if phase == Phase::Train {
+                state.train_loss = value;
+            }
+            last = Some(read);
+        }
+        if let Some(read) = last {
+            self.bar.set_message(phase.message(&read, state.epoch));
+        }
+        ControlFlow::Continue(state)
     }
 
     fn save_checkpoint_if_due<T: Network>(&self, state: &State<T>) -> Result<(), String> {
@@ -521,14 +568,16 @@ where
         Ok(())
     }
 
-    /// Validation loss and accuracy over the whole validation set and the
-    /// CKA of every pair on the fixed batch, logged under `epoch`; keeps
-    /// the network if it is the best so far.
+    /// The pending steps' values read back, then validation loss and
+    /// accuracy over the whole validation set and the CKA of every pair on
+    /// the fixed batch, logged under `epoch`; keeps the network if it is
+    /// the best so far.
     fn end_of_epoch<T: Network<Input = K::Input>>(
         &self,
-        state: &mut State<T>,
+        state: State<T>,
         epoch: u32,
-    ) -> ValScore {
+    ) -> ControlFlow<ArmRun<T>, (State<T>, ValScore)> {
+        let mut state = self.read_back(state, Phase::Train)?;
         let (spec, step) = (self.spec, state.step);
         let model = state.model.valid();
         let (loss, accuracy) = self
@@ -552,7 +601,7 @@ where
         if state.log.end_of_epoch(epoch, score) {
             state.best_model = Some(state.model.valid());
         }
-        score
+        ControlFlow::Continue((state, score))
     }
 
     fn note_epoch(&self, epoch: u32, score: ValScore) {
@@ -586,7 +635,9 @@ where
             .forward(task.batch(Split::Val, &idx, self.device).0)
             .taps;
         for tap in &taps {
-            match twonn_dimension(&host_matrix(&tap.value), DEFAULT_TWONN_DISCARD) {
+            let [n, d] = tap.value.dims();
+            let values = read_to_host(tap.value.clone().reshape([n * d]));
+            match twonn_dimension(&Matrix::new(n, d, values), DEFAULT_TWONN_DISCARD) {
                 Ok(d) => log.row(
                     step,
                     Some(epoch),
@@ -702,6 +753,7 @@ impl<T: Network> State<T> {
             epoch: 0,
             batch: 0,
             train_loss: f64::NAN,
+            pending: Pending::default(),
             earlier_seconds: 0.0,
             resumed: false,
         }
@@ -721,22 +773,90 @@ impl<T: Network> State<T> {
     }
 }
 
-/// Logs the step's baseline and guidance terms; returns every term's value,
-/// the task's first, for the progress bar.
-fn log_terms(log: &mut Log, step: u64, terms: &Terms) -> Vec<(&'static str, f64)> {
-    let mut values = vec![("task", terms.task.clone().into_scalar::<f64>())];
-    for (name, metric, term) in [
-        ("distill", "distill_loss", &terms.distillation),
-        ("guidance", "guidance_loss", &terms.guidance),
-        ("hint", "hint_loss", &terms.hint),
+/// The step's terms in the order they are logged, each as (metric, the
+/// progress bar's name, value): the baseline and guidance terms the arm
+/// has, then the task loss.
+fn logged_terms(terms: &Terms) -> Vec<(&'static str, &'static str, Tensor<1>)> {
+    let mut values = Vec::new();
+    for (metric, name, term) in [
+        ("distill_loss", "distill", &terms.distillation),
+        ("guidance_loss", "guidance", &terms.guidance),
+        ("hint_loss", "hint", &terms.hint),
     ] {
         if let Some(term) = term {
-            let value = term.clone().into_scalar::<f64>();
-            log.step(step, metric, value);
-            values.push((name, value));
+            values.push((metric, name, term.clone()));
         }
     }
+    values.push(("task_loss", "task", terms.task.clone()));
     values
+}
+
+/// Where a run is: its values are read back and checked alike in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Train,
+}
+
+impl Phase {
+    /// What a non-finite checked value is, for the log.
+    fn checked(self) -> &'static str {
+        match self {
+            Phase::Warmup => "guidance term",
+            Phase::Train => "loss",
+        }
+    }
+
+    /// The progress bar's message after the step `read`.
+    fn message(self, read: &ReadStep, epoch: u32) -> String {
+        let (_, value) = read.checked();
+        let others: Vec<String> = (read.values.iter().enumerate())
+            .filter(|&(i, _)| i != read.checked)
+            .map(|(_, (_, name, v))| format!("{name} {v:.3}"))
+            .collect();
+        match self {
+            Phase::Warmup => format!("warm-up 1-CKA sum {value:.3}"),
+            Phase::Train => format!("epoch {epoch} loss {value:.3} ({})", others.join(", ")),
+        }
+    }
+}
+
+/// Where the guided or hinted steps of a run read the guide: from the Gram
+/// tables where the guide sees the real batch, its inputs are fixed per
+/// example, the term is linear CKA and the tables fit `train.gram_table_bytes`;
+/// else from the taps table where the task has one; else by running it. Logs
+/// which and why.
+fn guide_source<K: Task, G: Network<Input = K::Input>>(
+    spec: &RunSpec<'_, K, G>,
+    guided_pairs: &[Pair],
+    hint: Option<&Hint>,
+    device: &Device,
+) -> GuideSource {
+    let (arm, config) = (spec.arm, spec.config);
+    if !(arm.guidance().is_some_and(|g| !g.guide_on_noise) || hint.is_some()) {
+        return GuideSource::Forward;
+    }
+    let distance = arm.distance(config);
+    let taps_needed_by = match (hint, distance) {
+        (Some(_), _) => Some("a hint regresses the guide's taps".to_string()),
+        (None, untrainable_repsim::Distance::LinearCka) => None,
+        (None, d) => Some(format!("the distance {} needs the guide's taps", d.name())),
+    };
+    let mut used: Vec<usize> = guided_pairs.iter().map(|p| p.guide).collect();
+    used.sort_unstable();
+    used.dedup();
+    let plan = GramTablePlan {
+        taps_needed_by,
+        used: &used,
+        budget: config.gram_table_bytes,
+        batch_size: config.batch_size,
+    };
+    let table = spec
+        .task
+        .guide_table(spec.guide, config.eval_batch_size, device);
+    let (source, why) = GuideSource::choose(table, &plan);
+    tracing::info!("{} seed {}: {why}", arm.name, spec.seed);
+    source
 }
 
 /// The pairs the arm's guidance term sums: its subset, or all.

@@ -77,6 +77,8 @@ fn train_config(epochs: u32) -> TrainConfig {
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     }
 }
 

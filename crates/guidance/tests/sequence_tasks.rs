@@ -231,6 +231,8 @@ fn guided_training_runs_on_copy_paste() {
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     };
     let run = train_arm(
         &RunSpec {
@@ -328,6 +330,8 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
             lr_decay: None,
             eval_every_steps: None,
             intrinsic_dimension: false,
+            gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+            log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
         };
         assert!(train_config.validate().is_ok());
         let run = train_arm(
@@ -375,6 +379,8 @@ fn weight_decay_shrinks_the_weights_and_bad_optimiser_settings_are_refused() {
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     };
     let message = TrainConfig {
         weight_decay: -0.1,
@@ -446,6 +452,8 @@ fn four_short_epochs() -> TrainConfig {
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     }
 }
 
@@ -623,6 +631,8 @@ fn a_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_numbers() {
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     };
     let run = |arm: &ArmConfig, checkpoint: Option<&Checkpointing>| {
         seed(&device, 21);
@@ -712,6 +722,8 @@ fn step_decay_of_the_learning_rate() {
         }),
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     };
     let rates: Vec<f64> = [0, 29, 30, 59, 60, 99]
         .iter()
@@ -770,6 +782,8 @@ fn guidance_window_and_noise_fed_guide() {
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     };
     let run = |arm: &ArmConfig| {
         seed(&device, 30);

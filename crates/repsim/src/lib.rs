@@ -25,7 +25,10 @@ mod ridge;
 mod rsa;
 
 pub use distance::Distance;
-pub use fused::{gram_without_grad, linear_cka_against, unit_centred_grams};
+pub use fused::{
+    fixed_gram, gram_without_grad, linear_cka_against, unit_centred_blocks, unit_centred_grams,
+    unit_centred_of_uncentred,
+};
 pub use procrustes::procrustes_similarity;
 pub use ridge::ridge_similarity;
 pub use rsa::rsa_similarity;
@@ -120,7 +123,15 @@ pub fn linear_cka_of_grams(k: Tensor<2>, l: Tensor<2>) -> Tensor<1> {
 /// every use is scale invariant) so that sums of its squares stay far from
 /// `f32` overflow.
 pub(crate) fn centred_gram(x: Tensor<2>) -> Tensor<2> {
-    let k = centre_gram(gram(x));
+    linear_cka_gram_of_uncentred(gram(x))
+}
+
+/// [`linear_cka_gram`] of a representation given by its uncentred Gram
+/// matrix `k = X Xᵀ` instead of `X`: the block of a table of a fixed
+/// representation's Gram matrix over a whole data set, which a batch
+/// gathers instead of computing `X Xᵀ` again.
+pub fn linear_cka_gram_of_uncentred(k: Tensor<2>) -> Tensor<2> {
+    let k = centre_gram(k);
     let scale = k
         .clone()
         .detach()

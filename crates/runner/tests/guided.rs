@@ -61,6 +61,8 @@ fn a_trained_guide_is_trained_once_and_reused_by_the_next_run() {
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     };
     let arms = [ArmConfig {
         guide: GuideState::Trained,
@@ -202,6 +204,8 @@ fn test_predictions_are_kept_per_run_resumed_and_recomputed_for_a_stored_guide()
         lr_decay: None,
         eval_every_steps: None,
         intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
     };
     let arms = [
         ArmConfig::plain("base"),

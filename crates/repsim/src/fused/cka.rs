@@ -43,24 +43,56 @@ const TASK: [usize; 2] = [64, 1024];
 /// Each is the `grams` argument's slice for that partner in
 /// [`linear_cka_against`].
 pub fn unit_centred_grams(ys: &[Tensor<2>]) -> Option<Vec<Tensor<2>>> {
-    if !ys.iter().all(|y| on_flex_f32(y) && !y.is_tracked()) {
+    each_in_parallel(ys, <Dispatch as UnitCentredGram>::unit_centred_gram)
+}
+
+/// `H K H / ‖H K H‖_F` of every symmetric `k = Y Yᵀ` (`n × n`): what
+/// [`unit_centred_grams`] gives for `Y`, from its uncentred Gram matrix
+/// (gathered from a table of a fixed representation's Gram matrix over a
+/// whole data set); the same conditions.
+pub fn unit_centred_of_uncentred(ks: &[Tensor<2>]) -> Option<Vec<Tensor<2>>> {
+    each_in_parallel(ks, <Dispatch as UnitCentredGram>::unit_centred)
+}
+
+/// `H K H / ‖H K H‖_F` (row-major, `rows.len()²` values) of the block
+/// `k[rows, rows]` of each symmetric `examples × examples` matrix `k`
+/// (row-major) of `tables`, in parallel: what [`unit_centred_of_uncentred`]
+/// gives for the gathered blocks, read from tables on the host without
+/// gathering them first.
+pub fn unit_centred_blocks(tables: &[&[f32]], examples: usize, rows: &[usize]) -> Vec<Vec<f32>> {
+    tables
+        .par_iter()
+        .map(|k| {
+            let block: Vec<f32> = rows
+                .iter()
+                .flat_map(|&i| rows.iter().map(move |&j| k[i * examples + j]))
+                .collect();
+            Centred::of(&block, rows.len()).unit
+        })
+        .collect()
+}
+
+/// `op` of every one of `xs` in parallel, on flex (`f32`) for untracked
+/// tensors only; each result on its input's device.
+fn each_in_parallel(
+    xs: &[Tensor<2>],
+    op: fn(FloatTensor<Dispatch>) -> FloatTensor<Dispatch>,
+) -> Option<Vec<Tensor<2>>> {
+    if !xs.iter().all(|x| on_flex_f32(x) && !x.is_tracked()) {
         return None;
     }
-    let inner: Vec<_> = ys
+    let inner: Vec<_> = xs
         .iter()
-        .map(|y| y.clone().inner().into_dispatch())
+        .map(|x| x.clone().inner().into_dispatch())
         .collect();
-    let grams: Vec<_> = inner
-        .into_par_iter()
-        .map(<Dispatch as UnitCentredGram>::unit_centred_gram)
-        .collect();
+    let results: Vec<_> = inner.into_par_iter().map(op).collect();
     Some(
-        grams
+        results
             .into_iter()
-            .zip(ys)
-            .map(|(k, y)| {
+            .zip(xs)
+            .map(|(k, x)| {
                 let k = Tensor::<2>::from_dispatch(k);
-                if y.device().is_autodiff() {
+                if x.device().is_autodiff() {
                     Tensor::from_inner(k)
                 } else {
                     k
@@ -102,12 +134,20 @@ fn on_flex_f32<const D: usize>(x: &Tensor<D>) -> bool {
 trait UnitCentredGram: Backend {
     /// `H Y Yᵀ H` at unit Frobenius norm (zero where it is zero).
     fn unit_centred_gram(y: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `H K H` at unit Frobenius norm of the symmetric `K` (zero where it is zero).
+    fn unit_centred(k: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl UnitCentredGram for Flex {
     fn unit_centred_gram(y: FlexTensor) -> FlexTensor {
         let [n, d] = dims(&y);
         let centred = Centred::of(&gram(f32_values(&y.to_contiguous()), n, d), n);
+        flex_tensor(centred.unit, vec![n, n])
+    }
+
+    fn unit_centred(k: FlexTensor) -> FlexTensor {
+        let [n, _] = dims(&k);
+        let centred = Centred::of(f32_values(&k.to_contiguous()), n);
         flex_tensor(centred.unit, vec![n, n])
     }
 }
@@ -374,6 +414,28 @@ mod tests {
         for y in &partners {
             let d = y.len() / N;
             let got = unit_centred_grams(&[tensor_of(y, [N, d], &device)]).unwrap();
+            let expected = centred_gram(y, N);
+            let norm = expected.iter().map(|v| v * v).sum::<f64>().sqrt();
+            for (g, e) in values(got[0].clone()).iter().zip(&expected) {
+                assert!(
+                    (g - e / norm).abs() <= 1e-6,
+                    "d = {d}: {g} against {}",
+                    e / norm
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unit_centring_an_uncentred_gram_matrix_is_the_centred_gram_by_definition() {
+        let (_, partners) = tap_and_partners();
+        let device = Device::flex();
+        for y in &partners {
+            let d = y.len() / N;
+            let k: Vec<f64> = (0..N * N)
+                .map(|ij| (0..d).map(|f| y[ij / N * d + f] * y[ij % N * d + f]).sum())
+                .collect();
+            let got = unit_centred_of_uncentred(&[tensor_of(&k, [N, N], &device)]).unwrap();
             let expected = centred_gram(y, N);
             let norm = expected.iter().map(|v| v * v).sum::<f64>().sqrt();
             for (g, e) in values(got[0].clone()).iter().zip(&expected) {

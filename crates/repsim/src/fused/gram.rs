@@ -47,6 +47,27 @@ pub fn gram_without_grad(x: &Tensor<2>) -> Option<Tensor<2>> {
     })
 }
 
+/// `x xᵀ` of a representation that takes no gradient, from any number of
+/// rows: on flex (`f32`) the products of [`gram_without_grad`], which are
+/// those that [`unit_centred_grams`](crate::unit_centred_grams) computes for
+/// a batch, so that a batch's block of a table over a whole data set is its
+/// Gram matrix bit for bit; `x xᵀ` of the tensors elsewhere.
+pub fn fixed_gram(x: &Tensor<2>) -> Tensor<2> {
+    let flex_f32 = x.device().inner() == Device::flex() && x.dtype() == DType::F32;
+    if x.is_tracked() || !flex_f32 {
+        let x = x.clone().detach();
+        return x.clone().matmul(x.transpose());
+    }
+    let k = Tensor::<2>::from_dispatch(<Dispatch as SymmetricGram>::symmetric_gram(
+        x.clone().inner().into_dispatch(),
+    ));
+    if x.device().is_autodiff() {
+        Tensor::from_inner(k)
+    } else {
+        k
+    }
+}
+
 #[backend_extension(Flex)]
 trait SymmetricGram: Backend {
     /// `x xᵀ` for `x` of n × d.
@@ -156,6 +177,18 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_fixed_gram_matrix_has_the_kernels_products_from_any_number_of_rows() {
+        let device = Device::flex();
+        for (n, d) in [(20, 30), (64, 1100), (100, 7)] {
+            let values = input(n, d);
+            let x = Tensor::<2>::from_data(TensorData::new(values.clone(), [n, d]), &device);
+            let got = crate::fused::values(fixed_gram(&x));
+            let expected: Vec<f64> = gram(&values, n, d).iter().map(|&v| v as f64).collect();
+            assert_eq!(got, expected, "({n}, {d})");
         }
     }
 

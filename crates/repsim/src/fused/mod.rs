@@ -5,8 +5,10 @@
 mod cka;
 mod gram;
 
-pub use cka::{linear_cka_against, unit_centred_grams};
-pub use gram::gram_without_grad;
+pub use cka::{
+    linear_cka_against, unit_centred_blocks, unit_centred_grams, unit_centred_of_uncentred,
+};
+pub use gram::{fixed_gram, gram_without_grad};
 
 /// A tensor's values as `f64`, for comparisons in tests.
 #[cfg(test)]

@@ -1,0 +1,226 @@
+//! How often the training loop reads values back from the device: once per
+//! `train.log_every_steps` steps (and before a validation or the end of an
+//! epoch), through `untrainable_core::read_to_host`, which counts; the loop's
+//! source reads nothing any other way. A run that diverges between reads
+//! stops where a read after every step would have stopped it.
+
+use std::collections::BTreeSet;
+use std::sync::MutexGuard;
+
+use burn::tensor::Device;
+use untrainable_arch_cnn::ResNetConfig;
+use untrainable_arch_fcn::FcnConfig;
+use untrainable_core::{Guide, Network, host_reads, seed};
+use untrainable_guidance::{
+    ArmConfig, ImageData, InputSpec, NoiseFor, NoiseWarmup, PairsConfig, Progress, Reduction,
+    RunSpec, Runtime, Split, TrainConfig, resolve_pairs, train_arm,
+};
+use untrainable_repsim::Distance;
+use untrainable_results::MetricRow;
+use untrainable_tasks::fashion_mnist::ImageSet;
+
+fn seeded() -> MutexGuard<'static, ()> {
+    untrainable_core::random_stream_lock()
+}
+
+/// `n` 8 × 8 images of ten classes, each class a bright row plus speckle;
+/// 80 of them, so that the table's Gram products take flex's own path
+/// (from 65 rows).
+fn images(n: usize, offset: usize) -> ImageSet {
+    let mut images = Vec::with_capacity(n * 64);
+    for i in 0..n {
+        let label = (i + offset) % 10;
+        for p in 0..64 {
+            let band = if p / 8 == label % 8 { 0.8 } else { 0.1 };
+            images.push(band + ((i * 31 + p * 7) % 17) as f32 / 170.0);
+        }
+    }
+    ImageSet {
+        images,
+        labels: (0..n).map(|i| ((i + offset) % 10) as u8).collect(),
+        rows: 8,
+        cols: 8,
+    }
+}
+
+fn input() -> InputSpec {
+    InputSpec {
+        image_size: 8,
+        channels: 1,
+        mean: 0.3,
+        std: 0.3,
+        augment: Default::default(),
+    }
+}
+
+fn image_guide(device: &Device) -> Guide<untrainable_arch_cnn::ResNet> {
+    seed(device, 99);
+    let config = ResNetConfig {
+        blocks: vec![1, 1],
+        ..ResNetConfig::resnet18_small(2)
+    };
+    Guide::new(config.init(device))
+}
+
+fn fcn(device: &Device) -> untrainable_arch_fcn::Fcn {
+    seed(device, 7);
+    FcnConfig {
+        input_features: 64,
+        first_width: 24,
+        width: 16,
+        hidden_layers: 4,
+        classes: 10,
+        dropout: 0.1,
+        batch_norm: true,
+    }
+    .init(device)
+}
+
+fn config(epochs: u32, log_every_steps: u64, eval_every_steps: Option<u64>) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 16,
+        learning_rate: 1e-2,
+        alpha: 1.0,
+        distance: Distance::LinearCka,
+        reduction: Reduction::Sum,
+        max_steps: 0,
+        eval_batch_size: 32,
+        weight_decay: 0.0,
+        grad_clip_norm: None,
+        lr_decay: None,
+        eval_every_steps,
+        intrinsic_dimension: false,
+        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
+        log_every_steps,
+    }
+}
+
+/// A run of `arm` on `train`, and the reads it made.
+fn counted_run(
+    train: &ImageSet,
+    arm: &ArmConfig,
+    config: &TrainConfig,
+) -> (untrainable_guidance::ArmRun<untrainable_arch_fcn::Fcn>, u64) {
+    let device = Device::flex();
+    let (val, input) = (images(32, 3), input());
+    let task = ImageData {
+        train,
+        val: &val,
+        test: None,
+        input: &input,
+    };
+    let guide = image_guide(&device);
+    let target = fcn(&device);
+    let pairs = resolve_pairs(
+        &PairsConfig::default(),
+        &target.tap_names(),
+        &guide.network().tap_names(),
+    )
+    .unwrap();
+    let spec = RunSpec {
+        experiment: "test",
+        arm,
+        seed: 3,
+        guide: &guide,
+        pairs: &pairs,
+        task: &task,
+        config,
+    };
+    let runtime = Runtime {
+        device: &device,
+        progress: Progress::Quiet,
+        checkpoint: None,
+    };
+    let before = host_reads();
+    let run = train_arm(&spec, target, &runtime).unwrap();
+    (run, host_reads() - before)
+}
+
+#[test]
+fn the_loop_reads_back_once_per_interval_validation_and_epoch() {
+    let _seeded = seeded();
+    let train = images(80, 0);
+    // 80 examples in batches of 16: 5 steps per epoch.
+    let (epochs, per_epoch) = (2u64, 5u64);
+    let steps = epochs * per_epoch;
+    for (every, validation, warmup) in [(1, None, 0), (3, None, 0), (4, Some(3), 0), (100, None, 5)]
+    {
+        let arm = ArmConfig {
+            warmup: (warmup > 0).then_some(NoiseWarmup {
+                steps: warmup,
+                noise_for: NoiseFor::Both,
+            }),
+            ..ArmConfig::guided("guided")
+        };
+        let config = config(epochs as u32, every, validation);
+        let (run, reads) = counted_run(&train, &arm, &config);
+        assert_eq!(run.summary.status.to_string(), "ok");
+        // Reads after the steps that end an interval, a validation or an
+        // epoch; the warm-up's once per interval and at its end; the CKA of
+        // the pairs once per epoch.
+        let ends: BTreeSet<u64> = (1..=steps)
+            .filter(|s| {
+                s % every == 0 || validation.is_some_and(|v| s % v == 0) || s % per_epoch == 0
+            })
+            .collect();
+        let expected = ends.len() as u64 + warmup.div_ceil(every) + epochs;
+        assert_eq!(
+            reads, expected,
+            "every {every}, validation {validation:?}, warm-up {warmup}"
+        );
+        let logged = |metric: &str| {
+            let of_steps = |r: &&MetricRow| r.split == Split::Train && r.metric == metric;
+            run.rows.iter().filter(of_steps).count()
+        };
+        assert_eq!(logged("loss") as u64, steps, "every step's loss is logged");
+        assert_eq!(logged("warmup_guidance_loss") as u64, warmup);
+    }
+}
+
+#[test]
+fn a_run_diverging_between_reads_stops_where_reading_every_step_stops_it() {
+    let _seeded = seeded();
+    // One corrupt pixel makes the first batch that holds it produce a NaN
+    // loss; reads every 50 steps find it at the epoch's end.
+    let mut train = images(80, 0);
+    train.images[70 * 64 + 5] = f32::NAN;
+    let arm = ArmConfig::guided("guided");
+    let rows = |rows: &[MetricRow]| {
+        rows.iter()
+            .map(|r| (r.step, r.epoch, r.metric.clone(), r.value.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    let (every_step, _) = counted_run(&train, &arm, &config(2, 1, None));
+    let (at_the_end, _) = counted_run(&train, &arm, &config(2, 50, None));
+    assert_eq!(every_step.summary.status.to_string(), "diverged");
+    let stopped = every_step
+        .summary
+        .status_step
+        .expect("the step it stopped at");
+    assert!(stopped < 5, "stopped at {stopped}, after the first epoch");
+    assert_eq!(at_the_end.summary.status, every_step.summary.status);
+    assert_eq!(at_the_end.summary.status_step, Some(stopped));
+    assert_eq!(at_the_end.summary.steps, every_step.summary.steps);
+    assert_eq!(rows(&at_the_end.rows), rows(&every_step.rows));
+    assert_eq!(at_the_end.rows.last().map(|r| r.step), Some(stopped));
+}
+
+#[test]
+fn the_training_loop_reads_from_the_device_only_through_the_counted_read() {
+    for (file, source) in [
+        ("train.rs", include_str!("../src/train.rs")),
+        ("step_values.rs", include_str!("../src/step_values.rs")),
+    ] {
+        for read in [
+            ".into_scalar",
+            ".into_data",
+            ".to_data",
+            "host_matrix",
+            "core::to_vec",
+            ".into_primitive",
+        ] {
+            assert!(!source.contains(read), "{file} reads with {read}");
+        }
+    }
+}
