@@ -45,7 +45,8 @@ inside `next()` is data; time between two batches is the work on a batch,
 per loader: training steps, validation, test accuracy) and their functions
 `rep_similarity_loss` (the guidance term's forward: guide forward, hooks,
 CKA), `get_grad_norm` and `avg_step_size` (per-step logging), and
-`torch.save`/`torch.load` (checkpoints). One JSON line per arm on stdout.
+`torch.save`/`torch.load` (checkpoints). One JSON line per arm on stdout,
+among the lines their code prints there.
 """
 
 import argparse
