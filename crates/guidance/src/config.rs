@@ -54,7 +54,7 @@ pub struct TrainConfig {
     /// Memory in bytes that a guided arm may spend on tables of the guide's
     /// Gram matrices over the training set (`examples² × 4` bytes per guide
     /// tap in a pair), which take the guide out of the training step where
-    /// its inputs are fixed per example; 0 turns them off. Default 1 GiB.
+    /// its inputs are fixed per example; 0 turns them off. Default 2 GiB.
     #[serde(
         default = "default_gram_table_bytes",
         skip_serializing_if = "is_default_gram_table_bytes"

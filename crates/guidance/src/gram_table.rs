@@ -14,10 +14,10 @@ use untrainable_repsim::{fixed_gram, unit_centred_blocks};
 use crate::guide_table::GuideTapTable;
 use crate::loss::GuideGrams;
 
-/// The default of `train.gram_table_bytes`: 1 GiB, the tables of 21 guide
-/// taps over 7 000 examples (the image experiments' cpu presets train on
-/// 500 to 1 000).
-pub const DEFAULT_GRAM_TABLE_BYTES: u64 = 1 << 30;
+/// The default of `train.gram_table_bytes`: 2 GiB, the tables of 21 guide
+/// taps over 5 000 examples (the image experiments' cpu presets train on
+/// 2 000 to 4 000).
+pub const DEFAULT_GRAM_TABLE_BYTES: u64 = 2 << 30;
 
 /// `G Gᵀ` over the training set of each guide tap in a guided pair, and the
 /// rows of those narrower than a batch (where CKA's feature form can be the
