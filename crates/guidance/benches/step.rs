@@ -267,8 +267,8 @@ fn image_steps<T: Network<Input = Tensor<4>>, G: Network<Input = Tensor<4>>>(
 ) {
     let device = device();
     seed(&device, 0);
-    // Four batches at the cpu sizes (the cpu presets train on 500 to 1 000
-    // images), so that the Gram tables' batch is a block of a larger table.
+    // Four batches at the cpu sizes, so that the Gram tables' batch is a
+    // block of a larger table.
     let examples = match sizes() {
         Sizes::Cpu => 4 * batch,
         Sizes::Paper => batch,
