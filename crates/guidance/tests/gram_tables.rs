@@ -3,66 +3,22 @@
 //! guide's taps (images and language modelling), resumes exactly, and falls
 //! back to the taps where the budget is too small.
 
-use std::sync::MutexGuard;
+mod common;
+
+use common::{fcn, image_guide, images, input, seeded};
 
 use burn::tensor::Device;
-use untrainable_arch_cnn::ResNetConfig;
-use untrainable_arch_fcn::FcnConfig;
 use untrainable_arch_rnn::RnnLmConfig;
 use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::gram_table::{GramTablePlan, GuideSource};
 use untrainable_guidance::{
-    ArmConfig, Checkpointing, GuideGramTable, GuideTapTable, ImageData, InputSpec, LmTask,
-    PairsConfig, Progress, Reduction, RunSpec, Runtime, Task, TrainConfig, WindowCounts,
-    resolve_pairs, train_arm,
+    ArmConfig, Checkpointing, GuideGramTable, GuideTapTable, ImageData, LmTask, PairsConfig,
+    Progress, Reduction, RunSpec, Runtime, Task, TrainConfig, WindowCounts, resolve_pairs,
+    train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_results::MetricRow;
-use untrainable_tasks::fashion_mnist::ImageSet;
 use untrainable_tasks::sotu::LmStream;
-
-fn seeded() -> MutexGuard<'static, ()> {
-    untrainable_core::random_stream_lock()
-}
-
-/// `n` 8 × 8 images of ten classes, each class a bright row plus speckle;
-/// 80 of them, so that the table's Gram products take flex's own path
-/// (from 65 rows).
-fn images(n: usize, offset: usize) -> ImageSet {
-    let mut images = Vec::with_capacity(n * 64);
-    for i in 0..n {
-        let label = (i + offset) % 10;
-        for p in 0..64 {
-            let band = if p / 8 == label % 8 { 0.8 } else { 0.1 };
-            images.push(band + ((i * 31 + p * 7) % 17) as f32 / 170.0);
-        }
-    }
-    ImageSet {
-        images,
-        labels: (0..n).map(|i| ((i + offset) % 10) as u8).collect(),
-        rows: 8,
-        cols: 8,
-    }
-}
-
-fn input() -> InputSpec {
-    InputSpec {
-        image_size: 8,
-        channels: 1,
-        mean: 0.3,
-        std: 0.3,
-        augment: Default::default(),
-    }
-}
-
-fn image_guide(device: &Device) -> Guide<untrainable_arch_cnn::ResNet> {
-    seed(device, 99);
-    let config = ResNetConfig {
-        blocks: vec![1, 1],
-        ..ResNetConfig::resnet18_small(2)
-    };
-    Guide::new(config.init(device))
-}
 
 fn config(epochs: u32, batch_size: usize, gram_table_bytes: u64) -> TrainConfig {
     TrainConfig {
@@ -120,20 +76,6 @@ where
         checkpoint,
     };
     train_arm(&spec, target, &runtime).unwrap()
-}
-
-fn fcn(device: &Device) -> untrainable_arch_fcn::Fcn {
-    seed(device, 7);
-    FcnConfig {
-        input_features: 64,
-        first_width: 24,
-        width: 16,
-        hidden_layers: 4,
-        classes: 10,
-        dropout: 0.1,
-        batch_norm: true,
-    }
-    .init(device)
 }
 
 /// Every row of `b` is the row of `a` at the same place, its value within

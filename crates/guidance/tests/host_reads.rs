@@ -4,77 +4,21 @@
 //! source reads nothing any other way. A run that diverges between reads
 //! stops where a read after every step would have stopped it.
 
+mod common;
+
+use common::{fcn, image_guide, images, input, seeded};
+
 use std::collections::BTreeSet;
-use std::sync::MutexGuard;
 
 use burn::tensor::Device;
-use untrainable_arch_cnn::ResNetConfig;
-use untrainable_arch_fcn::FcnConfig;
-use untrainable_core::{Guide, Network, host_reads, seed};
+use untrainable_core::{Network, host_reads};
 use untrainable_guidance::{
-    ArmConfig, ImageData, InputSpec, NoiseFor, NoiseWarmup, PairsConfig, Progress, Reduction,
-    RunSpec, Runtime, Split, TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, ImageData, NoiseFor, NoiseWarmup, PairsConfig, Progress, Reduction, RunSpec,
+    Runtime, Split, TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::Distance;
 use untrainable_results::MetricRow;
 use untrainable_tasks::fashion_mnist::ImageSet;
-
-fn seeded() -> MutexGuard<'static, ()> {
-    untrainable_core::random_stream_lock()
-}
-
-/// `n` 8 × 8 images of ten classes, each class a bright row plus speckle;
-/// 80 of them, so that the table's Gram products take flex's own path
-/// (from 65 rows).
-fn images(n: usize, offset: usize) -> ImageSet {
-    let mut images = Vec::with_capacity(n * 64);
-    for i in 0..n {
-        let label = (i + offset) % 10;
-        for p in 0..64 {
-            let band = if p / 8 == label % 8 { 0.8 } else { 0.1 };
-            images.push(band + ((i * 31 + p * 7) % 17) as f32 / 170.0);
-        }
-    }
-    ImageSet {
-        images,
-        labels: (0..n).map(|i| ((i + offset) % 10) as u8).collect(),
-        rows: 8,
-        cols: 8,
-    }
-}
-
-fn input() -> InputSpec {
-    InputSpec {
-        image_size: 8,
-        channels: 1,
-        mean: 0.3,
-        std: 0.3,
-        augment: Default::default(),
-    }
-}
-
-fn image_guide(device: &Device) -> Guide<untrainable_arch_cnn::ResNet> {
-    seed(device, 99);
-    let config = ResNetConfig {
-        blocks: vec![1, 1],
-        ..ResNetConfig::resnet18_small(2)
-    };
-    Guide::new(config.init(device))
-}
-
-fn fcn(device: &Device) -> untrainable_arch_fcn::Fcn {
-    seed(device, 7);
-    FcnConfig {
-        input_features: 64,
-        first_width: 24,
-        width: 16,
-        hidden_layers: 4,
-        classes: 10,
-        dropout: 0.1,
-        batch_norm: true,
-    }
-    .init(device)
-}
 
 fn config(epochs: u32, log_every_steps: u64, eval_every_steps: Option<u64>) -> TrainConfig {
     TrainConfig {
