@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fcn, image_guide, images, input, seeded};
+use common::{fcn, image_guide, images, input, seeded, train_config};
 
 use burn::tensor::Device;
 use untrainable_arch_rnn::RnnLmConfig;
@@ -13,30 +13,16 @@ use untrainable_core::{Guide, Network, seed, to_vec};
 use untrainable_guidance::gram_table::{GramTablePlan, GuideSource};
 use untrainable_guidance::{
     ArmConfig, Checkpointing, GuideGramTable, GuideTapTable, ImageData, LmTask, PairsConfig,
-    Progress, Reduction, RunSpec, Runtime, Task, TrainConfig, WindowCounts, resolve_pairs,
-    train_arm,
+    Progress, RunSpec, Runtime, Task, TrainConfig, WindowCounts, resolve_pairs, train_arm,
 };
-use untrainable_repsim::Distance;
 use untrainable_results::MetricRow;
 use untrainable_tasks::sotu::LmStream;
 
 fn config(epochs: u32, batch_size: usize, gram_table_bytes: u64) -> TrainConfig {
     TrainConfig {
-        epochs,
-        batch_size,
-        learning_rate: 1e-2,
-        alpha: 1.0,
-        distance: Distance::LinearCka,
-        reduction: Reduction::Sum,
-        max_steps: 0,
-        eval_batch_size: 32,
-        weight_decay: 0.0,
-        grad_clip_norm: None,
-        lr_decay: None,
-        eval_every_steps: None,
-        intrinsic_dimension: false,
         gram_table_bytes,
         log_every_steps: 3,
+        ..train_config(epochs, batch_size)
     }
 }
 

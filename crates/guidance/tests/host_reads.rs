@@ -6,37 +6,24 @@
 
 mod common;
 
-use common::{fcn, image_guide, images, input, seeded};
+use common::{fcn, image_guide, images, input, seeded, train_config};
 
 use std::collections::BTreeSet;
 
 use burn::tensor::Device;
 use untrainable_core::{Network, host_reads};
 use untrainable_guidance::{
-    ArmConfig, ImageData, NoiseFor, NoiseWarmup, PairsConfig, Progress, Reduction, RunSpec,
-    Runtime, Split, TrainConfig, resolve_pairs, train_arm,
+    ArmConfig, ImageData, NoiseFor, NoiseWarmup, PairsConfig, Progress, RunSpec, Runtime, Split,
+    TrainConfig, resolve_pairs, train_arm,
 };
-use untrainable_repsim::Distance;
 use untrainable_results::MetricRow;
 use untrainable_tasks::fashion_mnist::ImageSet;
 
 fn config(epochs: u32, log_every_steps: u64, eval_every_steps: Option<u64>) -> TrainConfig {
     TrainConfig {
-        epochs,
-        batch_size: 16,
-        learning_rate: 1e-2,
-        alpha: 1.0,
-        distance: Distance::LinearCka,
-        reduction: Reduction::Sum,
-        max_steps: 0,
-        eval_batch_size: 32,
-        weight_decay: 0.0,
-        grad_clip_norm: None,
-        lr_decay: None,
         eval_every_steps,
-        intrinsic_dimension: false,
-        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
         log_every_steps,
+        ..train_config(epochs, 16)
     }
 }
 
