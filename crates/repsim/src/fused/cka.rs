@@ -407,6 +407,20 @@ mod tests {
         (values(c), values(x.grad(&grads).expect("a gradient")))
     }
 
+    /// `got` is the centred Gram matrix of `y` (`N × d`) by definition,
+    /// scaled to unit Frobenius norm.
+    fn assert_unit_centred_gram_of(got: &[f64], y: &[f64], d: usize) {
+        let expected = centred_gram(y, N);
+        let norm = expected.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for (g, e) in got.iter().zip(&expected) {
+            assert!(
+                (g - e / norm).abs() <= 1e-6,
+                "d = {d}: {g} against {}",
+                e / norm
+            );
+        }
+    }
+
     #[test]
     fn unit_centred_grams_are_the_centred_gram_by_definition_at_unit_norm() {
         let (_, partners) = tap_and_partners();
@@ -414,15 +428,7 @@ mod tests {
         for y in &partners {
             let d = y.len() / N;
             let got = unit_centred_grams(&[tensor_of(y, [N, d], &device)]).unwrap();
-            let expected = centred_gram(y, N);
-            let norm = expected.iter().map(|v| v * v).sum::<f64>().sqrt();
-            for (g, e) in values(got[0].clone()).iter().zip(&expected) {
-                assert!(
-                    (g - e / norm).abs() <= 1e-6,
-                    "d = {d}: {g} against {}",
-                    e / norm
-                );
-            }
+            assert_unit_centred_gram_of(&values(got[0].clone()), y, d);
         }
     }
 
@@ -436,15 +442,7 @@ mod tests {
                 .map(|ij| (0..d).map(|f| y[ij / N * d + f] * y[ij % N * d + f]).sum())
                 .collect();
             let got = unit_centred_of_uncentred(&[tensor_of(&k, [N, N], &device)]).unwrap();
-            let expected = centred_gram(y, N);
-            let norm = expected.iter().map(|v| v * v).sum::<f64>().sqrt();
-            for (g, e) in values(got[0].clone()).iter().zip(&expected) {
-                assert!(
-                    (g - e / norm).abs() <= 1e-6,
-                    "d = {d}: {g} against {}",
-                    e / norm
-                );
-            }
+            assert_unit_centred_gram_of(&values(got[0].clone()), y, d);
         }
     }
 
