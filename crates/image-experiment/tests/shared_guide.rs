@@ -24,6 +24,7 @@ fn kd_and_error_consistency_share_table_1s_guide_and_target() {
             "input",
             "resnet18",
             "guide_train",
+            "guide_augment",
             "deep_fcn",
             "pairs",
             "train",

@@ -28,6 +28,10 @@ pub struct GuidedExperiment<'a, K, T, G> {
     /// How the guide is trained for `trained` arms; `None` when no arm uses
     /// a trained guide.
     pub guide_train: Option<&'a TrainConfig>,
+    /// The task the guide is trained alone on where it differs from `task`
+    /// (the same examples with augmented training batches); its validation
+    /// and test, and every guided arm, read `task`.
+    pub guide_task: Option<&'a K>,
     /// Everything that decides the trained guide's weights besides the seed
     /// (its architecture, the task, `guide_train`), as TOML: its store key.
     pub guide_recipe: &'a str,
@@ -211,7 +215,7 @@ where
                     seed,
                     guide: untrained,
                     pairs: &[],
-                    task: self.task,
+                    task: self.guide_task.unwrap_or(self.task),
                     config: train,
                 };
                 let run = train_arm(

@@ -81,6 +81,7 @@ draws <figures>/copy-paste.{png,svg}.";
             pairs: &config.pairs,
             train: &config.train,
             guide_train: config.guide_train.as_ref(),
+            guide_task: None,
             guide_recipe: &recipe,
             arms: &config.arms,
             context,

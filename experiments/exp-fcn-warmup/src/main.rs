@@ -112,6 +112,7 @@ fn run_task<K: Task<Input = Tensor<4>>>(
         pairs: &config.pairs,
         train: &config.train,
         guide_train: None,
+        guide_task: None,
         guide_recipe: "",
         arms: &config.arms,
         context,

@@ -466,3 +466,47 @@ fn the_canvas_is_exact_at_full_size_and_changes_the_data_when_it_shrinks() {
         "shrunk items left the run unchanged"
     );
 }
+
+#[test]
+fn guide_augmentation_changes_the_guides_training_and_no_target_arm() {
+    // Each arm's rows as text, in the order the run wrote them.
+    let rows_with = |augment: Option<&str>| {
+        let out = tempfile::tempdir().unwrap();
+        let out_dir = out.path().to_str().unwrap();
+        let mut args = vec!["--preset", "smoke", "--quiet", "--out", out_dir];
+        args.extend(["--figures", out_dir, "--set", "targets=[\"deep-fcn\"]"]);
+        let set = augment.map(|a| format!("guide_augment={a}"));
+        if let Some(set) = &set {
+            args.extend(["--set", set]);
+        }
+        let run = exp(&args);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        let metrics = read_parquet(&out.path().join("image-guidance/metrics.parquet"));
+        let (arms, names) = (strings(&metrics, "arm"), strings(&metrics, "metric"));
+        let values = metrics.column("value").unwrap().f64().unwrap().clone();
+        move |arm: &str| -> Vec<String> {
+            (0..arms.len())
+                .filter(|&i| arms[i] == arm)
+                .map(|i| format!("{} {:?}", names[i], values.get(i)))
+                .collect()
+        }
+    };
+    let (plain, shifted) = (rows_with(None), rows_with(Some("{ max_shift = 2 }")));
+    assert_ne!(
+        shifted("resnet18/guide"),
+        plain("resnet18/guide"),
+        "the guide trained on shifted images as on the images themselves"
+    );
+    for arm in ["deep-fcn/base", "deep-fcn/untrained-guide"] {
+        assert_eq!(
+            shifted(arm),
+            plain(arm),
+            "{arm} changed with the guide's augmentation"
+        );
+    }
+    assert_ne!(
+        shifted("deep-fcn/trained-guide"),
+        plain("deep-fcn/trained-guide"),
+        "the arm guided by the augmented guide did not change"
+    );
+}

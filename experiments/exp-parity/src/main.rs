@@ -83,6 +83,7 @@ OUT/parity/{metrics,summary}.parquet and config.toml, then draws <figures>/parit
             pairs: &config.pairs,
             train: &config.train,
             guide_train: config.guide_train.as_ref(),
+            guide_task: None,
             guide_recipe: &recipe,
             arms: &config.arms,
             context,
