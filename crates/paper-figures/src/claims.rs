@@ -237,6 +237,10 @@ pub struct Finding {
     pub difference: Option<PairedDifference>,
     /// Gates that hold, and all gates; `None` without `regime.parquet`.
     pub gates: Option<(usize, usize)>,
+    /// Every gate but the convergence gate holds.
+    pub regime_holds: bool,
+    /// The convergence gate holds (or the preset has none).
+    pub converged: bool,
 }
 
 impl Finding {
@@ -250,21 +254,32 @@ impl Finding {
                 .regime
                 .as_ref()
                 .map(|rows| (rows.iter().filter(|r| r.holds).count(), rows.len())),
+            regime_holds: results.regime.as_ref().is_some_and(|rows| {
+                rows.iter().filter(|r| !r.is_convergence()).all(|r| r.holds)
+            }),
+            converged: (results.regime.iter().flatten())
+                .all(|r| r.holds || !r.is_convergence()),
         }
     }
 
     /// `reproduces` (the interval excludes 0 on the paper's side), `partly`
     /// (the mean on the paper's side, the interval across 0), `does not`;
-    /// `not testable here` where a gate fails or was not measured, since
-    /// the regime cannot show the effect (docs/regimes.md).
-    pub fn verdict(&self, claim: &Claim) -> &'static str {
-        let gates_hold = matches!(self.gates, Some((holding, all)) if holding == all);
-        match self.difference {
+    /// `not testable here` where a regime gate fails or was not measured,
+    /// since the regime cannot show the effect (docs/regimes.md); with
+    /// `(not converged)` after it where the compared runs were still
+    /// improving.
+    pub fn verdict(&self, claim: &Claim) -> String {
+        let verdict = match self.difference {
             None => "not run",
-            Some(_) if !gates_hold => "not testable here",
+            Some(_) if !self.regime_holds => "not testable here",
             Some(d) if f64::from(d.sign()) == claim.direction => "reproduces",
             Some(d) if d.mean * claim.direction > 0.0 => "partly",
             Some(_) => "does not",
+        };
+        let tested = self.difference.is_some() && self.regime_holds;
+        match tested && !self.converged {
+            true => format!("{verdict} (not converged)"),
+            false => verdict.to_string(),
         }
     }
 }
@@ -351,7 +366,7 @@ mod tests {
         }
     }
 
-    fn verdict(guided: [f64; 3], gates: Option<&[RegimeRow]>) -> &'static str {
+    fn verdict(guided: [f64; 3], gates: Option<&[RegimeRow]>) -> String {
         let claim = CLAIMS.iter().find(|c| c.experiment == "parity").unwrap();
         let mut results = Results {
             regime: gates.map(<[RegimeRow]>::to_vec),
@@ -377,6 +392,18 @@ mod tests {
             "not testable here"
         );
         assert_eq!(verdict([0.6, 0.71, 0.79], None), "not testable here");
+        let unconverged = RegimeRow {
+            gate: "runs past their best epoch: base".into(),
+            ..gate(false)
+        };
+        assert_eq!(
+            verdict([0.6, 0.71, 0.79], Some(&[gate(true), unconverged.clone()])),
+            "reproduces (not converged)"
+        );
+        assert_eq!(
+            verdict([0.6, 0.71, 0.79], Some(&[gate(false), unconverged])),
+            "not testable here"
+        );
     }
 
     #[test]

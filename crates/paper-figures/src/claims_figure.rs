@@ -145,6 +145,8 @@ mod tests {
                 let finding = Finding {
                     difference: Some(difference),
                     gates: Some((2, 2)),
+                    regime_holds: true,
+                    converged: true,
                 };
                 (*c, finding)
             })

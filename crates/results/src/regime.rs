@@ -3,7 +3,10 @@
 //! better than the target, the target failing the way the paper's does,
 //! the compared arms past their best epoch (docs/regimes.md).
 //! A preset lists its gates; the experiment writes one row per gate to
-//! `regime.parquet`, and a claim counts only where its gates hold.
+//! `regime.parquet`. A claim counts only where the gates of the regime
+//! hold; a failed convergence gate ([`Gate::PastBest`]) is reported beside
+//! the verdict instead, since an unfinished run still says which way an
+//! effect goes.
 //!
 //! Every value is a mean over the seeds that have the rows it needs; a gate
 //! whose arms have no rows gets the value NaN and does not hold.
@@ -74,6 +77,16 @@ pub struct RegimeRow {
     pub holds: bool,
 }
 
+/// The start of a [`Gate::PastBest`] row's `gate`.
+const PAST_BEST: &str = "runs past their best epoch";
+
+impl RegimeRow {
+    /// Whether this row is the convergence gate ([`Gate::PastBest`]).
+    pub fn is_convergence(&self) -> bool {
+        self.gate.starts_with(PAST_BEST)
+    }
+}
+
 /// How a gate's value is compared with its threshold.
 enum Bound {
     Above(f64),
@@ -123,7 +136,7 @@ impl Gate {
             Gate::TrainLossAbove { arm, other, .. } => {
                 format!("final train loss: {arm} − {other}")
             }
-            Gate::PastBest { arms } => format!("runs past their best epoch: {}", arms.join(", ")),
+            Gate::PastBest { arms } => format!("{PAST_BEST}: {}", arms.join(", ")),
         }
     }
 
