@@ -436,22 +436,28 @@ fn the_cpu_preset_is_the_translated_regime_with_its_gates() {
     );
 }
 
+/// The smoke preset's Deep FCN arms, with `set` as one more `--set`; the
+/// results directory.
+fn smoke_deep_fcn(set: Option<String>) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let mut args = vec!["--preset", "smoke", "--quiet", "--out", out_dir];
+    args.extend(["--figures", out_dir, "--set", "targets=[\"deep-fcn\"]"]);
+    if let Some(set) = &set {
+        args.extend(["--set", set]);
+    }
+    let run = exp(&args);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    out
+}
+
 /// A canvas the size of the images places every item at (0, 0) unchanged,
 /// so it reproduces the plain run exactly; shrinking the items changes the
 /// data, and the run with them.
 #[test]
 fn the_canvas_is_exact_at_full_size_and_changes_the_data_when_it_shrinks() {
     let metrics_with = |canvas: Option<&str>| {
-        let out = tempfile::tempdir().unwrap();
-        let out_dir = out.path().to_str().unwrap();
-        let mut args = vec!["--preset", "smoke", "--quiet", "--out", out_dir];
-        args.extend(["--figures", out_dir, "--set", "targets=[\"deep-fcn\"]"]);
-        let set = canvas.map(|c| format!("data.canvas={c}"));
-        if let Some(set) = &set {
-            args.extend(["--set", set]);
-        }
-        let run = exp(&args);
-        assert!(run.status.success(), "{}", text(&run.stderr));
+        let out = smoke_deep_fcn(canvas.map(|c| format!("data.canvas={c}")));
         std::fs::read(out.path().join("image-guidance/metrics.parquet")).unwrap()
     };
     let plain = metrics_with(None);
@@ -471,16 +477,7 @@ fn the_canvas_is_exact_at_full_size_and_changes_the_data_when_it_shrinks() {
 fn guide_augmentation_changes_the_guides_training_and_no_target_arm() {
     // Each arm's rows as text, in the order the run wrote them.
     let rows_with = |augment: Option<&str>| {
-        let out = tempfile::tempdir().unwrap();
-        let out_dir = out.path().to_str().unwrap();
-        let mut args = vec!["--preset", "smoke", "--quiet", "--out", out_dir];
-        args.extend(["--figures", out_dir, "--set", "targets=[\"deep-fcn\"]"]);
-        let set = augment.map(|a| format!("guide_augment={a}"));
-        if let Some(set) = &set {
-            args.extend(["--set", set]);
-        }
-        let run = exp(&args);
-        assert!(run.status.success(), "{}", text(&run.stderr));
+        let out = smoke_deep_fcn(augment.map(|a| format!("guide_augment={a}")));
         let metrics = read_parquet(&out.path().join("image-guidance/metrics.parquet"));
         let (arms, names) = (strings(&metrics, "arm"), strings(&metrics, "metric"));
         let values = metrics.column("value").unwrap().f64().unwrap().clone();
