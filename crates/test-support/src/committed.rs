@@ -9,7 +9,7 @@ use std::path::Path;
 
 use untrainable_results::{MetricRow, Split, read_metrics};
 
-use crate::run_experiment;
+use crate::{run_experiment, run_experiment_in};
 
 /// Training steps of each arm rerun.
 pub const FIRST_STEPS: u64 = 3;
@@ -59,7 +59,8 @@ pub fn first_steps_match_committed(binary: &str, experiment: &str, step_limits: 
         args.extend(["--set".to_string(), format!("{key}={FIRST_STEPS}")]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = run_experiment(binary, &args);
+    // From the repository root, where ./data holds the corpora of setup-data.sh.
+    let run = run_experiment_in(binary, &args, Some(&root));
     assert!(
         run.status.success(),
         "{}",

@@ -81,9 +81,18 @@ pub fn assert_results_schema(dir: &Path) {
 /// at info level (the tests read them, and `--quiet` alone would hide
 /// them); figures go to a temporary directory unless `args` name one.
 pub fn run_experiment(path: &str, args: &[&str]) -> Output {
+    run_experiment_in(path, args, None)
+}
+
+/// [`run_experiment`] from the directory `dir` where given (the repository
+/// root, where `./data` holds what `scripts/setup-data.sh` installed).
+pub fn run_experiment_in(path: &str, args: &[&str], dir: Option<&Path>) -> Output {
     let figures = tempfile::tempdir().expect("a temporary directory");
     let mut command = Command::new(path);
     command.args(args);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
     command.env("UNTRAINABLE_LOG", "info");
     if !args.contains(&"--figures") {
         command.arg("--figures").arg(figures.path());
