@@ -254,11 +254,11 @@ impl Finding {
                 .regime
                 .as_ref()
                 .map(|rows| (rows.iter().filter(|r| r.holds).count(), rows.len())),
-            regime_holds: results.regime.as_ref().is_some_and(|rows| {
-                rows.iter().filter(|r| !r.is_convergence()).all(|r| r.holds)
-            }),
-            converged: (results.regime.iter().flatten())
-                .all(|r| r.holds || !r.is_convergence()),
+            regime_holds: results
+                .regime
+                .as_ref()
+                .is_some_and(|rows| rows.iter().filter(|r| !r.is_convergence()).all(|r| r.holds)),
+            converged: (results.regime.iter().flatten()).all(|r| r.holds || !r.is_convergence()),
         }
     }
 
