@@ -399,6 +399,16 @@ fn bad_input_gets_an_error_that_names_it() {
     expect_error(
         &[
             "--preset",
+            "paper",
+            "--dry-run",
+            "--set",
+            "guide_augment={ max_shift = 1 }",
+        ],
+        "guide_augment applies to Fashion-MNIST",
+    );
+    expect_error(
+        &[
+            "--preset",
             "smoke",
             "--quiet",
             "--out",
