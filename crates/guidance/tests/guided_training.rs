@@ -1,6 +1,10 @@
 //! End-to-end properties of the guided training loop on tiny networks and
 //! generated images.
 
+#[allow(dead_code)]
+mod common;
+
+use common::input;
 use std::sync::MutexGuard;
 
 use burn::tensor::Device;
@@ -10,8 +14,8 @@ use untrainable_core::{Guide, Network, parameter_values, seed, to_vec};
 use untrainable_guidance::task::top_k_correct;
 use untrainable_guidance::{
     ArmConfig, GUIDED_PAIRS, Guidance, GuideTapTable, ImageData, InputSpec, NoiseFor, NoiseWarmup,
-    Objective, PairSubset, PairsConfig, Progress, Reduction, RunSpec, Runtime, Split, StepWindow,
-    Task, TrainConfig, resolve_pairs, train_arm,
+    Objective, PairSubset, PairsConfig, Progress, RunSpec, Runtime, Split, StepWindow, Task,
+    TrainConfig, resolve_pairs, train_arm,
 };
 use untrainable_repsim::host::{DEFAULT_TWONN_DISCARD, twonn_dimension};
 use untrainable_repsim::{Distance, host_matrix};
@@ -64,31 +68,8 @@ fn guide_config() -> ResNetConfig {
 
 fn train_config(epochs: u32) -> TrainConfig {
     TrainConfig {
-        epochs,
-        batch_size: 16,
         learning_rate: 1e-3,
-        alpha: 1.0,
-        distance: Distance::LinearCka,
-        reduction: Reduction::Sum,
-        max_steps: 0,
-        eval_batch_size: 32,
-        weight_decay: 0.0,
-        grad_clip_norm: None,
-        lr_decay: None,
-        eval_every_steps: None,
-        intrinsic_dimension: false,
-        gram_table_bytes: untrainable_guidance::gram_table::DEFAULT_GRAM_TABLE_BYTES,
-        log_every_steps: untrainable_guidance::config::DEFAULT_LOG_EVERY_STEPS,
-    }
-}
-
-fn input() -> InputSpec {
-    InputSpec {
-        image_size: 8,
-        channels: 1,
-        mean: 0.3,
-        std: 0.3,
-        augment: Default::default(),
+        ..common::train_config(epochs, 16)
     }
 }
 
