@@ -270,10 +270,18 @@ fn draw_figure<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
-    let (_, height) = root.dim_in_pixel();
-    let header_px = (CAPTION_PX + LEGEND_PX) as i32 + 34;
+    let (width, height) = root.dim_in_pixel();
+    let mut entry_widths = Vec::with_capacity(figure.legend.len());
+    for (label, _) in &figure.legend {
+        let text = root
+            .estimate_text_size(label, &font(LEGEND_PX))
+            .map_err(err)?;
+        entry_widths.push(SWATCH + GAP + text.0 as i32);
+    }
+    let rows = legend_rows(&entry_widths, width as i32);
+    let header_px =
+        (CAPTION_PX + LEGEND_PX) as i32 + 34 + LEGEND_ROW_PX * (rows.len() as i32 - 1).max(0);
     let (header, body) = root.split_vertically(header_px.min(height as i32 / 3));
-    let (width, _) = header.dim_in_pixel();
     header
         .draw(&Text::new(
             figure.caption.clone(),
@@ -281,7 +289,12 @@ fn draw_figure<DB: DrawingBackend>(
             font(CAPTION_PX).pos(Pos::new(HPos::Center, VPos::Top)),
         ))
         .map_err(err)?;
-    draw_legend(&header, &figure.legend, CAPTION_PX as i32 + 22).map_err(err)?;
+    for (r, (entries, total)) in rows.into_iter().enumerate() {
+        let y = CAPTION_PX as i32 + 22 + LEGEND_ROW_PX * r as i32;
+        let x = (width as i32 - total) / 2;
+        let row = entries.map(|i| (&figure.legend[i], entry_widths[i]));
+        draw_legend_row(&header, row, (x, y)).map_err(err)?;
+    }
 
     let (rows, columns) = grid(figure.panels.len());
     let areas = body.split_evenly((rows, columns));
@@ -292,42 +305,55 @@ fn draw_figure<DB: DrawingBackend>(
     Ok(())
 }
 
-/// One line segment and name per entry, centred in a row at height `y`.
-fn draw_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    entries: &[(String, RGBColor)],
-    y: i32,
-) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    const SWATCH: i32 = 34;
-    const GAP: i32 = 8;
-    const SPACING: i32 = 36;
-    let style = font(LEGEND_PX);
-    let mut widths = Vec::with_capacity(entries.len());
-    for (label, _) in entries {
-        widths.push(area.estimate_text_size(label, &style)?.0 as i32);
+/// A legend entry's swatch, the gap after it, the space between entries
+/// and the height of a row of entries.
+const SWATCH: i32 = 34;
+const GAP: i32 = 8;
+const SPACING: i32 = 36;
+const LEGEND_ROW_PX: i32 = LEGEND_PX as i32 + 10;
+
+/// The legend's entries, `entry_widths` pixels wide each, in rows that fit
+/// `width` (less a margin), in order: each row's entries and its width. An
+/// entry wider than a row gets a row of its own.
+fn legend_rows(entry_widths: &[i32], width: i32) -> Vec<(std::ops::Range<usize>, i32)> {
+    let room = width - 2 * SPACING;
+    let mut rows: Vec<(std::ops::Range<usize>, i32)> = Vec::new();
+    for (i, &w) in entry_widths.iter().enumerate() {
+        match rows.last_mut() {
+            Some((entries, total)) if *total + SPACING + w <= room => {
+                entries.end = i + 1;
+                *total += SPACING + w;
+            }
+            _ => rows.push((i..i + 1, w)),
+        }
     }
-    let total: i32 = widths.iter().map(|w| SWATCH + GAP + w).sum::<i32>()
-        + SPACING * (entries.len() as i32 - 1).max(0);
-    let (width, _) = area.dim_in_pixel();
-    let mut x = (width as i32 - total) / 2;
-    for ((label, color), w) in entries.iter().zip(widths) {
+    rows
+}
+
+/// One row of legend entries (a line segment and a name each, `width`
+/// pixels with both) from `(x, y)`.
+fn draw_legend_row<'a, DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: impl Iterator<Item = (&'a (String, RGBColor), i32)>,
+    (mut x, y): (i32, i32),
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let style = font(LEGEND_PX);
+    let middle = y + LEGEND_PX as i32 / 2;
+    for ((label, color), width) in entries {
         area.draw(&Rectangle::new(
             [(x, y + 2), (x + SWATCH, y + LEGEND_PX as i32 - 2)],
             color.mix(BAND_OPACITY).filled(),
         ))?;
         area.draw(&PathElement::new(
-            vec![
-                (x, y + LEGEND_PX as i32 / 2),
-                (x + SWATCH, y + LEGEND_PX as i32 / 2),
-            ],
+            vec![(x, middle), (x + SWATCH, middle)],
             color.stroke_width(3),
         ))?;
         area.draw(&Text::new(
             label.clone(),
-            (x + SWATCH + GAP, y + LEGEND_PX as i32 / 2),
+            (x + SWATCH + GAP, middle),
             style.pos(Pos::new(HPos::Left, VPos::Center)),
         ))?;
-        x += SWATCH + GAP + w + SPACING;
+        x += width + SPACING;
     }
     Ok(())
 }
@@ -682,5 +708,24 @@ mod tests {
         with_paper.curves[0].paper = Some(0.2);
         let (_, (y0, _)) = ranges(&with_paper).unwrap();
         assert!(y0 < 0.2, "{y0}");
+    }
+
+    #[test]
+    fn legend_rows_keep_the_order_and_fit_the_width() {
+        // Room for 1000 − 2 · 36 = 928 pixels a row.
+        let widths = [300, 300, 300, 300, 1200, 100];
+        let rows = legend_rows(&widths, 1000);
+        let entries: Vec<_> = rows.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(entries, [0..2, 2..4, 4..5, 5..6]);
+        assert_eq!(rows[0].1, 300 + SPACING + 300);
+        // Every entry once, in order, and each row of several entries fits.
+        let flat: Vec<usize> = entries.iter().flat_map(|r| r.clone()).collect();
+        assert_eq!(flat, (0..widths.len()).collect::<Vec<_>>());
+        for (r, total) in &rows {
+            let sum: i32 = widths[r.clone()].iter().sum::<i32>() + SPACING * (r.len() as i32 - 1);
+            assert_eq!(*total, sum);
+            assert!(r.len() == 1 || *total <= 1000 - 2 * SPACING);
+        }
+        assert_eq!(legend_rows(&[], 1000), []);
     }
 }
