@@ -4,6 +4,7 @@
 //! ([`HeatMaps`]). Experiments describe what to show; [`render`] writes the
 //! PNG and the SVG of either.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
@@ -315,9 +316,9 @@ const LEGEND_ROW_PX: i32 = LEGEND_PX as i32 + 10;
 /// The legend's entries, `entry_widths` pixels wide each, in rows that fit
 /// `width` (less a margin), in order: each row's entries and its width. An
 /// entry wider than a row gets a row of its own.
-fn legend_rows(entry_widths: &[i32], width: i32) -> Vec<(std::ops::Range<usize>, i32)> {
+fn legend_rows(entry_widths: &[i32], width: i32) -> Vec<(Range<usize>, i32)> {
     let room = width - 2 * SPACING;
-    let mut rows: Vec<(std::ops::Range<usize>, i32)> = Vec::new();
+    let mut rows: Vec<(Range<usize>, i32)> = Vec::new();
     for (i, &w) in entry_widths.iter().enumerate() {
         match rows.last_mut() {
             Some((entries, total)) if *total + SPACING + w <= room => {
@@ -330,8 +331,8 @@ fn legend_rows(entry_widths: &[i32], width: i32) -> Vec<(std::ops::Range<usize>,
     rows
 }
 
-/// One row of legend entries (a line segment and a name each, `width`
-/// pixels with both) from `(x, y)`.
+/// One row of legend entries, each a line segment and a name and as wide
+/// as its paired width, from `(x, y)`.
 fn draw_legend_row<'a, DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: impl Iterator<Item = (&'a (String, RGBColor), i32)>,
